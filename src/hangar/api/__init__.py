@@ -1,0 +1,1 @@
+"""HTTP edge: parse, call the domain with keyword arguments, serialize. Nothing else."""

@@ -1,0 +1,36 @@
+"""The FastAPI application. The control plane lives as long as the app does."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from hangar import __version__
+from hangar.api import errors
+from hangar.api.auth import load_or_create_admin_key
+from hangar.api.routes import environments
+from hangar.controlplane import ControlPlane
+from hangar.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        plane = ControlPlane(settings)
+        app.state.admin_key = load_or_create_admin_key(settings.api_key_file)
+        app.state.ctx = plane.ctx
+        plane.start()
+        try:
+            yield
+        finally:
+            plane.close()
+
+    app = FastAPI(title="Hangar", version=__version__, lifespan=lifespan)
+    errors.install(app)
+    app.include_router(environments.router)
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict:
+        return {"status": "ok", "version": __version__}
+
+    return app

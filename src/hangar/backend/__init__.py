@@ -1,0 +1,1 @@
+"""Backends run environments' components. `local` runs them as supervised processes."""

@@ -1,0 +1,234 @@
+"""One supervised process, with supervisor's states.
+
+    STOPPED  --start-->          STARTING   (spawned in its own session, pid file written)
+    STARTING --up start_seconds--> RUNNING  (it stayed up long enough to count as started)
+    STARTING --exited early-->   BACKOFF    (wait grows 1, 2, 4 ... s, then retry)
+    BACKOFF  --retries used up--> FATAL     (no more restarts; the environment is UNAVAILABLE)
+    RUNNING  --exited-->         BACKOFF    (an unexpected exit counts as a failure too)
+    RUNNING  --stop-->           STOPPING   (SIGTERM to the process group)
+    STOPPING --exited-->         STOPPED
+    STOPPING --grace passed-->   STOPPED    (SIGKILL to the process group)
+
+A process is identified by pid *and* create time, so a recycled pid is never
+mistaken for ours when a restarted control plane adopts processes from pid files.
+The clock is injectable so the state machine can be tested without sleeping.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import psutil
+
+
+class ProcessState(StrEnum):
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    BACKOFF = "BACKOFF"
+    STOPPING = "STOPPING"
+    FATAL = "FATAL"
+
+
+@dataclass(kw_only=True)
+class ProcessSpec:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    log_file: Path
+    pid_file: Path
+    start_seconds: float = 3.0
+    start_retries: int = 3
+    stop_grace: float = 20.0
+
+
+@dataclass(kw_only=True)
+class ManagedProcess:
+    spec: ProcessSpec
+    clock: Callable[[], float] = time.monotonic
+    state: ProcessState = ProcessState.STOPPED
+    pid: int | None = None
+    create_time: float | None = None
+    failures: int = 0
+    restarts: int = 0
+    reason: str | None = None
+    _started_at: float = 0.0
+    _retry_at: float = 0.0
+    _stop_deadline: float = 0.0
+    _popen: subprocess.Popen | None = field(default=None, repr=False)
+
+    # --- actions ---
+
+    def start(self) -> None:
+        self.spec.log_file.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.spec.log_file, "ab")
+        try:
+            self._popen = subprocess.Popen(
+                self.spec.argv, env=self.spec.env, cwd=self.spec.cwd, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        finally:
+            log.close()
+        self.pid = self._popen.pid
+        self.create_time = psutil.Process(self.pid).create_time()
+        self._write_pid_file()
+        self._started_at = self.clock()
+        self.state = ProcessState.STARTING  # STOPPED/BACKOFF -> STARTING: spawned
+
+    def adopt(self) -> bool:
+        """Take over a process a previous control plane started, if it still runs."""
+        record = self._read_pid_file()
+        if record is None or not _alive(record["pid"], record["create_time"]):
+            return False
+        self.pid, self.create_time = record["pid"], record["create_time"]
+        self.state = ProcessState.RUNNING  # adopted: it has been up longer than start_seconds
+        self.reason = None
+        return True
+
+    def stop(self) -> None:
+        if self.state in (ProcessState.STOPPED, ProcessState.FATAL) or not self.is_alive():
+            self._stopped()
+            return
+        self._signal(signal.SIGTERM)
+        self._stop_deadline = self.clock() + self.spec.stop_grace
+        self.state = ProcessState.STOPPING  # RUNNING/STARTING -> STOPPING: SIGTERM sent
+
+    def stop_and_wait(self, poll: float = 0.2) -> None:
+        self.stop()
+        while self.state == ProcessState.STOPPING:
+            self.tick()
+            if self.state == ProcessState.STOPPING:
+                time.sleep(poll)
+
+    def restart_now(self) -> None:
+        """A deliberate restart (health check failed): counts as a failure."""
+        self.stop_and_wait()
+        self._fail("restarted because its health check failed")
+
+    # --- observation ---
+
+    def is_alive(self) -> bool:
+        if self.pid is None or self.create_time is None:
+            return False
+        if self._popen is not None and self._popen.poll() is not None:
+            return False
+        return _alive(self.pid, self.create_time)
+
+    def tick(self) -> None:
+        """Advance the state machine; call it periodically."""
+        now = self.clock()
+        if self.state == ProcessState.STARTING:
+            if not self.is_alive():
+                self._fail(f"exited {self._exit_text()} within {self.spec.start_seconds:.0f} s of starting")
+            elif now - self._started_at >= self.spec.start_seconds:
+                self.state = ProcessState.RUNNING  # STARTING -> RUNNING: stayed up
+                self.failures = 0
+                self.reason = None
+        elif self.state == ProcessState.RUNNING:
+            if not self.is_alive():
+                self._fail(f"exited unexpectedly {self._exit_text()}")
+        elif self.state == ProcessState.BACKOFF:
+            if now >= self._retry_at:
+                self.restarts += 1
+                self.start()  # BACKOFF -> STARTING: retry
+        elif self.state == ProcessState.STOPPING:
+            if not self.is_alive():
+                self._stopped()  # STOPPING -> STOPPED: exited after SIGTERM
+            elif now >= self._stop_deadline:
+                self._signal(signal.SIGKILL)
+                self._stopped()  # STOPPING -> STOPPED: grace passed, SIGKILL
+
+    # --- internals ---
+
+    def _fail(self, reason: str) -> None:
+        self._reap()
+        self.failures += 1
+        self.reason = reason
+        if self.failures > self.spec.start_retries:
+            self.state = ProcessState.FATAL  # BACKOFF -> FATAL: retries used up
+            self.reason = f"{reason}; gave up after {self.failures} failures in a row"
+            self._remove_pid_file()
+            return
+        self._retry_at = self.clock() + min(2 ** (self.failures - 1), 30)
+        self.state = ProcessState.BACKOFF  # STARTING/RUNNING -> BACKOFF: exited
+
+    def _stopped(self) -> None:
+        self._reap()
+        self.state = ProcessState.STOPPED
+        self.pid = self.create_time = None
+        self._remove_pid_file()
+
+    def _exit_text(self) -> str:
+        if self._popen is not None and self._popen.returncode is not None:
+            return f"with code {self._popen.returncode}"
+        return ""
+
+    def _reap(self) -> None:
+        if self._popen is not None:
+            try:
+                self._popen.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self.pid is None:
+            return
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def _write_pid_file(self) -> None:
+        self.spec.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.spec.pid_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": self.pid, "create_time": self.create_time, "argv": self.spec.argv}))
+        tmp.replace(self.spec.pid_file)
+
+    def _read_pid_file(self) -> dict | None:
+        try:
+            return json.loads(self.spec.pid_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _remove_pid_file(self) -> None:
+        self.spec.pid_file.unlink(missing_ok=True)
+
+
+def _alive(pid: int, create_time: float) -> bool:
+    try:
+        process = psutil.Process(pid)
+        return abs(process.create_time() - create_time) < 0.01 and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def kill_group_from_pid_file(pid_file: Path, *, grace: float = 10.0) -> None:
+    """Stop whatever a pid file names, when no ManagedProcess holds it (cleanup after a crash)."""
+    try:
+        record = json.loads(pid_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return
+    if _alive(record["pid"], record["create_time"]):
+        try:
+            os.killpg(record["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _alive(record["pid"], record["create_time"]):
+            time.sleep(0.2)
+        try:
+            os.killpg(record["pid"], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    pid_file.unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""The `hangar` command: a client of the control plane's HTTP API."""

@@ -1,0 +1,54 @@
+"""HTTP client for the control plane, used by every CLI command.
+
+Where to talk to: HANGAR_URL, else the URL the local server wrote into
+HANGAR_HOME. The API key: HANGAR_API_KEY, else HANGAR_HOME/admin.key.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import httpx
+
+from hangar.settings import Settings
+
+
+class ClientError(Exception):
+    """One line for stderr; the CLI exits non-zero with it."""
+
+
+@dataclass
+class Client:
+    url: str
+    key: str | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Client":
+        url = os.environ.get("HANGAR_URL")
+        if not url:
+            url = settings.server_url_file.read_text().strip() if settings.server_url_file.exists() \
+                else f"http://{settings.host}:{settings.port}"
+        key = os.environ.get("HANGAR_API_KEY")
+        if not key and settings.api_key_file.exists():
+            key = settings.api_key_file.read_text().strip()
+        return cls(url=url.rstrip("/"), key=key)
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def request(self, method: str, path: str, **kwargs) -> dict | list:
+        headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        try:
+            response = httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ClientError(f"cannot reach the Hangar control plane at {self.url}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+                raise ClientError(error["message"])
+            except (ValueError, KeyError, TypeError):
+                raise ClientError(f"{method} {path} failed with HTTP {response.status_code}") from None
+        return response.json()

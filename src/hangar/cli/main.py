@@ -1,0 +1,379 @@
+"""`hangar`: the CLI. Every command but `server` is a client of the HTTP API.
+
+Failures print one line on stderr and exit 1; `--wait` exits 1 when the
+environment ends in a *_FAILED status or its update failed and rolled back.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from hangar.cli import serverctl
+from hangar.cli.client import Client, ClientError
+from hangar.errors import HangarError
+from hangar.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Hangar: managed Apache Airflow on your own machines.")
+server_app = typer.Typer(help="Run the control plane.")
+env_app = typer.Typer(no_args_is_help=True, help="Create, inspect, update and delete environments.")
+app.add_typer(server_app, name="server")
+app.add_typer(env_app, name="env")
+
+out = Console()
+err = Console(stderr=True)
+SETTLED_FAIL = {"CREATE_FAILED", "UPDATE_FAILED"}
+IN_PROGRESS = {"CREATING", "UPDATING", "DELETING", "ROLLING_BACK", "PENDING", "CREATING_SNAPSHOT", "MAINTENANCE"}
+REPO_EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "dags"
+
+
+def _settings(home: Optional[Path] = None, host: Optional[str] = None, port: Optional[int] = None) -> Settings:
+    overrides = {k: v for k, v in {"home": home, "host": host, "port": port}.items() if v is not None}
+    return Settings(**overrides)
+
+
+def _client() -> Client:
+    return Client.from_settings(_settings())
+
+
+def fail(message: str) -> None:
+    err.print(f"error: {message.splitlines()[0] if message else 'failed'}", markup=False, highlight=False)
+    raise typer.Exit(1)
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    result = {}
+    for value in values:
+        if "=" not in value:
+            fail(f"{flag} {value!r} must look like KEY=VALUE")
+        key, _, val = value.partition("=")
+        result[key.strip()] = val
+    return result
+
+
+def _print_env(env: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(env, indent=2, default=str))
+        return
+    out.print(f"[bold]{env['name']}[/]  {env['status']}  Airflow {env['airflow_version']}  revision {env['revision']}")
+    if env.get("status_reason"):
+        out.print(f"  reason: {env['status_reason']}", markup=False)
+    if env.get("webserver_url"):
+        out.print(f"  url: {env['webserver_url']}")
+    error = (env.get("last_update") or {}).get("error")
+    if error:
+        out.print(f"  last update failed: {error['code']}: {error['message']}", markup=False)
+    for component in env.get("components", []):
+        out.print(f"  {component['name']:<14} {component['state']:<9} pid {component['pid']}  restarts {component['restarts']}")
+
+
+def _wait(client: Client, name: str, *, timeout: float, deleting: bool = False, quiet: bool = False) -> dict | None:
+    deadline = time.monotonic() + timeout
+    env: dict | None = None
+    with err.status("waiting", spinner="dots") if not quiet else _Null() as status:
+        while time.monotonic() < deadline:
+            try:
+                env = client.request("GET", f"/api/v1/environments/{name}")
+            except ClientError as exc:
+                if deleting and "does not exist" in str(exc):
+                    return None
+                raise
+            assert isinstance(env, dict)
+            if status is not None:
+                status.update(f"{env['status']}: {(env.get('status_reason') or '')[:100]}")
+            if env["status"] not in IN_PROGRESS:
+                return env
+            time.sleep(0.5)
+    fail(f"timed out after {timeout:.0f} s waiting for {name}; it is {env['status'] if env else 'unknown'}")
+    return None
+
+
+class _Null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *args):
+        return False
+
+
+def _check_outcome(env: dict) -> None:
+    last = env.get("last_update") or {}
+    if env["status"] in SETTLED_FAIL or last.get("status") == "FAILED":
+        error = last.get("error") or {}
+        fail(f"{env['name']} is {env['status']}: {error.get('code', '')}: {error.get('message', env.get('status_reason'))}")
+
+
+def _spec_body(dags, airflow_version, requirements, config, env, env_class) -> dict:
+    body: dict = {}
+    if dags is not None:
+        body["dags"] = str(Path(dags).expanduser().resolve())
+    if airflow_version is not None:
+        body["airflow_version"] = airflow_version
+    if requirements is not None:
+        path = Path(requirements)
+        if not path.is_file():
+            fail(f"requirements file {requirements} does not exist")
+        body["requirements"] = path.read_text()
+    if config:
+        body["airflow_configuration_options"] = _pairs(config, "--config")
+    if env:
+        body["environment_variables"] = _pairs(env, "--env")
+    if env_class is not None:
+        body["environment_class"] = env_class
+    return body
+
+
+# ---------------------------------------------------------------- server
+
+@server_app.callback(invoke_without_command=True)
+def server(
+    ctx: typer.Context,
+    home: Optional[Path] = typer.Option(None, help="HANGAR_HOME (default ~/.hangar)"),
+    host: Optional[str] = typer.Option(None, help="address to listen on (default 127.0.0.1)"),
+    port: Optional[int] = typer.Option(None, help="port to listen on (default 8765)"),
+) -> None:
+    """Run the control plane in the foreground (or use start|stop|status)."""
+    ctx.obj = _settings(home, host, port)
+    if ctx.invoked_subcommand is None:
+        try:
+            serverctl.serve(ctx.obj)
+        except HangarError as exc:
+            fail(exc.message)
+
+
+@server_app.command("start")
+def server_start(ctx: typer.Context) -> None:
+    """Start the control plane in the background."""
+    try:
+        url = serverctl.start_background(ctx.obj)
+    except ClientError as exc:
+        fail(str(exc))
+    out.print(f"Hangar control plane running at {url}")
+
+
+@server_app.command("stop")
+def server_stop(ctx: typer.Context) -> None:
+    """Stop the background control plane; environments keep running."""
+    stopped = serverctl.stop_background(ctx.obj)
+    out.print("stopped" if stopped else "not running")
+
+
+@server_app.command("status")
+def server_status(ctx: typer.Context) -> None:
+    pid = serverctl.running_pid(ctx.obj)
+    if pid is None:
+        out.print("not running")
+        raise typer.Exit(3)
+    out.print(f"running (pid {pid}) at {Client.from_settings(ctx.obj).url}")
+
+
+# ---------------------------------------------------------------- up
+
+@app.command()
+def up(
+    dags_dir: Optional[Path] = typer.Argument(None, help="DAGs folder (default: the repo's examples/dags)"),
+    name: Optional[str] = typer.Option(None, help="environment name (default: the folder's name)"),
+    airflow_version: Optional[str] = typer.Option(None, "--airflow-version"),
+    home: Optional[Path] = typer.Option(None, help="HANGAR_HOME"),
+    timeout: float = typer.Option(900, help="seconds to wait for AVAILABLE"),
+) -> None:
+    """Start the control plane if needed, create or update an environment, wait until it is AVAILABLE."""
+    settings = _settings(home)
+    folder = (dags_dir or REPO_EXAMPLES).expanduser().resolve()
+    if not folder.is_dir():
+        fail(f"DAGs folder {folder} does not exist")
+    env_name = name or re.sub(r"[^0-9a-zA-Z_-]", "-", folder.name)
+    if not re.match(r"^[a-zA-Z]", env_name):
+        env_name = f"env-{env_name}"
+    try:
+        with err.status("starting the control plane", spinner="dots"):
+            serverctl.start_background(settings)
+        client = Client.from_settings(settings)
+        body = {"dags": str(folder)}
+        if airflow_version:
+            body["airflow_version"] = airflow_version
+        try:
+            current = client.request("GET", f"/api/v1/environments/{env_name}")
+        except ClientError as exc:
+            if "does not exist" not in str(exc):
+                raise
+            current = None
+        if current is None:
+            client.request("POST", "/api/v1/environments", json={"name": env_name, **body})
+        elif current["status"] in IN_PROGRESS:
+            pass  # already on its way; just wait for it
+        elif current["spec"]["dags"] != body["dags"] or (airflow_version and airflow_version != current["airflow_version"]):
+            client.request("PATCH", f"/api/v1/environments/{env_name}", json=body)
+        env = _wait(client, env_name, timeout=timeout)
+        assert env is not None
+        _check_outcome(env)
+        if env["status"] != "AVAILABLE":
+            fail(f"{env_name} is {env['status']}: {env.get('status_reason')}")
+        token = client.request("POST", f"/api/v1/environments/{env_name}/token")
+    except ClientError as exc:
+        fail(str(exc))
+    url = env["webserver_url"]
+    out.print(f"[green]✓[/] {env_name} is AVAILABLE (Airflow {env['airflow_version']})")
+    out.print(f"  Airflow UI:  {url}")
+    out.print(f"  Log in:      {url}/hangar/login?token={token['token']}", soft_wrap=True)
+    out.print(f"  REST API:    curl -H \"Authorization: Bearer $(hangar env token {env_name})\" {url}/api/v{2 if env['airflow_version'].startswith('3') else 1}/dags")
+    out.print("  The login link is valid for 2 hours; `hangar up` or `hangar env login` prints a fresh one.")
+
+
+# ---------------------------------------------------------------- env
+
+@env_app.command("create")
+def env_create(
+    name: str,
+    dags: Path = typer.Option(..., help="DAGs folder"),
+    airflow_version: Optional[str] = typer.Option(None, "--airflow-version"),
+    requirements: Optional[Path] = typer.Option(None, help="requirements.txt file"),
+    config: list[str] = typer.Option([], "--config", help="section.key=value (repeatable)"),
+    env: list[str] = typer.Option([], "--env", help="KEY=VALUE (repeatable)"),
+    env_class: Optional[str] = typer.Option(None, "--class", help="small, medium or large"),
+    metadata_db_url: Optional[str] = typer.Option(None, "--metadata-db-url", help="external PostgreSQL URL"),
+    tag: list[str] = typer.Option([], "--tag", help="KEY=VALUE (repeatable)"),
+    wait: bool = typer.Option(False, "--wait"),
+    timeout: float = typer.Option(900, help="seconds --wait waits"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Create an environment."""
+    body = {"name": name, **_spec_body(dags, airflow_version, requirements, config, env, env_class)}
+    if metadata_db_url:
+        body["metadata_db_url"] = metadata_db_url
+    if tag:
+        body["tags"] = _pairs(tag, "--tag")
+    try:
+        client = _client()
+        result = client.request("POST", "/api/v1/environments", json=body)
+        if wait:
+            result = _wait(client, name, timeout=timeout, quiet=as_json)
+            _print_env(result, as_json)
+            _check_outcome(result)
+            return
+    except ClientError as exc:
+        fail(str(exc))
+    _print_env(result, as_json)
+
+
+@env_app.command("update")
+def env_update(
+    name: str,
+    dags: Optional[Path] = typer.Option(None, help="DAGs folder"),
+    airflow_version: Optional[str] = typer.Option(None, "--airflow-version"),
+    requirements: Optional[Path] = typer.Option(None, help="requirements.txt file"),
+    config: list[str] = typer.Option([], "--config", help="section.key=value (repeatable); replaces the set"),
+    env: list[str] = typer.Option([], "--env", help="KEY=VALUE (repeatable); replaces the set"),
+    env_class: Optional[str] = typer.Option(None, "--class"),
+    tag: list[str] = typer.Option([], "--tag", help="KEY=VALUE (repeatable); replaces the set"),
+    wait: bool = typer.Option(False, "--wait"),
+    timeout: float = typer.Option(900),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Update an environment: stores a new revision and applies it."""
+    body = _spec_body(dags, airflow_version, requirements, config, env, env_class)
+    if tag:
+        body["tags"] = _pairs(tag, "--tag")
+    try:
+        client = _client()
+        result = client.request("PATCH", f"/api/v1/environments/{name}", json=body)
+        if wait:
+            result = _wait(client, name, timeout=timeout, quiet=as_json)
+            _print_env(result, as_json)
+            _check_outcome(result)
+            return
+    except ClientError as exc:
+        fail(str(exc))
+    _print_env(result, as_json)
+
+
+@env_app.command("get")
+def env_get(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    try:
+        _print_env(_client().request("GET", f"/api/v1/environments/{name}"), as_json)
+    except ClientError as exc:
+        fail(str(exc))
+
+
+@env_app.command("list")
+def env_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    try:
+        envs = _client().request("GET", "/api/v1/environments")
+    except ClientError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(envs, indent=2, default=str))
+        return
+    for env in envs:
+        out.print(f"{env['name']:<30} {env['status']:<14} {env['airflow_version']:<8} {env.get('webserver_url') or ''}")
+
+
+@env_app.command("delete")
+def env_delete(name: str, wait: bool = typer.Option(False, "--wait"), timeout: float = typer.Option(300)) -> None:
+    try:
+        client = _client()
+        client.request("DELETE", f"/api/v1/environments/{name}")
+        if wait:
+            _wait(client, name, timeout=timeout, deleting=True)
+    except ClientError as exc:
+        fail(str(exc))
+    out.print(f"{name} deleted" if wait else f"{name} is being deleted")
+
+
+@env_app.command("wait")
+def env_wait(name: str, timeout: float = typer.Option(900), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Wait until the environment settles; exit 1 if it ends failed."""
+    try:
+        result = _wait(_client(), name, timeout=timeout, quiet=as_json)
+    except ClientError as exc:
+        fail(str(exc))
+    _print_env(result, as_json)
+    _check_outcome(result)
+
+
+@env_app.command("token")
+def env_token(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Print a bearer token (Admin, valid 2 hours) for the environment's Airflow REST API."""
+    try:
+        token = _client().request("POST", f"/api/v1/environments/{name}/token")
+    except ClientError as exc:
+        fail(str(exc))
+    print(json.dumps(token) if as_json else token["token"])
+
+
+@env_app.command("login")
+def env_login(name: str) -> None:
+    """Print a link that logs a browser into the environment's Airflow UI."""
+    try:
+        token = _client().request("POST", f"/api/v1/environments/{name}/token")
+    except ClientError as exc:
+        fail(str(exc))
+    print(f"{token['webserver_url']}/hangar/login?token={token['token']}")
+
+
+@env_app.command("events")
+def env_events(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Status changes with their reasons."""
+    try:
+        events = _client().request("GET", f"/api/v1/environments/{name}/events")
+    except ClientError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(events, indent=2))
+        return
+    for event in events:
+        out.print(f"{event['at']}  {event['previous'] or '-':>14} -> {event['status']:<14} {event['reason']}", markup=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

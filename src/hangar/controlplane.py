@@ -1,0 +1,88 @@
+"""The control plane: wires store, keys, PostgreSQL, backend and reconciler, and
+recovers after a restart.
+
+Recovery rule: nothing the previous control plane decided is lost. Environments
+that should be running are adopted (their processes kept, missing ones
+restarted); operations that were not finished are handed to the reconciler
+again, whose steps are idempotent.
+"""
+from __future__ import annotations
+
+import logging
+
+from hangar.backend.local import Health, LocalBackend
+from hangar.context import Context
+from hangar.crypto import Envelope, load_or_create_master_key
+from hangar.domain.lifecycle import change_status
+from hangar.domain.status import Status
+from hangar.reconciler.handlers import Reconciler
+from hangar.reconciler.queue import ReconcileQueues, Work
+from hangar.runtime.metadb import EmbeddedPostgres
+from hangar.settings import Settings
+from hangar.store import repository
+from hangar.store.db import open_store
+
+log = logging.getLogger(__name__)
+
+
+class ControlPlane:
+    def __init__(self, settings: Settings) -> None:
+        settings.ensure_dirs()
+        self.settings = settings
+        self.backend = LocalBackend(interval=settings.monitor_interval, on_health=self._on_health)
+        self.ctx = Context(
+            settings=settings,
+            store=open_store(settings.state_dir / "hangar.db"),
+            envelope=Envelope(load_or_create_master_key(settings.master_key_file)),
+            postgres=EmbeddedPostgres(settings.pgdata_dir),
+            backend=self.backend,
+            submit=self._submit,
+        )
+        self.reconciler = Reconciler(self.ctx)
+        self.queues = ReconcileQueues(handler=self.reconciler.handle, on_failure=self.reconciler.fail)
+
+    def _submit(self, env_id: str, operation_id: int) -> None:
+        self.queues.submit(Work(env_id=env_id, operation_id=operation_id))
+
+    def start(self) -> None:
+        self.ctx.postgres.start()
+        self._recover()
+        self.backend.start_monitor()
+
+    def close(self) -> None:
+        """Stop the control plane only; environments keep running."""
+        self.queues.close()
+        self.backend.close()
+
+    def _recover(self) -> None:
+        with self.ctx.store.session() as session:
+            pending = {op.environment_id: op.id for op in repository.pending_operations(session)}
+            running = [
+                (env.id, env.running_revision) for env in repository.list_live(session)
+                if env.id not in pending and env.running_revision is not None
+                and env.status in (Status.AVAILABLE, Status.UNAVAILABLE, Status.UPDATE_FAILED)
+            ]
+        for env_id, revision in running:
+            try:
+                target = self.reconciler._prepare(Work(env_id=env_id, operation_id=None), revision)
+                processes = self.backend.launch(self.reconciler.launch_plan(target), adopt=True)
+                adopted = [n for n, p in processes.processes.items() if p.restarts == 0 and p.state.value == "RUNNING"]
+                log.info("environment %s: adopted %s", env_id, ", ".join(adopted) or "nothing")
+                self.backend.watch(env_id)
+            except Exception:
+                log.exception("could not resume environment %s", env_id)
+        for env_id, operation_id in pending.items():
+            self._submit(env_id, operation_id)
+
+    def _on_health(self, env_id: str, health: Health) -> None:
+        with self.ctx.store.session() as session:
+            env = repository.get_by_id(session, env_id)
+            status = Status(env.status)
+            if health.healthy and status == Status.UNAVAILABLE:
+                change_status(session, env, Status.AVAILABLE, reason="all components healthy again")
+            elif not health.healthy and not health.reason.startswith("starting") and status in (
+                Status.AVAILABLE, Status.UPDATE_FAILED
+            ):
+                change_status(session, env, Status.UNAVAILABLE, reason=health.reason)
+            elif status == Status.UNAVAILABLE and not health.healthy and env.status_reason != health.reason:
+                env.status_reason = health.reason

@@ -1,0 +1,167 @@
+"""Use cases on environments. Native and MWAA routes call these with keyword arguments.
+
+Each mutating call stores the user's intent (a new revision and an operation
+record) and a status change in one transaction, then hands the operation to the
+reconciler. The call returns at once; the work is resumable from the store.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta, timezone
+
+from cryptography.fernet import Fernet
+
+from hangar.backend.components import web_component
+from hangar.context import Context
+from hangar.domain.lifecycle import change_status
+from hangar.domain.spec import (
+    ComponentPublic, EnvironmentCreate, EnvironmentPublic, EnvironmentUpdate, ErrorInfo, EventPublic, LastUpdate,
+    Spec, TokenPublic, parse_version,
+)
+from hangar.domain.status import UPDATABLE, Status
+from hangar.errors import EnvironmentAlreadyExists, EnvironmentBusy, ValidationFailed
+from hangar.runtime.airflow_config import base_url
+from hangar.runtime.airflow_addon.hangar_airflow.tokens import mint
+from hangar.store import repository
+from hangar.store.models import EnvironmentRow, utcnow
+
+TOKEN_SECONDS = 2 * 3600
+
+
+def create_environment(ctx: Context, *, request: EnvironmentCreate) -> EnvironmentPublic:
+    spec = Spec(
+        dags=request.dags, airflow_version=request.airflow_version, requirements=request.requirements,
+        airflow_configuration_options=request.airflow_configuration_options,
+        environment_variables=request.environment_variables, environment_class=request.environment_class,
+        tags=request.tags, external_metadata_db=request.metadata_db_url is not None,
+    )
+    with ctx.store.session() as session:
+        if repository.find_live(session, request.name) is not None:
+            raise EnvironmentAlreadyExists(request.name)
+        env_id = repository.new_id()
+        env = EnvironmentRow(
+            id=env_id, name=request.name, status=Status.CREATING, status_reason="queued", revision=1,
+            ports={}, database_name=None if request.metadata_db_url else f"hangar_env_{env_id.replace('-', '')}",
+            created_at=utcnow(), last_update_status="PENDING", last_update_at=utcnow(), last_update_revision=1,
+        )
+        session.add(env)
+        session.flush()
+        repository.add_event(session, env, previous=None, status=Status.CREATING, reason="create requested")
+        repository.add_revision(session, env, spec, 1)
+        for name, value in _new_secrets().items():
+            repository.put_secret(session, ctx.envelope, env_id=env_id, name=name, value=value)
+        if request.metadata_db_url:
+            repository.put_secret(session, ctx.envelope, env_id=env_id, name="metadata_db_url", value=request.metadata_db_url)
+        operation = repository.open_operation(session, env_id=env_id, kind="create", revision=1)
+        operation_id = operation.id
+    ctx.submit(env_id, operation_id)
+    return get_environment(ctx, name=request.name)
+
+
+def update_environment(ctx: Context, *, name: str, request: EnvironmentUpdate) -> EnvironmentPublic:
+    with ctx.store.session() as session:
+        env = repository.get_live(session, name)
+        if Status(env.status) not in UPDATABLE:
+            raise EnvironmentBusy(name, env.status)
+        current = repository.get_spec(session, env.id, env.revision)
+        spec = current.merged(request)
+        if parse_version(spec.airflow_version) < parse_version(current.airflow_version):
+            raise ValidationFailed(
+                f"airflow_version {spec.airflow_version} is older than {current.airflow_version}: "
+                "downgrading Airflow in place is not supported"
+            )
+        if parse_version(spec.airflow_version)[0] != parse_version(current.airflow_version)[0]:
+            raise ValidationFailed(
+                f"changing Airflow from {current.airflow_version} to {spec.airflow_version} crosses a major "
+                "version; create a new environment for it"
+            )
+        env.revision += 1
+        repository.add_revision(session, env, spec, env.revision)
+        change_status(session, env, Status.UPDATING, reason=f"update to revision {env.revision} requested")
+        operation = repository.open_operation(session, env_id=env.id, kind="update", revision=env.revision)
+        env_id, operation_id = env.id, operation.id
+    ctx.submit(env_id, operation_id)
+    return get_environment(ctx, name=name)
+
+
+def delete_environment(ctx: Context, *, name: str) -> EnvironmentPublic:
+    with ctx.store.session() as session:
+        env = repository.get_live(session, name)
+        if env.status == Status.DELETING:
+            env_id, operation_id = env.id, None
+        else:
+            if env.status in (Status.UPDATING, Status.ROLLING_BACK):
+                raise EnvironmentBusy(name, env.status)
+            change_status(session, env, Status.DELETING, reason="delete requested")
+            operation = repository.open_operation(session, env_id=env.id, kind="delete", revision=env.revision)
+            env_id, operation_id = env.id, operation.id
+        public = _public(ctx, session, env)
+    if operation_id is not None:
+        ctx.submit(env_id, operation_id)
+    return public
+
+
+def get_environment(ctx: Context, *, name: str) -> EnvironmentPublic:
+    with ctx.store.session() as session:
+        return _public(ctx, session, repository.get_live(session, name))
+
+
+def list_environments(ctx: Context) -> list[EnvironmentPublic]:
+    with ctx.store.session() as session:
+        return [_public(ctx, session, env) for env in repository.list_live(session)]
+
+
+def list_events(ctx: Context, *, name: str) -> list[EventPublic]:
+    with ctx.store.session() as session:
+        env = repository.get_live(session, name)
+        return [
+            EventPublic(at=e.at, status=e.status, previous=e.previous, reason=e.reason)
+            for e in repository.list_events(session, env.id)
+        ]
+
+
+def environment_token(ctx: Context, *, name: str) -> TokenPublic:
+    """A bearer token for the environment's Airflow REST API, with the Admin role."""
+    with ctx.store.session() as session:
+        env = repository.get_live(session, name)
+        if env.running_revision is None:
+            raise EnvironmentBusy(name, env.status)
+        jwt_secret = repository.get_secrets(session, ctx.envelope, env_id=env.id)["jwt_secret"]
+        url = base_url(env.ports) if env.ports else None
+    token = mint(jwt_secret, sub="admin", role="ADMIN", valid_for_seconds=TOKEN_SECONDS)
+    expires = datetime.now(timezone.utc) + timedelta(seconds=TOKEN_SECONDS)
+    return TokenPublic(token=token, expires_at=expires, webserver_url=url, role="Admin")
+
+
+def _new_secrets() -> dict[str, str]:
+    return {
+        "fernet_key": Fernet.generate_key().decode(),
+        "jwt_secret": secrets.token_urlsafe(48),
+        "secret_key": secrets.token_urlsafe(32),
+    }
+
+
+def _public(ctx: Context, session, env: EnvironmentRow) -> EnvironmentPublic:
+    spec = repository.get_spec(session, env.id, env.running_revision or env.revision)
+    desired = repository.get_spec(session, env.id, env.revision)
+    last_update = None
+    if env.last_update_status:
+        error = None
+        if env.last_update_error_code:
+            error = ErrorInfo(code=env.last_update_error_code, message=env.last_update_error_message or "")
+        last_update = LastUpdate(
+            status=env.last_update_status, created_at=env.last_update_at or env.created_at, error=error,
+            revision=env.last_update_revision or env.revision,
+        )
+    components = []
+    processes = ctx.backend.get(env.id)
+    if processes is not None:
+        web = web_component(parse_version(spec.airflow_version)[0])
+        for row in processes.health().components:
+            components.append(ComponentPublic(**row, port=env.ports.get("web") if row["name"] == web else None))
+    return EnvironmentPublic(
+        name=env.name, status=env.status, status_reason=env.status_reason, airflow_version=spec.airflow_version,
+        webserver_url=base_url(env.ports) if env.ports else None, created_at=env.created_at, last_update=last_update,
+        revision=env.revision, running_revision=env.running_revision, last_good_revision=env.last_good_revision,
+        spec=desired, components=components,
+    )

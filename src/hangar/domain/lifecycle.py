@@ -1,0 +1,59 @@
+"""change_status: the one function that moves an environment between statuses.
+
+It checks TRANSITIONS, writes the new status and an event with the reason in the
+caller's transaction, and keeps `last_update` (MWAA's LastUpdate) truthful.
+Illegal moves raise IllegalTransition; nothing is asserted.
+"""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from hangar.domain.status import Status, allowed
+from hangar.errors import IllegalTransition
+from hangar.store import repository
+from hangar.store.models import EnvironmentRow, utcnow
+
+# last_update.status follows the status that ends (or starts) a create or update
+_LAST_UPDATE = {
+    Status.CREATING: "PENDING",
+    Status.UPDATING: "PENDING",
+    # a rollback means the update failed; the error is kept while the old revision returns
+    Status.ROLLING_BACK: "FAILED",
+    Status.CREATE_FAILED: "FAILED",
+    Status.UPDATE_FAILED: "FAILED",
+}
+
+
+def change_status(
+    session: Session,
+    env: EnvironmentRow,
+    target: Status,
+    *,
+    reason: str,
+    error_code: str | None = None,
+    error_message: str | None = None,
+) -> None:
+    current = Status(env.status)
+    if current == target:
+        env.status_reason = reason
+        return
+    if not allowed(current, target):
+        raise IllegalTransition(env.name, current, target)
+    env.status = target
+    env.status_reason = reason
+    repository.add_event(session, env, previous=current, status=target, reason=reason)
+
+    outcome = _LAST_UPDATE.get(target)
+    if target == Status.AVAILABLE and current in (Status.CREATING, Status.UPDATING, Status.ROLLING_BACK):
+        outcome = "SUCCESS" if current != Status.ROLLING_BACK else None
+    if target == Status.UPDATE_FAILED and current == Status.ROLLING_BACK:
+        outcome = None  # the rollback already recorded why the update failed
+    if outcome is not None:
+        env.last_update_status = outcome
+        if outcome == "PENDING":
+            env.last_update_at = utcnow()
+            env.last_update_revision = env.revision
+            env.last_update_error_code = env.last_update_error_message = None
+        if outcome == "FAILED":
+            env.last_update_error_code = error_code
+            env.last_update_error_message = error_message

@@ -1,0 +1,94 @@
+"""Errors named after what went wrong.
+
+The domain raises these; the API edge translates each one exactly once
+(see hangar.api.errors). Messages are written for the person who caused them and
+never contain secrets.
+"""
+from __future__ import annotations
+
+
+class HangarError(Exception):
+    """Base class. `code` is the machine-readable name shown in last_update.error."""
+
+    code = "HANGAR_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationFailed(HangarError):
+    code = "VALIDATION_ERROR"
+
+
+class EnvironmentNotFound(HangarError):
+    code = "ENVIRONMENT_NOT_FOUND"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"environment {name!r} does not exist")
+        self.name = name
+
+
+class EnvironmentAlreadyExists(HangarError):
+    code = "ENVIRONMENT_EXISTS"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"environment {name!r} already exists")
+        self.name = name
+
+
+class IllegalTransition(HangarError):
+    code = "ILLEGAL_TRANSITION"
+
+    def __init__(self, name: str, current: str, target: str) -> None:
+        super().__init__(f"environment {name!r} cannot go from {current} to {target}")
+
+
+class EnvironmentBusy(HangarError):
+    code = "ENVIRONMENT_BUSY"
+
+    def __init__(self, name: str, status: str) -> None:
+        super().__init__(f"environment {name!r} is {status}; wait until it settles and try again")
+
+
+class Unauthorized(HangarError):
+    code = "UNAUTHORIZED"
+
+
+class PortInUse(HangarError):
+    code = "PORT_IN_USE"
+
+
+# --- errors raised while reconciling; they end up in last_update.error ---
+
+
+class TemporaryError(HangarError):
+    """Retried with backoff by the reconciler."""
+
+    code = "TEMPORARY"
+
+    def __init__(self, message: str, *, delay: float = 2.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(HangarError):
+    """Fails the step at once; the message is shown to the user."""
+
+    code = "PERMANENT"
+
+
+class RuntimeBuildFailed(PermanentError):
+    code = "REQUIREMENTS_FAILED"
+
+
+class AirflowVersionNotFound(PermanentError):
+    code = "AIRFLOW_VERSION_NOT_FOUND"
+
+
+class MetadataDatabaseFailed(PermanentError):
+    code = "METADATA_DB_FAILED"
+
+
+class ComponentFailed(PermanentError):
+    code = "COMPONENT_FAILED"

@@ -1,0 +1,1 @@
+"""Reconciler: makes each environment's running state match its desired revision."""

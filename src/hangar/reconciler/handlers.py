@@ -1,0 +1,268 @@
+"""The steps that turn an operation record into running (or removed) processes.
+
+Every step is idempotent, so an operation interrupted by a control-plane crash
+is simply run again from the top on restart: a cached runtime is reused, a ready
+template is kept, an existing database is not copied twice, and running
+processes are adopted rather than started twice. Each finished step is appended
+to the operation's record with a UTC timestamp.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hangar.backend.local import EnvironmentProcesses, LaunchPlan
+from hangar.context import Context
+from hangar.domain.lifecycle import change_status
+from hangar.domain.spec import Spec, parse_version
+from hangar.domain.status import Status
+from hangar.errors import ComponentFailed, HangarError, PermanentError
+from hangar.backend.components import PORT_NAMES
+from hangar.reconciler.queue import Work
+from hangar.runtime import airflow_config, metadb, ports
+from hangar.runtime.venvs import Runtime, ensure_runtime
+from hangar.store import repository
+from hangar.store.models import OperationRow, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """What one revision of one environment needs to run."""
+
+    env_id: str
+    name: str
+    revision: int
+    spec: Spec
+    runtime: Runtime
+    layout: airflow_config.EnvironmentLayout
+    ports: dict[str, int]
+    db_url: str
+
+
+class Reconciler:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # --- entry points for the queue ---
+
+    def handle(self, work: Work) -> None:
+        with self.ctx.store.session() as session:
+            operation = session.get_one(OperationRow, work.operation_id)
+            if operation.done:
+                return
+            operation.attempts += 1
+            kind, revision = operation.kind, operation.revision
+        {"create": self._create, "update": self._update, "delete": self._delete}[kind](work, revision)
+
+    def fail(self, work: Work, exc: Exception) -> None:
+        code = getattr(exc, "code", "INTERNAL_ERROR")
+        message = exc.message if isinstance(exc, HangarError) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, HangarError):
+            log.exception("operation %s failed unexpectedly", work.operation_id, exc_info=exc)
+        with self.ctx.store.session() as session:
+            operation = session.get_one(OperationRow, work.operation_id)
+            env = repository.get_by_id(session, work.env_id)
+            operation.done = True
+            operation.steps = [*operation.steps, {"step": "failed", "at": utcnow().isoformat(), "error": message}]
+            if operation.kind == "create":
+                change_status(session, env, Status.CREATE_FAILED, reason=message, error_code=code, error_message=message)
+            elif operation.kind == "update":
+                change_status(session, env, Status.UPDATE_FAILED, reason=message, error_code=code, error_message=message)
+            else:
+                env.status_reason = f"delete failed, will retry on the next delete: {message}"
+        if operation.kind == "create":
+            self.ctx.backend.stop_environment(work.env_id)
+        elif operation.kind == "update":
+            self.ctx.backend.watch(work.env_id)
+
+    # --- operations ---
+
+    def _create(self, work: Work, revision: int) -> None:
+        self.ctx.backend.watch(work.env_id, False)
+        target = self._prepare(work, revision)
+        processes = self._launch(work, target)
+        self._wait_ready(work, processes)
+        self._finish(work, revision, Status.AVAILABLE, f"revision {revision} is running")
+
+    def _update(self, work: Work, revision: int) -> None:
+        self.ctx.backend.watch(work.env_id, False)
+        with self.ctx.store.session() as session:
+            env = repository.get_by_id(session, work.env_id)
+            previous = env.running_revision
+            old_spec = repository.get_spec(session, env.id, previous) if previous else None
+        target = self._prepare(work, revision)
+        if old_spec and old_spec.airflow_version != target.spec.airflow_version:
+            self._step(work, f"migrating the metadata database to Airflow {target.spec.airflow_version}")
+            metadb.migrate(runtime=target.runtime, url=target.db_url)
+        processes = self._launch(work, target)
+        try:
+            self._wait_ready(work, processes)
+        except ComponentFailed as exc:
+            if previous is None:
+                raise
+            self._roll_back(work, previous, exc)
+            return
+        self._finish(work, revision, Status.AVAILABLE, f"revision {revision} is running")
+
+    def _delete(self, work: Work, revision: int) -> None:
+        self.ctx.backend.watch(work.env_id, False)
+        with self.ctx.store.session() as session:
+            env = repository.get_by_id(session, work.env_id)
+            database = env.database_name
+        root = self._layout(work.env_id).root
+        self._step(work, "stopping components")
+        self.ctx.backend.stop_environment(work.env_id, root)
+        if database:
+            self._step(work, f"dropping database {database}")
+            self.ctx.postgres.drop(database)
+        self._step(work, "removing files")
+        shutil.rmtree(root, ignore_errors=True)
+        self._finish(work, revision, Status.DELETED, "deleted")
+
+    def _roll_back(self, work: Work, previous: int, exc: ComponentFailed) -> None:
+        with self.ctx.store.session() as session:
+            env = repository.get_by_id(session, work.env_id)
+            change_status(session, env, Status.ROLLING_BACK, reason=f"rolling back to revision {previous}: {exc.message}",
+                          error_code=exc.code, error_message=exc.message)
+        target = self._prepare(work, previous)
+        processes = self._launch(work, target)
+        self._wait_ready(work, processes)
+        with self.ctx.store.session() as session:
+            env = repository.get_by_id(session, work.env_id)
+            env.running_revision = previous
+            change_status(session, env, Status.AVAILABLE, reason=f"rolled back to revision {previous}")
+            operation = session.get_one(OperationRow, work.operation_id)
+            operation.done = True
+        self.ctx.backend.watch(work.env_id)
+
+    # --- steps ---
+
+    def _layout(self, env_id: str) -> airflow_config.EnvironmentLayout:
+        return airflow_config.EnvironmentLayout(root=self.ctx.settings.environments_dir / env_id)
+
+    def _prepare(self, work: Work, revision: int) -> Target:
+        settings = self.ctx.settings
+        with self.ctx.store.session() as session:
+            env = repository.get_by_id(session, work.env_id)
+            spec = repository.get_spec(session, env.id, revision)
+            name, database = env.name, env.database_name
+            if not env.ports:
+                env.ports = ports.allocate(
+                    PORT_NAMES, start=settings.env_port_start, end=settings.env_port_end, taken=repository.used_ports(session)
+                )
+            env_ports = dict(env.ports)
+            external = repository.get_secrets(session, self.ctx.envelope, env_id=env.id).get("metadata_db_url")
+
+        runtime = ensure_runtime(
+            root=settings.runtimes_dir, python=settings.runtime_python, airflow_version=spec.airflow_version,
+            requirements=spec.requirements, progress=_Throttled(lambda text: self._progress(work, text)),
+        )
+        self._step(work, f"runtime {runtime.key} ready")
+        if external:
+            self._step(work, "migrating the external metadata database")
+            metadb.migrate(runtime=runtime, url=external)
+            db_url = external
+        else:
+            assert database is not None
+            template = f"hangar_tpl_{runtime.key}"
+            self.ctx.postgres.ensure_template(template, runtime=runtime, progress=lambda t: self._progress(work, t))
+            self.ctx.postgres.create_from_template(database, template=template)
+            db_url = self.ctx.postgres.url(database)
+            self._step(work, f"metadata database {database} ready")
+        layout = self._layout(work.env_id)
+        layout.create()
+        airflow_config.write_cfg(spec=spec, layout=layout, ports=env_ports)
+        return Target(env_id=work.env_id, name=name, revision=revision, spec=spec, runtime=runtime, layout=layout,
+                      ports=env_ports, db_url=db_url)
+
+    def launch_plan(self, target: Target) -> LaunchPlan:
+        with self.ctx.store.session() as session:
+            secrets = repository.get_secrets(session, self.ctx.envelope, env_id=target.env_id)
+        env = airflow_config.process_env(
+            spec=target.spec, layout=target.layout, runtime_bin=target.runtime.path / "bin", secrets=secrets,
+            db_url=target.db_url,
+        )
+        return LaunchPlan(
+            env_id=target.env_id, major=parse_version(target.spec.airflow_version)[0], airflow_bin=target.runtime.airflow,
+            env=env, root=target.layout.root, web_port=target.ports["web"],
+            start_seconds=self.ctx.settings.start_seconds, start_retries=self.ctx.settings.start_retries,
+        )
+
+    def _launch(self, work: Work, target: Target) -> EnvironmentProcesses:
+        self._step(work, "starting components")
+        return self.ctx.backend.launch(self.launch_plan(target), adopt=True)
+
+    def _wait_ready(self, work: Work, processes: EnvironmentProcesses) -> None:
+        deadline = time.monotonic() + self.ctx.settings.ready_timeout
+        while True:
+            health = processes.health()
+            if health.healthy:
+                return
+            if health.fatal:
+                raise ComponentFailed(f"{health.reason}\n{_log_tail(processes)}")
+            if time.monotonic() > deadline:
+                raise ComponentFailed(
+                    f"not healthy after {self.ctx.settings.ready_timeout:.0f} s: {health.reason}\n{_log_tail(processes)}"
+                )
+            self._progress(work, health.reason or "waiting for health")
+            time.sleep(0.25)
+
+    def _finish(self, work: Work, revision: int, status: Status, reason: str) -> None:
+        with self.ctx.store.session() as session:
+            env = repository.get_by_id(session, work.env_id)
+            operation = session.get_one(OperationRow, work.operation_id)
+            operation.done = True
+            operation.steps = [*operation.steps, {"step": "done", "at": utcnow().isoformat()}]
+            if status == Status.AVAILABLE:
+                env.running_revision = env.last_good_revision = revision
+            change_status(session, env, status, reason=reason)
+        if status == Status.AVAILABLE:
+            self.ctx.backend.watch(work.env_id)
+
+    def _step(self, work: Work, text: str) -> None:
+        if work.operation_id is None:  # adopting at start-up: no operation to report to
+            return
+        with self.ctx.store.session() as session:
+            operation = session.get_one(OperationRow, work.operation_id)
+            operation.steps = [*operation.steps, {"step": text, "at": utcnow().isoformat()}]
+            repository.get_by_id(session, work.env_id).status_reason = text
+
+    def _progress(self, work: Work, text: str) -> None:
+        if work.operation_id is None:
+            return
+        with self.ctx.store.session() as session:
+            repository.get_by_id(session, work.env_id).status_reason = text[:500]
+
+
+class _Throttled:
+    """Passes on at most a few progress lines a second; the last one always wins."""
+
+    def __init__(self, sink, interval: float = 0.3) -> None:
+        self.sink, self.interval, self._last = sink, interval, 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, text: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last >= self.interval:
+                self._last = now
+                self.sink(text)
+
+
+def _log_tail(processes: EnvironmentProcesses, lines: int = 12) -> str:
+    parts = []
+    for name, process in processes.processes.items():
+        if process.reason:
+            path: Path = process.spec.log_file
+            try:
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+            except FileNotFoundError:
+                tail = []
+            parts.append(f"--- last lines of {name} log ---\n" + "\n".join(tail))
+    return "\n".join(parts)

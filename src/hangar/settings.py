@@ -1,0 +1,77 @@
+"""One Settings class for the control plane.
+
+Every value can come from the environment (prefix HANGAR_) or from CLI flags that
+build the object. Paths under `home` are the only place Hangar writes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    return Path("~/.hangar").expanduser()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HANGAR_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    host: str = "127.0.0.1"
+    port: int = 8765
+    # Ports handed to environments are taken from this range, skipping ports in use.
+    env_port_start: int = 28000
+    env_port_end: int = 28999
+    # Python used to build runtimes; the runtime key includes its version.
+    runtime_python: str = "3.11"
+    # Seconds a component must stay up before STARTING becomes RUNNING.
+    start_seconds: float = 1.0
+    # Failed starts in a row before a component is FATAL.
+    start_retries: int = 3
+    # Seconds an environment may take to become healthy before its create fails.
+    ready_timeout: float = 180.0
+    # Seconds between supervisor checks.
+    monitor_interval: float = 1.0
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / "state"
+
+    @property
+    def runtimes_dir(self) -> Path:
+        return self.home / "runtimes"
+
+    @property
+    def environments_dir(self) -> Path:
+        return self.home / "environments"
+
+    @property
+    def pgdata_dir(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def api_key_file(self) -> Path:
+        return self.home / "admin.key"
+
+    @property
+    def master_key_file(self) -> Path:
+        return self.home / "master.key"
+
+    @property
+    def server_pid_file(self) -> Path:
+        return self.home / "server.pid"
+
+    @property
+    def server_log_file(self) -> Path:
+        return self.home / "server.log"
+
+    @property
+    def server_url_file(self) -> Path:
+        return self.home / "server.url"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.state_dir, self.runtimes_dir, self.environments_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        self.home.chmod(0o700)

@@ -1,0 +1,106 @@
+"""SQLAlchemy tables. Timestamps are timezone-aware UTC.
+
+Invariants: revisions are never updated after insert; an environment row is the
+only mutable record of its status, and every status change has an event row.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """SQLite drops tzinfo; this puts UTC back on the way out."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return value.astimezone(timezone.utc).replace(tzinfo=None) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class EnvironmentRow(Base):
+    __tablename__ = "environments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(32))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # the revision the user asked for last, the one the processes run, and the last one that came up healthy
+    revision: Mapped[int] = mapped_column(Integer)
+    running_revision: Mapped[int | None] = mapped_column(Integer)
+    last_good_revision: Mapped[int | None] = mapped_column(Integer)
+    ports: Mapped[dict] = mapped_column(JSON, default=dict)
+    database_name: Mapped[str | None] = mapped_column(String(63))
+    last_update_status: Mapped[str | None] = mapped_column(String(16))
+    last_update_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_update_revision: Mapped[int | None] = mapped_column(Integer)
+    last_update_error_code: Mapped[str | None] = mapped_column(String(64))
+    last_update_error_message: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("uq_environments_live_name", "name", unique=True, sqlite_where=text("status != 'DELETED'")),
+    )
+
+
+class RevisionRow(Base):
+    __tablename__ = "revisions"
+
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    spec: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    previous: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class SecretRow(Base):
+    """Envelope-encrypted: `wrapped_key` is the data key under the master key."""
+
+    __tablename__ = "secrets"
+
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class OperationRow(Base):
+    """Reconcile progress: one row per (environment, operation), steps appended as they finish."""
+
+    __tablename__ = "operations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    revision: Mapped[int] = mapped_column(Integer)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    steps: Mapped[list] = mapped_column(JSON, default=list)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
