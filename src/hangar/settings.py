@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     ready_timeout: float = 180.0
     # Seconds between supervisor checks.
     monitor_interval: float = 1.0
+
+    @model_validator(mode="after")
+    def _port_range(self) -> "Settings":
+        if self.env_port_end < self.env_port_start:
+            raise ValueError(f"env_port_end {self.env_port_end} is below env_port_start {self.env_port_start}")
+        return self
 
     @property
     def state_dir(self) -> Path:
@@ -72,6 +78,8 @@ class Settings(BaseSettings):
         return self.home / "server.url"
 
     def ensure_dirs(self) -> None:
+        # HANGAR_HOME itself stays traversable: the embedded PostgreSQL runs as its own user
+        # when Hangar runs as root. Secrets are protected by their own 0600/0700 modes.
         for path in (self.home, self.state_dir, self.runtimes_dir, self.environments_dir):
             path.mkdir(parents=True, exist_ok=True)
-        self.home.chmod(0o700)
+        self.state_dir.chmod(0o700)

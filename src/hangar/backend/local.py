@@ -22,7 +22,9 @@ from hangar.backend.process import ManagedProcess, ProcessSpec, ProcessState, ki
 
 log = logging.getLogger(__name__)
 
-# An HTTP probe that keeps failing this long while the process runs gets the component restarted.
+# A busy machine can miss one probe: the web component counts as unhealthy only after
+# its probes have failed for this long, and is restarted after the longer period.
+WEB_UNHEALTHY_SECONDS = 15.0
 WEB_UNHEALTHY_RESTART_SECONDS = 90.0
 
 
@@ -108,15 +110,19 @@ class EnvironmentProcesses:
             for process in self.processes.values():
                 process.tick()
             web = self.processes[self.web]
-            self.web_ok = web.state in (ProcessState.RUNNING, ProcessState.STARTING) and self.probe_web(client)
+            answered = web.state in (ProcessState.RUNNING, ProcessState.STARTING) and self.probe_web(client)
             now = time.monotonic()
-            if web.state == ProcessState.RUNNING and not self.web_ok:
+            if answered:
+                self.web_ok, self._web_failing_since = True, None
+            elif web.state == ProcessState.RUNNING and self.web_ok:
                 self._web_failing_since = self._web_failing_since or now
-                if now - self._web_failing_since > WEB_UNHEALTHY_RESTART_SECONDS:
+                failing = now - self._web_failing_since
+                self.web_ok = failing < WEB_UNHEALTHY_SECONDS
+                if failing > WEB_UNHEALTHY_RESTART_SECONDS:
                     web.restart_now()
-                    self._web_failing_since = None
-            else:
-                self._web_failing_since = None
+                    self.web_ok, self._web_failing_since = False, None
+            elif web.state != ProcessState.RUNNING:
+                self.web_ok, self._web_failing_since = False, None
             return self.health()
 
     def health(self) -> Health:

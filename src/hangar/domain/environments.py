@@ -87,8 +87,12 @@ def update_environment(ctx: Context, *, name: str, request: EnvironmentUpdate) -
 def delete_environment(ctx: Context, *, name: str) -> EnvironmentPublic:
     with ctx.store.session() as session:
         env = repository.get_live(session, name)
-        if env.status == Status.DELETING:
-            env_id, operation_id = env.id, None
+        latest = repository.latest_operation(session, env.id)
+        if env.status == Status.DELETING and latest is not None and not latest.done:
+            env_id, operation_id = env.id, None  # already being deleted
+        elif env.status == Status.DELETING:  # an earlier delete failed: try again
+            operation = repository.open_operation(session, env_id=env.id, kind="delete", revision=env.revision)
+            env_id, operation_id = env.id, operation.id
         else:
             if env.status in (Status.UPDATING, Status.ROLLING_BACK):
                 raise EnvironmentBusy(name, env.status)

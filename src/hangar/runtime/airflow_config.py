@@ -90,13 +90,18 @@ def hangar_options(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, in
         options["api_auth"] = {"jwt_audience": "apache-airflow"}
         options["dag_processor"] = {"parsing_processes": str(preset.parsing_processes), "refresh_interval": "5"}
         options["logging"]["dag_processor_child_process_log_directory"] = str(layout.logs / "dag_processor")
+        if parse_version(spec.airflow_version) >= (3, 3, 0):
+            # With fork, LocalExecutor pre-forks `parallelism` workers that sit idle; with a
+            # preloaded forkserver it starts workers only as tasks arrive.
+            options["scheduler"]["mp_start_method"] = "forkserver"
+            options["core"]["mp_forkserver_preload"] = "airflow,airflow.executors.local_executor"
     else:
         options["core"]["parsing_processes"] = str(preset.parsing_processes)
         options["webserver"] = {
             "web_server_host": "127.0.0.1", "web_server_port": str(ports["web"]), "base_url": url,
             "workers": "2", "warn_deployment_exposure": "False",
         }
-        options["api"] = {"auth_backends": "hangar_airflow.auth_backend,airflow.api.auth.backend.session"}
+        options["api"] = {"auth_backends": "hangar_airflow.auth_backend,airflow.providers.fab.auth_manager.api.auth.backend.session"}
         options["scheduler"]["dag_dir_list_interval"] = "5"
         options["scheduler"]["child_process_log_directory"] = str(layout.logs / "scheduler")
     return options
@@ -142,4 +147,6 @@ def process_env(
         env["AIRFLOW__API__SECRET_KEY"] = secrets["secret_key"]
     else:
         env["AIRFLOW__WEBSERVER__SECRET_KEY"] = secrets["secret_key"]
+        # gunicorn's control socket lives in ~ and would be shared by every environment
+        env["GUNICORN_CMD_ARGS"] = "--no-control-socket"
     return env

@@ -73,6 +73,9 @@ class EmbeddedPostgres:
         try:
             with connection.cursor() as cursor:
                 yield cursor
+        except psycopg2.OperationalError as exc:
+            self._socket_dir = None
+            raise TemporaryError(f"embedded PostgreSQL failed during the operation: {exc}") from exc
         finally:
             connection.close()
 

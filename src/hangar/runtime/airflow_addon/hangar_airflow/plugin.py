@@ -13,7 +13,9 @@ found in a plugin module's namespace, imported ones included.
 
 Invariants: only the attribute for the running major version is defined, so the
 module imports on both; a bad/expired/missing token is a 401 with a fixed plain-text
-body and no cookie/session change; ``next`` is only ever a same-origin path.
+body and we set no cookie/session; ``next`` is only ever a same-origin path (else the
+default). On Airflow 3 a browser still holding an old ``_token`` gets one extra 303
+back to this route (old cookie deleted) before the new cookie is set; see below.
 """
 
 from __future__ import annotations

@@ -1,0 +1,184 @@
+"""Drives a real Hangar control plane and real Airflow environments for end-to-end tests.
+
+The control plane runs as a subprocess (`python -m hangar.cli.main server`), the
+way a user runs it; Airflow is reached only through its own REST API with tokens
+from `hangar env token`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples" / "dags"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.5, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last value: {last!r}")
+
+
+@dataclass
+class ControlPlane:
+    home: Path
+    port: int
+    env_port_start: int
+    process: subprocess.Popen | None = None
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.home / "test-server.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith("HANGAR_")},
+            "HANGAR_HOME": str(self.home), "HANGAR_URL": self.url,
+            "HANGAR_ENV_PORT_START": str(self.env_port_start),
+            "HANGAR_ENV_PORT_END": str(self.env_port_start + 999),
+        }
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "hangar.cli.main", "server", "--home", str(self.home), "--port", str(self.port)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        wait_for(self._up, timeout=60, what="the control plane to answer /health")
+
+    def _up(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"control plane exited: {self.log.read_text()[-2000:]}")
+        try:
+            return httpx.get(f"{self.url}/health", timeout=1).status_code == 200 and (self.home / "admin.key").exists()
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def restart(self, sig: int = signal.SIGTERM) -> None:
+        self.stop(sig)
+        self.start()
+
+    @property
+    def key(self) -> str:
+        return (self.home / "admin.key").read_text().strip()
+
+    def api(self, method: str, path: str, **kwargs) -> httpx.Response:
+        return httpx.request(method, f"{self.url}{path}", headers={"Authorization": f"Bearer {self.key}"},
+                             timeout=30, **kwargs)
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "hangar.cli.main", *args], env=self.env, capture_output=True,
+                                text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"hangar {' '.join(args)} failed ({result.returncode}): {result.stderr}{result.stdout}")
+        return result
+
+    def get(self, name: str) -> dict:
+        return json.loads(self.cli("env", "get", name, "--json").stdout)
+
+    def create(self, name: str, dags: Path, *extra: str) -> dict:
+        return json.loads(self.cli("env", "create", name, "--dags", str(dags), "--wait", "--json", *extra).stdout)
+
+    def airflow(self, name: str) -> "Airflow":
+        env = self.get(name)
+        token = self.cli("env", "token", name).stdout.strip()
+        return Airflow(base=env["webserver_url"], token=token, major=int(env["airflow_version"].split(".")[0]))
+
+    def cleanup(self) -> None:
+        """Stop everything this control plane started, even after a failed test."""
+        self.stop()
+        for pid_file in self.home.glob("environments/*/run/*.pid"):
+            try:
+                record = json.loads(pid_file.read_text())
+                os.killpg(record["pid"], signal.SIGKILL)
+            except (ValueError, ProcessLookupError, PermissionError, FileNotFoundError):
+                pass
+        pgdata = self.home / "pgdata"
+        if (pgdata / "postmaster.pid").exists():
+            pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+            try:
+                psutil.Process(pid).terminate()
+            except psutil.Error:
+                pass
+
+
+@dataclass
+class Airflow:
+    """Airflow's own REST API (v2 on 3.x, v1 on 2.x) with a Hangar-minted bearer token."""
+
+    base: str
+    token: str
+    major: int
+
+    @property
+    def api(self) -> str:
+        return f"{self.base}/api/v2" if self.major >= 3 else f"{self.base}/api/v1"
+
+    def request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        return httpx.request(method, f"{self.api}{path}", headers={"Authorization": f"Bearer {self.token}"},
+                             timeout=30, **kwargs)
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
+        wait_for(lambda: self.request("GET", f"/dags/{dag_id}").status_code == 200, timeout=timeout,
+                 what=f"DAG {dag_id} to be parsed")
+
+    def trigger(self, dag_id: str) -> str:
+        self.wait_for_dag(dag_id)
+        response = self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        assert response.status_code == 200, response.text
+        body = {"logical_date": None} if self.major >= 3 else {}
+        response = self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)
+        assert response.status_code == 200, response.text
+        return response.json()["dag_run_id"]
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        response = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+        assert response.status_code == 200, response.text
+        return response.json()["state"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
+        return wait_for(
+            lambda: (s := self.run_state(dag_id, run_id)) in ("success", "failed") and s, timeout=timeout,
+            interval=1, what=f"run {run_id} of {dag_id} to finish",
+        )
+
+    def run_dag(self, dag_id: str, timeout: float = 300) -> str:
+        return self.wait_for_run(dag_id, self.trigger(dag_id), timeout=timeout)

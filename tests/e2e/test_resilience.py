@@ -1,0 +1,84 @@
+"""Failures of components and of the control plane itself, with real processes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import time
+
+import psutil
+
+from tests.e2e.harness import ControlPlane, wait_for
+
+
+def _component(env: dict, name: str) -> dict:
+    return next(c for c in env["components"] if c["name"] == name)
+
+
+def test_scheduler_killed_is_restarted_and_runs_still_succeed(plane: ControlPlane, dags) -> None:
+    env = plane.create("kill9", dags)
+    old = _component(env, "scheduler")["pid"]
+    os.kill(old, signal.SIGKILL)
+    restarted = wait_for(
+        lambda: (c := _component(plane.get("kill9"), "scheduler"))["restarts"] >= 1 and c["state"] == "RUNNING" and c,
+        timeout=120, what="the scheduler to be restarted",
+    )
+    assert restarted["pid"] != old
+    wait_for(lambda: plane.get("kill9")["status"] == "AVAILABLE", timeout=120, what="AVAILABLE again")
+    events = json.loads(plane.cli("env", "events", "kill9", "--json").stdout)
+    assert any(e["status"] == "UNAVAILABLE" and "scheduler" in e["reason"] for e in events)
+    assert plane.airflow("kill9").run_dag("hello_taskflow") == "success"
+    plane.cli("env", "delete", "kill9", "--wait")
+
+
+def test_control_plane_restart_adopts_running_environments(plane: ControlPlane, dags) -> None:
+    env = plane.create("adopt", dags)
+    pids = {c["name"]: c["pid"] for c in env["components"]}
+    plane.restart()
+    after = wait_for(lambda: (e := plane.get("adopt"))["components"] and e, timeout=60, what="components listed")
+    assert {c["name"]: c["pid"] for c in after["components"]} == pids
+    assert all(c["restarts"] == 0 for c in after["components"])
+    assert after["status"] == "AVAILABLE"
+    assert plane.airflow("adopt").run_dag("hello_taskflow") == "success"
+    plane.cli("env", "delete", "adopt", "--wait")
+
+
+def test_control_plane_killed_during_create_is_never_stuck(plane: ControlPlane, dags) -> None:
+    plane.cli("env", "create", "crash", "--dags", str(dags))
+    # kill the control plane while the create is in flight
+    wait_for(lambda: _steps(plane, "crash"), timeout=60, interval=0.1, what="the create to start working")
+    plane.stop(signal.SIGKILL)
+    plane.start()
+    final = json.loads(plane.cli("env", "wait", "crash", "--json", check=False).stdout)
+    assert final["status"] in ("AVAILABLE", "CREATE_FAILED")
+    assert final["status"] == "AVAILABLE", final
+    # exactly one set of processes runs: nothing was started twice
+    root = plane.home / "environments" / _env_id(plane, "crash")
+    for pid_file in (root / "run").glob("*.pid"):
+        record = json.loads(pid_file.read_text())
+        # only processes Hangar spawned lead their own session; Airflow's forked children do not
+        same = [p for p in psutil.process_iter(["cmdline", "environ"]) if p.info["cmdline"] == record["argv"]
+                and (p.info["environ"] or {}).get("AIRFLOW_HOME") == str(root) and _leads_session(p.pid)]
+        assert len(same) == 1, f"{pid_file.name}: {len(same)} processes"
+    plane.cli("env", "delete", "crash", "--wait")
+
+
+def _env_id(plane: ControlPlane, name: str) -> str:
+    with sqlite3.connect(plane.home / "state" / "hangar.db") as db:
+        return db.execute("SELECT id FROM environments WHERE name = ? AND status != 'DELETED'", (name,)).fetchone()[0]
+
+
+def _steps(plane: ControlPlane, name: str) -> list:
+    with sqlite3.connect(plane.home / "state" / "hangar.db") as db:
+        row = db.execute(
+            "SELECT o.steps FROM operations o JOIN environments e ON e.id = o.environment_id WHERE e.name = ?", (name,)
+        ).fetchone()
+    return json.loads(row[0]) if row else []
+
+
+def _leads_session(pid: int) -> bool:
+    try:
+        return os.getsid(pid) == pid
+    except ProcessLookupError:
+        return False
