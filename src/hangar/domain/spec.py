@@ -46,7 +46,7 @@ Name = Annotated[str, Field(min_length=1, max_length=80, pattern=NAME_PATTERN)]
 
 
 def parse_version(version: str) -> tuple[int, int, int]:
-    match = _VERSION.match(version)
+    match = _VERSION.fullmatch(version)
     if not match:
         raise ValueError(f"airflow_version {version!r} is not a version like 3.3.2")
     major, minor, patch = (int(part) for part in match.groups())
@@ -60,11 +60,16 @@ def _check_version(version: str) -> str:
     return version
 
 
+def _owned(key: str) -> bool:
+    """`key` or its _cmd/_secret variant names an option Hangar owns."""
+    return any(candidate in OWNED_CONFIG_KEYS for candidate in (key, key.removesuffix("_cmd"), key.removesuffix("_secret")))
+
+
 def _check_config(options: dict[str, str]) -> dict[str, str]:
     for key in options:
-        if not _CONFIG_KEY.match(key):
+        if not _CONFIG_KEY.fullmatch(key):
             raise ValueError(f"airflow_configuration_options key {key!r} must look like section.key (lower case)")
-        if key in OWNED_CONFIG_KEYS:
+        if _owned(key):
             raise ValueError(f"airflow_configuration_options key {key!r} is managed by Hangar and cannot be set")
     return options
 
@@ -72,21 +77,18 @@ def _check_config(options: dict[str, str]) -> dict[str, str]:
 def _env_var_config_key(var: str) -> str | None:
     parts = var.split("__")
     if len(parts) >= 3 and parts[0] == "AIRFLOW":
-        key = parts[2].lower()
-        for suffix in ("_cmd", "_secret"):
-            key = key.removesuffix(suffix)
-        return f"{parts[1].lower()}.{key}"
+        return f"{parts[1].lower()}.{parts[2].lower()}"
     return None
 
 
 def _check_env(variables: dict[str, str]) -> dict[str, str]:
     for var in variables:
-        if not _ENV_NAME.match(var):
+        if not _ENV_NAME.fullmatch(var):
             raise ValueError(f"environment_variables name {var!r} is not a valid variable name")
         if var in OWNED_ENV_VARS:
             raise ValueError(f"environment_variables name {var!r} is managed by Hangar and cannot be set")
         key = _env_var_config_key(var)
-        if key in OWNED_CONFIG_KEYS:
+        if key is not None and _owned(key):
             raise ValueError(f"environment_variables name {var!r} sets {key!r}, which is managed by Hangar")
     return variables
 
@@ -175,6 +177,9 @@ class EnvironmentUpdate(_Strict):
     def _not_empty(self) -> "EnvironmentUpdate":
         if not self.model_fields_set:
             raise ValueError("an update must change at least one field")
+        for name in self.model_fields_set - {"requirements"}:  # requirements: null removes them
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null; leave it out to keep the current value")
         return self
 
 

@@ -114,7 +114,8 @@ def render_cfg(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int]) 
         options.setdefault(section, {})[key] = value
     parser = configparser.ConfigParser(interpolation=None)
     for section, values in options.items():
-        parser[section] = values
+        # Airflow reads airflow.cfg with %-interpolation: a literal % is written %%
+        parser[section] = {key: value.replace("%", "%%") for key, value in values.items()}
     buffer = io.StringIO()
     parser.write(buffer)
     return buffer.getvalue()

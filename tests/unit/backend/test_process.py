@@ -1,0 +1,364 @@
+"""ManagedProcess: supervisor states driven by a fake clock, with real short child processes.
+
+Only the state machine's notion of time is faked; processes are real, so the tests
+wait (boundedly, in real time) for a child to actually exit before ticking.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from hangar.backend.process import ManagedProcess, ProcessSpec, ProcessState
+
+pytestmark = pytest.mark.timeout(120)
+
+SLEEP = ["sleep", "600"]  # never ends on its own within a test
+EXIT_3 = ["sh", "-c", "exit 3"]
+# prints once SIGTERM is ignored, so the test never signals before the trap is in place
+IGNORE_TERM = ["sh", "-c", 'trap "" TERM; echo ready; sleep 600']
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll in real time; the timeout is only a safety net, never an assertion about speed."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def pid_file_record(mp: ManagedProcess) -> dict | None:
+    try:
+        return json.loads(mp.spec.pid_file.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def gone(pid: int, create_time: float) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return abs(proc.create_time() - create_time) >= 0.01 or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make(tmp_path: Path, clock: FakeClock):
+    made: list[ManagedProcess] = []
+
+    def _make(argv: list[str], *, name: str = "comp", **spec_fields) -> ManagedProcess:
+        spec = ProcessSpec(
+            name=name, argv=argv, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, cwd=tmp_path,
+            log_file=tmp_path / "logs" / f"{name}.log", pid_file=tmp_path / "run" / f"{name}.pid", **spec_fields,
+        )
+        mp = ManagedProcess(spec=spec, clock=clock)
+        made.append(mp)
+        return mp
+
+    yield _make
+
+    # kill only children we spawned and have not reaped (so the pid cannot have been recycled)
+    for mp in made:
+        popen = mp._popen
+        if popen is not None and popen.poll() is None:
+            try:
+                os.killpg(popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            popen.wait(timeout=30)
+
+
+def tick_until_exit_seen(mp: ManagedProcess) -> None:
+    wait_until(lambda: not mp.is_alive(), what=f"{mp.spec.argv} to exit")
+    mp.tick()
+
+
+# --- start / STARTING -> RUNNING ---
+
+
+def test_start_writes_pid_file_and_becomes_running_only_after_start_seconds(make, clock):
+    mp = make(SLEEP, start_seconds=3.0)
+    assert mp.state == ProcessState.STOPPED
+    mp.start()
+    assert mp.state == ProcessState.STARTING
+    assert mp.is_alive()
+    record = pid_file_record(mp)
+    assert record is not None
+    assert record["pid"] == mp.pid
+    assert record["create_time"] == pytest.approx(psutil.Process(mp.pid).create_time(), abs=0.01)
+    assert record["argv"] == SLEEP
+
+    mp.tick()
+    assert mp.state == ProcessState.STARTING
+    clock.advance(2.5)
+    mp.tick()
+    assert mp.state == ProcessState.STARTING
+    clock.advance(0.5)
+    mp.tick()
+    assert mp.state == ProcessState.RUNNING
+    assert mp.failures == 0 and mp.reason is None
+    assert mp.is_alive()
+
+
+def test_child_runs_in_its_own_session_with_the_given_cwd(make, tmp_path):
+    mp = make(SLEEP)
+    mp.start()
+    proc = psutil.Process(mp.pid)
+    assert os.getpgid(mp.pid) == mp.pid
+    assert os.getsid(mp.pid) == mp.pid
+    assert Path(proc.cwd()) == tmp_path
+
+
+def test_output_goes_to_the_log_file(make, tmp_path):
+    mp = make(["sh", "-c", "echo hello-out; echo hello-err >&2"])
+    mp.start()
+    wait_until(lambda: not mp.is_alive())
+    text = mp.spec.log_file.read_text()
+    assert "hello-out" in text and "hello-err" in text
+
+
+# --- early exits: BACKOFF, growing delay, FATAL ---
+
+
+def test_early_exit_backs_off_with_growing_delay_then_fatal(make, clock):
+    mp = make(EXIT_3, start_seconds=5.0, start_retries=2)
+    mp.start()
+    tick_until_exit_seen(mp)
+    assert mp.state == ProcessState.BACKOFF
+    assert mp.failures == 1
+    assert "code 3" in mp.reason
+
+    # first retry after 1 s
+    clock.advance(0.5)
+    mp.tick()
+    assert mp.state == ProcessState.BACKOFF and mp.restarts == 0
+    clock.advance(0.5)
+    mp.tick()
+    assert mp.state == ProcessState.STARTING and mp.restarts == 1
+
+    tick_until_exit_seen(mp)
+    assert mp.state == ProcessState.BACKOFF
+    assert mp.failures == 2
+
+    # second retry only after 2 s
+    clock.advance(1.5)
+    mp.tick()
+    assert mp.state == ProcessState.BACKOFF and mp.restarts == 1
+    clock.advance(0.5)
+    mp.tick()
+    assert mp.state == ProcessState.STARTING and mp.restarts == 2
+    assert mp.spec.pid_file.exists()
+
+    # start_retries + 1 failures in a row: give up
+    tick_until_exit_seen(mp)
+    assert mp.state == ProcessState.FATAL
+    assert mp.failures == 3
+    assert "code 3" in mp.reason and "gave up after 3 failures" in mp.reason
+    assert not mp.spec.pid_file.exists()
+
+    clock.advance(3600)
+    mp.tick()
+    assert mp.state == ProcessState.FATAL and mp.restarts == 2
+
+
+def test_retry_delay_keeps_doubling(make, clock):
+    mp = make(EXIT_3, start_seconds=5.0, start_retries=10)
+    mp.start()
+    delays = []
+    for _ in range(4):
+        tick_until_exit_seen(mp)
+        assert mp.state == ProcessState.BACKOFF
+        waited = 0.0
+        while mp.state == ProcessState.BACKOFF:
+            clock.advance(0.5)
+            waited += 0.5
+            mp.tick()
+        delays.append(waited)
+    assert delays == [1.0, 2.0, 4.0, 8.0]
+
+
+def test_fatal_with_zero_retries_after_first_failure(make, clock):
+    mp = make(EXIT_3, start_retries=0)
+    mp.start()
+    tick_until_exit_seen(mp)
+    assert mp.state == ProcessState.FATAL
+    assert not mp.spec.pid_file.exists()
+
+
+def test_stop_during_backoff_cancels_the_retry(make, clock):
+    mp = make(EXIT_3, start_retries=3)
+    mp.start()
+    tick_until_exit_seen(mp)
+    assert mp.state == ProcessState.BACKOFF
+    mp.stop()
+    assert mp.state == ProcessState.STOPPED
+    assert not mp.spec.pid_file.exists()
+    clock.advance(60)
+    mp.tick()
+    assert mp.state == ProcessState.STOPPED and mp.restarts == 0
+
+
+# --- unexpected exit while RUNNING ---
+
+
+def test_running_process_killed_is_restarted(make, clock):
+    mp = make(SLEEP, start_seconds=1.0, start_retries=3)
+    mp.start()
+    clock.advance(1.0)
+    mp.tick()
+    assert mp.state == ProcessState.RUNNING
+    old_pid, old_ct = mp.pid, mp.create_time
+
+    os.kill(old_pid, signal.SIGKILL)
+    tick_until_exit_seen(mp)
+    assert mp.state == ProcessState.BACKOFF
+    assert "exited unexpectedly" in mp.reason and str(-signal.SIGKILL) in mp.reason
+    assert mp.failures == 1 and mp.restarts == 0
+
+    clock.advance(1.0)
+    mp.tick()
+    assert mp.state == ProcessState.STARTING
+    assert mp.restarts == 1
+    assert (mp.pid, mp.create_time) != (old_pid, old_ct)
+    assert mp.is_alive()
+    assert pid_file_record(mp)["pid"] == mp.pid
+
+    clock.advance(1.0)
+    mp.tick()
+    assert mp.state == ProcessState.RUNNING
+    assert mp.failures == 0  # a good start resets the failure count
+    assert mp.restarts == 1
+
+
+# --- stop ---
+
+
+def test_stop_honoured_sigterm_stops_without_waiting_for_grace(make, clock):
+    mp = make(SLEEP, start_seconds=1.0, stop_grace=20.0)
+    mp.start()
+    clock.advance(1.0)
+    mp.tick()
+    pid, ct = mp.pid, mp.create_time
+    mp.stop()
+    assert mp.state == ProcessState.STOPPING
+
+    def ticked_to_stopped() -> bool:
+        mp.tick()  # the fake clock does not move: only the SIGTERM can end this
+        return mp.state == ProcessState.STOPPED
+
+    wait_until(ticked_to_stopped, what="STOPPED after SIGTERM")
+    assert mp.pid is None and mp.create_time is None
+    assert not mp.spec.pid_file.exists()
+    assert gone(pid, ct)
+
+
+def test_stop_sigkills_a_process_ignoring_sigterm_after_grace(make, clock):
+    mp = make(IGNORE_TERM, start_seconds=1.0, stop_grace=10.0)
+    mp.start()
+    wait_until(lambda: mp.spec.log_file.exists() and "ready" in mp.spec.log_file.read_text(), what="trap installed")
+    clock.advance(1.0)
+    mp.tick()
+    assert mp.state == ProcessState.RUNNING
+    pid, ct = mp.pid, mp.create_time
+    group = [(p.pid, p.create_time()) for p in psutil.Process(pid).children(recursive=True)]
+
+    mp.stop()
+    assert mp.state == ProcessState.STOPPING
+    clock.advance(9.5)
+    mp.tick()
+    assert mp.state == ProcessState.STOPPING
+    assert mp.is_alive(), "SIGTERM is ignored: only SIGKILL may end it"
+
+    clock.advance(0.5)
+    mp.tick()
+    assert mp.state == ProcessState.STOPPED
+    assert mp.pid is None
+    assert not mp.spec.pid_file.exists()
+    wait_until(lambda: gone(pid, ct), what="the shell to die")
+    for child_pid, child_ct in group:  # SIGKILL went to the whole process group
+        wait_until(lambda: gone(child_pid, child_ct), what=f"child {child_pid} to die")
+
+
+def test_stop_when_stopped_is_a_no_op(make):
+    mp = make(SLEEP)
+    mp.stop()
+    assert mp.state == ProcessState.STOPPED
+
+
+# --- adopt ---
+
+
+def test_adopt_takes_over_a_live_process_from_the_pid_file(make, clock):
+    first = make(SLEEP, name="sched")
+    first.start()
+    second = make(SLEEP, name="sched")  # a restarted control plane, same pid file
+    assert second.adopt() is True
+    assert second.state == ProcessState.RUNNING
+    assert (second.pid, second.create_time) == (first.pid, first.create_time)
+    assert second.is_alive()
+
+    # the adopted process can be supervised and stopped by its new owner
+    pid, ct = second.pid, second.create_time
+    second.stop()
+    assert second.state == ProcessState.STOPPING
+
+    def ticked_to_stopped() -> bool:
+        second.tick()
+        return second.state == ProcessState.STOPPED
+
+    wait_until(ticked_to_stopped, what="adopted process to stop")
+    assert gone(pid, ct)
+    assert not second.spec.pid_file.exists()
+
+
+def test_adopt_refuses_a_recycled_pid(make):
+    first = make(SLEEP, name="web")
+    first.start()
+    record = pid_file_record(first)
+    # same pid, but a different start time: the pid now belongs to someone else
+    first.spec.pid_file.write_text(json.dumps({**record, "create_time": record["create_time"] - 100.0}))
+    second = make(SLEEP, name="web")
+    assert second.adopt() is False
+    assert second.state == ProcessState.STOPPED
+    assert second.pid is None
+    assert first.is_alive()  # refusing to adopt never touches the process
+
+
+def test_adopt_refuses_missing_damaged_or_dead_pid_files(make):
+    mp = make(SLEEP, name="trig")
+    assert mp.adopt() is False  # no pid file
+
+    mp.spec.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    mp.spec.pid_file.write_text("{not json")
+    assert mp.adopt() is False
+
+    dead = make(EXIT_3, name="dead")
+    dead.start()
+    wait_until(lambda: not dead.is_alive())
+    dead._reap()
+    mp.spec.pid_file.write_text(dead.spec.pid_file.read_text())
+    assert mp.adopt() is False
+    assert mp.state == ProcessState.STOPPED
