@@ -163,32 +163,38 @@ def kill_process_group(proc: subprocess.Popen) -> tuple[float, list[str]]:
 
 def _name(p: psutil.Process) -> str:
     try:
-        return " ".join(p.cmdline()[:3])[-80:] or p.name()
+        return _label(p)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return str(p.pid)
 
 
-def tree_pss(pid: int) -> tuple[float, int, dict[str, float]]:
-    """Total PSS in MiB of pid and its descendants, the process count, and MiB per command."""
-    total, count, per_cmd = 0, 0, Counter()
+def tree_pss(pid: int) -> tuple[float, int, dict[str, dict]]:
+    """Total PSS in MiB of pid and its descendants, the process count, and a per-kind breakdown."""
+    total, count = 0, 0
+    by_kind: dict[str, dict] = {}
     for p in tree_of(pid):
         try:
             pss = p.memory_full_info().pss
-            label = _label(p)
+            kind = _label(p)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
         total += pss
         count += 1
-        per_cmd[label] += pss / MIB
-    return total / MIB, count, {k: round(v, 1) for k, v in per_cmd.most_common()}
+        entry = by_kind.setdefault(kind, {"mib": 0.0, "processes": 0})
+        entry["mib"] += pss / MIB
+        entry["processes"] += 1
+    for entry in by_kind.values():
+        entry["mib"] = round(entry["mib"], 1)
+    return total / MIB, count, dict(sorted(by_kind.items(), key=lambda kv: -kv[1]["mib"]))
 
 
 def _label(p: psutil.Process) -> str:
-    """'scheduler', 'api-server', ... for airflow processes; setproctitle names otherwise."""
+    """'airflow scheduler', 'airflow api_server', ... (setproctitle names are kept, minus host/port)."""
     args = p.cmdline()
     if len(args) >= 3 and args[1].endswith("/airflow"):
         return f"airflow {args[2]}"
-    return " ".join(args[:2]) if args else p.name()
+    label = " ".join(args[:2]) if args else p.name()
+    return label.split(" -- host:")[0].strip()
 
 
 # --------------------------------------------------------------------------- standalone
@@ -201,6 +207,10 @@ class Standalone:
         self.proc, self.t_start, self.home, self.port = proc, t_start, home, port
         self.base_url = f"http://{HOST}:{port}"
         self.milestones: dict[str, float] = {}
+        self.db_migrated: bool | None = None
+        self.load_at_start = self.load_at_end = 0.0
+        self.stop_seconds: float | None = None
+        self.needed_sigkill: list[str] = []
         self.log_path = home / "standalone.log"
         self._pump = threading.Thread(target=self._pump_output, daemon=True)
         self._pump.start()
@@ -225,6 +235,7 @@ class Standalone:
 
 
 def standalone_env(airflow_bin: Path, home: Path, pg_url: str | None, port: int, dags_dir: Path) -> dict:
+    """The environment a new user would have, pinned to 127.0.0.1:port and a fresh AIRFLOW_HOME."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(
         PATH=f"{airflow_bin.parent}{os.pathsep}{env.get('PATH', '')}",  # standalone spawns "airflow"
@@ -270,12 +281,14 @@ def has_airflow_schema(airflow_bin: Path, env: dict, pg_url: str | None) -> bool
 
 
 @contextmanager
-def running_standalone(airflow_bin: Path, workdir: Path, pg_url: str | None, port: int, dags_dir: Path | None = None):
+def running_standalone(
+    airflow_bin: Path, workdir: Path, pg_url: str | None, port: int, dags_dir: Path | None = None, extra_env=None
+):
     """Start `airflow standalone` in a fresh AIRFLOW_HOME; always kill its process group on exit."""
     home = Path(tempfile.mkdtemp(prefix="home-", dir=workdir))
     dags_dir = dags_dir or home / "dags"
     dags_dir.mkdir(parents=True, exist_ok=True)
-    env = standalone_env(airflow_bin, home, pg_url, port, dags_dir)
+    env = {**standalone_env(airflow_bin, home, pg_url, port, dags_dir), **(extra_env or {})}
     schema_existed = has_airflow_schema(airflow_bin, env, pg_url)
     t_start = time.monotonic()
     proc = subprocess.Popen(
@@ -298,6 +311,15 @@ def running_standalone(airflow_bin: Path, workdir: Path, pg_url: str | None, por
         sa.stop_seconds = round(seconds, 2)
 
 
+def poll_json(client: httpx.Client, path: str) -> dict | None:
+    """GET path; None on any transport error or non-200 (a starved api-server is 'not yet')."""
+    try:
+        r = client.get(path)
+    except httpx.HTTPError:
+        return None
+    return r.json() if r.status_code == 200 else None
+
+
 def wait_healthy(sa: Standalone, timeout: float = BOOT_TIMEOUT_S) -> dict:
     """Poll /api/v2/monitor/health until metadatabase and scheduler are healthy.
 
@@ -307,10 +329,10 @@ def wait_healthy(sa: Standalone, timeout: float = BOOT_TIMEOUT_S) -> dict:
     url = f"{sa.base_url}/api/v2/monitor/health"
     marks: dict = {}
     deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=2) as client:
+    with httpx.Client(timeout=5) as client:
         while time.monotonic() < deadline:
             sa.check_alive()
-            health = _get_health(client, url)
+            health = poll_json(client, url)
             if health is not None:
                 marks.setdefault("first_http_200", round(sa.elapsed(), 2))
                 statuses = {k: (v or {}).get("status") for k, v in health.items()}
@@ -326,14 +348,6 @@ def wait_healthy(sa: Standalone, timeout: float = BOOT_TIMEOUT_S) -> dict:
     raise TimeoutError(f"standalone not healthy after {timeout}s (marks so far: {marks})")
 
 
-def _get_health(client: httpx.Client, url: str) -> dict | None:
-    try:
-        r = client.get(url)
-    except httpx.HTTPError:
-        return None
-    return r.json() if r.status_code == 200 else None
-
-
 # --------------------------------------------------------------------------- REST API helpers
 
 
@@ -344,17 +358,17 @@ def api_client(sa: Standalone, timeout: float = 60) -> httpx.Client:
     while not pw_file.exists() and time.monotonic() < deadline:
         time.sleep(POLL_S)
     username, password = next(iter(json.loads(pw_file.read_text()).items()))
-    r = httpx.post(f"{sa.base_url}/auth/token", json={"username": username, "password": password}, timeout=10)
+    r = httpx.post(f"{sa.base_url}/auth/token", json={"username": username, "password": password}, timeout=30)
     r.raise_for_status()
     token = r.json()["access_token"]
-    return httpx.Client(base_url=sa.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    return httpx.Client(base_url=sa.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
 def wait_dag_visible(sa: Standalone, client: httpx.Client, dag_id: str, timeout: float = DAG_VISIBLE_TIMEOUT_S) -> float:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         sa.check_alive()
-        if client.get(f"/api/v2/dags/{dag_id}").status_code == 200:
+        if poll_json(client, f"/api/v2/dags/{dag_id}") is not None:
             return sa.elapsed()
         time.sleep(POLL_S)
     raise TimeoutError(f"DAG {dag_id} not visible after {timeout}s")
@@ -369,24 +383,28 @@ def trigger_and_wait(sa: Standalone, client: httpx.Client, dag_id: str, timeout:
     deadline = t0 + timeout
     while time.monotonic() < deadline:
         sa.check_alive()
-        run = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()
-        if run["state"] in ("success", "failed"):
+        run = poll_json(client, f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        if run and run["state"] in ("success", "failed"):
             return {"seconds": time.monotonic() - t0, "state": run["state"], "run": run}
         time.sleep(POLL_S)
     raise TimeoutError(f"run {run_id} not finished after {timeout}s")
 
 
-def task_state_counts(client: httpx.Client, dag_id: str, run_id: str) -> dict[str, int]:
+def task_state_counts(client: httpx.Client, dag_id: str, run_id: str, timeout: float = 120) -> dict[str, int]:
     counts: Counter = Counter()
     offset, limit = 0, 100  # 100 is Airflow's default maximum_page_limit
-    while True:
-        page = client.get(
-            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": limit, "offset": offset}
-        ).json()
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        page = poll_json(client, f"{path}?limit={limit}&offset={offset}")
+        if page is None:
+            time.sleep(1)
+            continue
         counts.update(ti["state"] for ti in page["task_instances"])
         offset += limit
         if offset >= page["total_entries"]:
             return dict(counts)
+    raise TimeoutError(f"could not list task instances of {run_id} within {timeout}s")
 
 
 # --------------------------------------------------------------------------- the three measurements
@@ -409,6 +427,7 @@ def standalone_boot(*, airflow_bin: Path, workdir: Path, pg_url: str | None, por
         "seconds": round(marks["seconds"], 2),
         "db": "postgresql" if pg_url else "sqlite",
         "db_migrated": sa.db_migrated,
+        "db_init_seconds": _span(sa.milestones, "db_check_started", "db_ready"),
         "health_first_200": marks.get("first_http_200"),
         "all_components_healthy": marks.get("all_components_healthy"),
         "statuses_at_boot": marks.get("statuses_at_boot"),
@@ -417,21 +436,25 @@ def standalone_boot(*, airflow_bin: Path, workdir: Path, pg_url: str | None, por
     }
 
 
+def _span(milestones: dict, start: str, end: str) -> float | None:
+    if start in milestones and end in milestones:
+        return round(milestones[end] - milestones[start], 2)
+    return None
+
+
 def standalone_fanout(*, airflow_bin: Path, workdir: Path, pg_url: str, port: int, tasks: int = 100) -> dict:
     """Wall time of one fan-out run (1 + `tasks` mapped task instances), trigger -> success."""
     dags_dir = Path(tempfile.mkdtemp(prefix="dags-", dir=workdir))
     shutil.copy(FANOUT_DAG, dags_dir / "fanout.py")
-    os.environ["HANGAR_BENCH_FANOUT_N"] = str(tasks)  # inherited by the DAG parser via standalone's env
-    try:
-        with running_standalone(Path(airflow_bin), Path(workdir), pg_url, port, dags_dir) as sa:
-            boot = wait_healthy(sa)
-            with api_client(sa) as client:
-                visible_at = wait_dag_visible(sa, client, "fanout")
-                client.patch("/api/v2/dags/fanout", json={"is_paused": False}).raise_for_status()
-                result = trigger_and_wait(sa, client, "fanout")
-                states = task_state_counts(client, "fanout", result["run"]["dag_run_id"])
-    finally:
-        os.environ.pop("HANGAR_BENCH_FANOUT_N", None)
+    n_env = {"HANGAR_BENCH_FANOUT_N": str(tasks)}  # read by fanout.py when the DAG is parsed
+    with running_standalone(Path(airflow_bin), Path(workdir), pg_url, port, dags_dir, n_env) as sa:
+        boot = wait_healthy(sa)
+        with api_client(sa) as client:
+            visible_at = wait_dag_visible(sa, client, "fanout")
+            # New DAGs start paused ([core] dags_are_paused_at_creation); a user unpauses first.
+            client.patch("/api/v2/dags/fanout", json={"is_paused": False}).raise_for_status()
+            result = trigger_and_wait(sa, client, "fanout")
+            states = task_state_counts(client, "fanout", result["run"]["dag_run_id"])
     run = result["run"]
     return {
         "seconds": round(result["seconds"], 2),
@@ -455,13 +478,13 @@ def standalone_idle_pss(*, airflow_bin: Path, workdir: Path, pg_url: str | None,
         boot = wait_healthy(sa)
         time.sleep(idle_s)
         sa.check_alive()
-        total, count, per_cmd = tree_pss(sa.proc.pid)
+        total, count, by_kind = tree_pss(sa.proc.pid)
     return {
         "pss_mib": round(total, 1),
         "processes": count,
         "idle_seconds": idle_s,
         "boot_seconds": round(boot["seconds"], 2),
-        "by_command_mib": per_cmd,
+        "by_kind": by_kind,
         **housekeeping(sa),
     }
 
@@ -475,9 +498,20 @@ def airflow_version(airflow_bin: Path) -> str:
     return out.stdout.strip()
 
 
+def attempt(what: str, fn, **kwargs) -> dict:
+    """Run one measurement; a failure is recorded in the report instead of losing the others."""
+    try:
+        result = fn(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - a bench run must survive one bad measurement
+        result = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+    log(f"{what}: {result.get('seconds', result.get('pss_mib', result.get('error')))}")
+    return result
+
+
 def summarize(runs: list[dict], key: str = "seconds") -> dict:
-    values = [r[key] for r in runs]
-    return {f"median_{key}": round(statistics.median(values), 2), key: values, "runs": runs}
+    values = [r[key] for r in runs if key in r]
+    median = round(statistics.median(values), 2) if values else None
+    return {f"median_{key}": median, key: values, "failed_runs": len(runs) - len(values), "runs": runs}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -502,22 +536,22 @@ def main(argv: list[str] | None = None) -> dict:
             "postgres_version": embedded_pg_version(pgdata),
             "cpu_count": os.cpu_count(),
         }
-        boots = []
-        for i in range(args.runs):
-            url = embedded_pg(pgdata) if args.boot_db == "pg" else None
-            boots.append(standalone_boot(**common, pg_url=url, port=free_port()))
-            log(f"boot {i + 1}/{args.runs}: {boots[-1]['seconds']} s")
+        boots = [
+            attempt(f"boot {i + 1}", standalone_boot, **common, port=free_port(),
+                    pg_url=embedded_pg(pgdata) if args.boot_db == "pg" else None)
+            for i in range(args.runs)
+        ]
         report["boot"] = summarize(boots)
 
-        fanouts = []
-        for i in range(args.fanout_runs or args.runs):
-            fanouts.append(standalone_fanout(**common, pg_url=embedded_pg(pgdata), port=free_port(), tasks=args.tasks))
-            log(f"fanout {i + 1}: {fanouts[-1]['seconds']} s ({fanouts[-1]['task_states']})")
+        fanouts = [
+            attempt(f"fanout {i + 1}", standalone_fanout, **common, port=free_port(),
+                    pg_url=embedded_pg(pgdata), tasks=args.tasks)
+            for i in range(args.fanout_runs or args.runs)
+        ]
         report["fanout"] = summarize(fanouts)
 
-        pss = standalone_idle_pss(**common, pg_url=embedded_pg(pgdata), port=free_port(), idle_s=args.idle_seconds)
-        log(f"idle pss: {pss['pss_mib']} MiB in {pss['processes']} processes")
-        report["idle_pss"] = pss
+        report["idle_pss"] = attempt("idle pss", standalone_idle_pss, **common, port=free_port(),
+                                     pg_url=embedded_pg(pgdata), idle_s=args.idle_seconds)
     finally:
         stop_embedded_pg(pgdata)
         if args.workdir is None:

@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     # Python used to build runtimes; the runtime key includes its version.
     runtime_python: str = "3.11"
     # Seconds a component must stay up before STARTING becomes RUNNING.
-    start_seconds: float = 1.0
+    start_seconds: float = 3.0
+    # Seconds a restarted component must stay up before its failures are forgotten.
+    stable_seconds: float = 60.0
     # Failed starts in a row before a component is FATAL.
     start_retries: int = 3
     # Seconds an environment may take to become healthy before its create fails.

@@ -100,9 +100,9 @@ class ControlPlane:
     def key(self) -> str:
         return (self.home / "admin.key").read_text().strip()
 
-    def api(self, method: str, path: str, **kwargs) -> httpx.Response:
-        return httpx.request(method, f"{self.url}{path}", headers={"Authorization": f"Bearer {self.key}"},
-                             timeout=30, **kwargs)
+    def api(self, method: str, path: str, *, headers: dict | None = None, **kwargs) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.key}", **(headers or {})}
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
 
     def cli(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
         result = subprocess.run([sys.executable, "-m", "hangar.cli.main", *args], env=self.env, capture_output=True,

@@ -34,6 +34,8 @@ class Health:
     fatal: bool
     reason: str | None
     components: list[dict]
+    # components that failed recently and have not been stable since
+    flapping: tuple[str, ...] = ()
 
 
 @dataclass(kw_only=True)
@@ -48,6 +50,7 @@ class LaunchPlan:
     web_port: int
     start_seconds: float
     start_retries: int
+    stable_seconds: float
 
 
 class EnvironmentProcesses:
@@ -73,6 +76,7 @@ class EnvironmentProcesses:
             pid_file=root / "run" / f"{component.name}.pid",
             start_seconds=self.plan.start_seconds,
             start_retries=self.plan.start_retries,
+            stable_seconds=self.plan.stable_seconds,
         )
 
     def start(self, *, adopt: bool) -> list[str]:
@@ -143,7 +147,8 @@ class EnvironmentProcesses:
             reason = f"{self.web} does not answer its health check"
         else:
             reason = None
-        return Health(healthy=reason is None, fatal=bool(fatal), reason=reason, components=rows)
+        flapping = tuple(n for n, p in self.processes.items() if p.failures)
+        return Health(healthy=reason is None, fatal=bool(fatal), reason=reason, components=rows, flapping=flapping)
 
 
 HealthCallback = Callable[[str, Health], None]

@@ -5,6 +5,11 @@
     STARTING --exited early-->   BACKOFF    (wait grows 1, 2, 4 ... s, then retry)
     BACKOFF  --retries used up--> FATAL     (no more restarts; the environment is UNAVAILABLE)
     RUNNING  --exited-->         BACKOFF    (an unexpected exit counts as a failure too)
+    RUNNING  --up stable_seconds--> RUNNING (failures forgotten: it is stable again)
+
+Airflow components import for seconds before they can fail on bad configuration, so
+a crash loop can pass start_seconds every time; failures are therefore only
+forgotten after stable_seconds, and such a loop still ends FATAL.
     RUNNING  --stop-->           STOPPING   (SIGTERM to the process group)
     STOPPING --exited-->         STOPPED
     STOPPING --grace passed-->   STOPPED    (SIGKILL to the process group)
@@ -47,6 +52,7 @@ class ProcessSpec:
     pid_file: Path
     start_seconds: float = 3.0
     start_retries: int = 3
+    stable_seconds: float = 60.0
     stop_grace: float = 20.0
 
 
@@ -90,6 +96,7 @@ class ManagedProcess:
             return False
         self.pid, self.create_time = record["pid"], record["create_time"]
         self.state = ProcessState.RUNNING  # adopted: it has been up longer than start_seconds
+        self.failures = 0
         self.reason = None
         return True
 
@@ -130,11 +137,12 @@ class ManagedProcess:
                 self._fail(f"exited {self._exit_text()} within {self.spec.start_seconds:.0f} s of starting")
             elif now - self._started_at >= self.spec.start_seconds:
                 self.state = ProcessState.RUNNING  # STARTING -> RUNNING: stayed up
-                self.failures = 0
-                self.reason = None
         elif self.state == ProcessState.RUNNING:
             if not self.is_alive():
                 self._fail(f"exited unexpectedly {self._exit_text()}")
+            elif self.failures and now - self._started_at >= self.spec.stable_seconds:
+                self.failures = 0  # RUNNING -> RUNNING: stable again
+                self.reason = None
         elif self.state == ProcessState.BACKOFF:
             if now >= self._retry_at:
                 self.restarts += 1

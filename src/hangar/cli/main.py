@@ -43,7 +43,9 @@ def _client() -> Client:
 
 
 def fail(message: str) -> None:
-    err.print(f"error: {message.splitlines()[0] if message else 'failed'}", markup=False, highlight=False)
+    """One line on stderr, never wrapped, then exit 1."""
+    first = next((line for line in message.splitlines() if line.strip()), "failed")
+    print(f"error: {first}", file=sys.stderr)
     raise typer.Exit(1)
 
 

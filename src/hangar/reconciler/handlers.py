@@ -192,6 +192,7 @@ class Reconciler:
             env_id=target.env_id, major=parse_version(target.spec.airflow_version)[0], airflow_bin=target.runtime.airflow,
             env=env, root=target.layout.root, web_port=target.ports["web"],
             start_seconds=self.ctx.settings.start_seconds, start_retries=self.ctx.settings.start_retries,
+            stable_seconds=self.ctx.settings.stable_seconds,
         )
 
     def _launch(self, work: Work, target: Target) -> EnvironmentProcesses:
@@ -202,7 +203,8 @@ class Reconciler:
         deadline = time.monotonic() + self.ctx.settings.ready_timeout
         while True:
             health = processes.health()
-            if health.healthy:
+            # a component that crashed during start must prove stable (or go FATAL) first
+            if health.healthy and not health.flapping:
                 return
             if health.fatal:
                 raise ComponentFailed(f"{health.reason}\n{_log_tail(processes)}")
@@ -210,7 +212,8 @@ class Reconciler:
                 raise ComponentFailed(
                     f"not healthy after {self.ctx.settings.ready_timeout:.0f} s: {health.reason}\n{_log_tail(processes)}"
                 )
-            self._progress(work, health.reason or "waiting for health")
+            waiting = health.reason or f"waiting for {', '.join(health.flapping)} to prove stable after a crash"
+            self._progress(work, waiting)
             time.sleep(0.25)
 
     def _finish(self, work: Work, revision: int, status: Status, reason: str) -> None:

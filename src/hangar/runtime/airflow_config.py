@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import configparser
 import io
+import json
 import os
+from secrets import token_urlsafe
 from dataclasses import dataclass
 from pathlib import Path
 
+from hangar.crypto import write_private
 from hangar.domain.classes import PRESETS
 from hangar.domain.spec import Spec, parse_version
 
@@ -54,6 +57,15 @@ class EnvironmentLayout:
             path.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o700)
         (self.plugins / "hangar_login.py").write_text("from hangar_airflow.plugin import HangarPlugin  # noqa: F401\n")
+        if not self.passwords.exists():
+            # Airflow 3's SimpleAuthManager prints a generated password into the api-server log
+            # unless the user already has one. People log in with Hangar tokens, so this random
+            # password is never used or shown.
+            write_private(self.passwords, json.dumps({"admin": token_urlsafe(24)}).encode())
+
+    @property
+    def passwords(self) -> Path:
+        return self.root / "passwords.json"
 
 
 def base_url(ports: dict[str, int]) -> str:
@@ -85,7 +97,7 @@ def hangar_options(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, in
     if major >= 3:
         options["core"]["execution_api_server_url"] = f"{url}/execution/"
         options["core"]["simple_auth_manager_users"] = "admin:admin"
-        options["core"]["simple_auth_manager_passwords_file"] = str(layout.root / "passwords.json")
+        options["core"]["simple_auth_manager_passwords_file"] = str(layout.passwords)
         options["api"] = {"host": "127.0.0.1", "port": str(ports["web"]), "base_url": url}
         options["api_auth"] = {"jwt_audience": "apache-airflow"}
         options["dag_processor"] = {"parsing_processes": str(preset.parsing_processes), "refresh_interval": "5"}

@@ -92,11 +92,9 @@ def _clean_env() -> dict[str, str]:
 
 def _failure(output: str, airflow_version: str) -> Exception:
     summary = "\n".join(line for line in output.splitlines() if line.strip())[-2000:]
-    if re.search(rf"apache-airflow(\[[a-z,]+\])?=={re.escape(airflow_version)}\b.*(no version|not found|was not found)", output, re.I | re.S) \
-            and "requirements" not in output.lower():
-        return AirflowVersionNotFound(
-            f"apache-airflow {airflow_version} does not exist on the package index: {summary.splitlines()[-1]}"
-        )
+    missing = rf"no version of apache-airflow(\[[a-z,]+\])?=={re.escape(airflow_version)}\b"
+    if re.search(missing, output, re.I):
+        return AirflowVersionNotFound(f"apache-airflow {airflow_version} does not exist on the package index")
     return RuntimeBuildFailed(f"requirements could not be installed; uv said:\n{summary}")
 
 

@@ -249,8 +249,33 @@ def test_running_process_killed_is_restarted(make, clock):
     clock.advance(1.0)
     mp.tick()
     assert mp.state == ProcessState.RUNNING
-    assert mp.failures == 0  # a good start resets the failure count
+    assert mp.failures == 1  # not forgotten until it has been stable
     assert mp.restarts == 1
+
+    clock.advance(mp.spec.stable_seconds)
+    mp.tick()
+    assert mp.state == ProcessState.RUNNING
+    assert mp.failures == 0 and mp.reason is None
+    assert mp.restarts == 1
+
+
+def test_crash_loop_that_outlives_start_seconds_still_ends_fatal(make, clock):
+    """Airflow components crash on bad config only after seconds of imports."""
+    mp = make(SLEEP, start_seconds=1.0, start_retries=2)
+    mp.start()
+    for _ in range(3):
+        clock.advance(1.0)
+        mp.tick()
+        assert mp.state == ProcessState.RUNNING
+        os.kill(mp.pid, signal.SIGKILL)
+        tick_until_exit_seen(mp)
+        if mp.state == ProcessState.FATAL:
+            break
+        assert mp.state == ProcessState.BACKOFF
+        clock.advance(4.0)
+        mp.tick()
+    assert mp.state == ProcessState.FATAL
+    assert "gave up after 3 failures" in mp.reason
 
 
 # --- stop ---

@@ -1,0 +1,67 @@
+"""Idle footprint: total PSS of an idle Hangar environment against an idle `airflow standalone`.
+
+Run: uv run --extra test python bench/footprint.py --idle 20
+Both are measured after being healthy and idle for the same number of seconds.
+Hangar's number counts every process of the environment (all components and their
+children), not the control plane or the shared embedded PostgreSQL, which are
+reported apart.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import baseline  # noqa: E402
+import hangar_side  # noqa: E402
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dags" / "hello_taskflow.py"
+
+
+def _pss(pid: int) -> float:
+    process = psutil.Process(pid)
+    total = 0.0
+    for p in [process, *process.children(recursive=True)]:
+        try:
+            total += p.memory_full_info().pss / 2**20
+        except psutil.Error:
+            pass
+    return round(total, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--idle", type=float, default=20)
+    args = parser.parse_args()
+    report: dict = {"benchmark": "idle_footprint", "idle_seconds": args.idle}
+    with hangar_side.control_plane() as plane:
+        plane.create("idle", hangar_side.dags_folder(EXAMPLE))
+        time.sleep(args.idle)
+        report["hangar"] = hangar_side.environment_pss(plane, "idle")
+        report["hangar"]["control_plane_pss_mib"] = _pss(plane.process.pid)
+        postmaster = int((plane.home / "pgdata" / "postmaster.pid").read_text().split()[0])
+        report["hangar"]["embedded_postgres_pss_mib"] = _pss(postmaster)
+        airflow_bin = hangar_side.runtime_airflow(plane)
+        work = Path(tempfile.mkdtemp(prefix="bench-standalone-"))
+        pg = baseline.embedded_pg(work / "pgdata")
+        try:
+            report["standalone"] = baseline.attempt(
+                "standalone idle", baseline.standalone_idle_pss, airflow_bin=airflow_bin, workdir=work, pg_url=pg,
+                port=baseline.free_port(), idle_s=args.idle,
+            )
+        finally:
+            baseline.stop_embedded_pg(work / "pgdata")
+    s = report["standalone"].get("pss_mib")
+    report["ratio_hangar_to_standalone"] = round(report["hangar"]["pss_mib"] / s, 3) if s else None
+    print(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Secrets are encrypted at rest and appear in no response, config file or log."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from hangar.crypto import Envelope
+
+from tests.e2e.harness import ControlPlane
+
+
+def _secrets(plane: ControlPlane, name: str) -> dict[str, str]:
+    envelope = Envelope((plane.home / "master.key").read_bytes())
+    with sqlite3.connect(plane.home / "state" / "hangar.db") as db:
+        env_id = db.execute("SELECT id FROM environments WHERE name = ? AND status != 'DELETED'", (name,)).fetchone()[0]
+        rows = db.execute("SELECT name, wrapped_key, ciphertext FROM secrets WHERE environment_id = ?", (env_id,))
+        return {n: envelope.decrypt(w, c, context=f"{env_id}/{n}") for n, w, c in rows}
+
+
+def test_no_secret_in_responses_files_or_logs(plane: ControlPlane, dags) -> None:
+    plane.create("secretive", dags)
+    airflow = plane.airflow("secretive")
+    assert airflow.run_dag("hello_taskflow") == "success"
+    secrets = _secrets(plane, "secretive")
+    assert set(secrets) >= {"fernet_key", "jwt_secret", "secret_key"}
+    assert oct((plane.home / "master.key").stat().st_mode & 0o777) == "0o600"
+
+    texts = {
+        "env get": plane.cli("env", "get", "secretive", "--json").stdout,
+        "env list": plane.cli("env", "list", "--json").stdout,
+        "events": plane.cli("env", "events", "secretive", "--json").stdout,
+        "api": plane.api("GET", "/api/v1/environments/secretive").text,
+        "openapi": plane.api("GET", "/openapi.json").text,
+    }
+    for path in [*plane.home.glob("environments/*/**/*"), plane.log, *plane.home.glob("*.log")]:
+        if path.is_file() and path.suffix in (".log", ".cfg", ".json", ".py", ""):
+            texts[str(path)] = path.read_text(errors="replace")
+    # the SQLite state holds only ciphertext
+    texts["state"] = (plane.home / "state" / "hangar.db").read_bytes().decode("latin-1")
+    for where, text in texts.items():
+        for name, value in secrets.items():
+            assert value not in text, f"secret {name} found in {where}"
+        assert "Password for user" not in text, f"a generated Airflow password was printed in {where}"
+    plane.cli("env", "delete", "secretive", "--wait")
