@@ -25,6 +25,9 @@ def test_scheduler_killed_is_restarted_and_runs_still_succeed(plane: ControlPlan
         timeout=120, what="the scheduler to be restarted",
     )
     assert restarted["pid"] != old
+    # what the killed scheduler had forked into its group (executor workers, log server) is gone
+    leftovers = [p for p in psutil.process_iter(["status"]) if _pgid(p.pid) == old and p.info["status"] != "zombie"]
+    assert leftovers == []
     wait_for(lambda: plane.get("kill9")["status"] == "AVAILABLE", timeout=120, what="AVAILABLE again")
     events = json.loads(plane.cli("env", "events", "kill9", "--json").stdout)
     assert any(e["status"] == "UNAVAILABLE" and "scheduler" in e["reason"] for e in events)
@@ -81,3 +84,10 @@ def _leads_session(pid: int) -> bool:
         return os.getsid(pid) == pid
     except ProcessLookupError:
         return False
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None

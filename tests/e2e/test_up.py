@@ -40,6 +40,10 @@ def test_up_starts_the_control_plane_and_prints_a_working_login(dags) -> None:
         status = subprocess.run([sys.executable, "-m", "hangar.cli.main", "server", "--home", str(home),
                                  "--port", str(port), "status"], env=env, capture_output=True, text=True, timeout=60)
         assert "running" in status.stdout
+        stop = subprocess.run([sys.executable, "-m", "hangar.cli.main", "server", "--home", str(home), "stop"],
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert stop.returncode == 0 and "stopped" in stop.stdout, stop.stderr + stop.stdout
+        assert not (home / "server.pid").exists()
     finally:
         subprocess.run([sys.executable, "-m", "hangar.cli.main", "server", "--home", str(home), "stop"], env=env,
                        capture_output=True, timeout=60)

@@ -158,6 +158,7 @@ class ManagedProcess:
 
     def _fail(self, reason: str) -> None:
         self._reap()
+        self._kill_remnants()
         self.failures += 1
         self.reason = reason
         if self.failures > self.spec.start_retries:
@@ -170,6 +171,7 @@ class ManagedProcess:
 
     def _stopped(self) -> None:
         self._reap()
+        self._kill_remnants()
         self.state = ProcessState.STOPPED
         self.pid = self.create_time = None
         self._remove_pid_file()
@@ -185,6 +187,11 @@ class ManagedProcess:
                 self._popen.wait(timeout=0.1)
             except subprocess.TimeoutExpired:
                 pass
+
+    def _kill_remnants(self) -> None:
+        """Children the component forked into its group (executor workers, forkservers) die with it."""
+        if self.pid is not None and self.create_time is not None:
+            kill_group_members(self.pid, born_after=self.create_time)
 
     def _signal(self, sig: signal.Signals) -> None:
         if self.pid is None:
@@ -221,6 +228,19 @@ def _alive(pid: int, create_time: float) -> bool:
         return False
 
 
+def kill_group_members(pgid: int, *, born_after: float) -> None:
+    """SIGKILL what is left of a process group whose leader has exited.
+
+    Only processes started after the leader are touched, so a recycled group id
+    never takes an unrelated process with it."""
+    for process in psutil.process_iter(["create_time"]):
+        try:
+            if os.getpgid(process.pid) == pgid and process.info["create_time"] >= born_after - 0.01:
+                process.kill()
+        except (ProcessLookupError, psutil.Error):
+            continue
+
+
 def kill_group_from_pid_file(pid_file: Path, *, grace: float = 10.0) -> None:
     """Stop whatever a pid file names, when no ManagedProcess holds it (cleanup after a crash)."""
     try:
@@ -235,8 +255,5 @@ def kill_group_from_pid_file(pid_file: Path, *, grace: float = 10.0) -> None:
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and _alive(record["pid"], record["create_time"]):
             time.sleep(0.2)
-        try:
-            os.killpg(record["pid"], signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    kill_group_members(record["pid"], born_after=record["create_time"])
     pid_file.unlink(missing_ok=True)

@@ -387,3 +387,29 @@ def test_adopt_refuses_missing_damaged_or_dead_pid_files(make):
     mp.spec.pid_file.write_text(dead.spec.pid_file.read_text())
     assert mp.adopt() is False
     assert mp.state == ProcessState.STOPPED
+
+
+def test_children_left_in_the_group_die_with_a_crashed_leader(make, clock):
+    """A killed scheduler must not leave its executor workers running forever."""
+    mp = make(["sh", "-c", "sleep 600 & wait"], start_seconds=1.0, start_retries=3)
+    mp.start()
+    leader = psutil.Process(mp.pid)
+    child = wait_for_child(leader)
+    os.kill(mp.pid, signal.SIGKILL)
+    tick_until_exit_seen(mp)
+    assert mp.state == ProcessState.BACKOFF
+    child.wait(timeout=10)
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    mp.stop_and_wait()
+
+
+def wait_for_child(leader: "psutil.Process") -> "psutil.Process":
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        children = leader.children()
+        if children:
+            return children[0]
+        time.sleep(0.05)
+    raise AssertionError("the leader never forked its child")
