@@ -52,7 +52,15 @@ class EnvironmentBusy(HangarError):
 
 
 class Unauthorized(HangarError):
+    """No or bad credentials."""
+
     code = "UNAUTHORIZED"
+
+
+class AccessDenied(HangarError):
+    """Good credentials, but the role does not allow the call."""
+
+    code = "ACCESS_DENIED"
 
 
 class PortInUse(HangarError):

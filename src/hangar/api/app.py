@@ -6,9 +6,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hangar import __version__
-from hangar.api import errors
+from hangar.api import audit, errors
 from hangar.api.auth import load_or_create_admin_key
-from hangar.api.routes import environments
+from hangar.api.routes import access, environments
 from hangar.controlplane import ControlPlane
 from hangar.settings import Settings
 
@@ -27,7 +27,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Hangar", version=__version__, lifespan=lifespan)
     errors.install(app)
+    audit.install(app)
     app.include_router(environments.router)
+    app.include_router(access.router)
 
     @app.get("/health", tags=["health"])
     def health() -> dict:

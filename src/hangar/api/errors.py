@@ -10,6 +10,7 @@ from hangar import errors
 STATUS = {
     errors.ValidationFailed: 400,
     errors.Unauthorized: 401,
+    errors.AccessDenied: 403,
     errors.EnvironmentNotFound: 404,
     errors.EnvironmentAlreadyExists: 409,
     errors.EnvironmentBusy: 409,

@@ -51,4 +51,4 @@ class Client:
                 raise ClientError(error["message"])
             except (ValueError, KeyError, TypeError):
                 raise ClientError(f"{method} {path} failed with HTTP {response.status_code}") from None
-        return response.json()
+        return response.json() if response.status_code != 204 else {}

@@ -23,8 +23,10 @@ from hangar.settings import Settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Hangar: managed Apache Airflow on your own machines.")
 server_app = typer.Typer(help="Run the control plane.")
 env_app = typer.Typer(no_args_is_help=True, help="Create, inspect, update and delete environments.")
+key_app = typer.Typer(no_args_is_help=True, help="Access keys for the API (Admin only).")
 app.add_typer(server_app, name="server")
 app.add_typer(env_app, name="env")
+app.add_typer(key_app, name="access-key")
 
 out = Console()
 err = Console(stderr=True)
@@ -371,6 +373,65 @@ def env_events(name: str, as_json: bool = typer.Option(False, "--json")) -> None
         return
     for event in events:
         out.print(f"{event['at']}  {event['previous'] or '-':>14} -> {event['status']:<14} {event['reason']}", markup=False)
+
+
+# ---------------------------------------------------------------- access keys and audit
+
+@key_app.command("create")
+def access_key_create(
+    role: str = typer.Option(..., "--role", help="Admin, Op, User or Viewer"),
+    description: Optional[str] = typer.Option(None, "--description"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Issue an access key; its secret is shown this once."""
+    try:
+        key = _client().request("POST", "/api/v1/access-keys", json={"role": role, "description": description})
+    except ClientError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(key))
+        return
+    out.print(f"access_key_id:     {key['access_key_id']}\nsecret_access_key: {key['secret_access_key']}\n"
+              f"role:              {key['role']}\nnative API bearer: {key['api_key']}", markup=False)
+
+
+@key_app.command("list")
+def access_key_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    try:
+        keys = _client().request("GET", "/api/v1/access-keys")
+    except ClientError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(keys, indent=2))
+        return
+    for key in keys:
+        state = "revoked" if key["revoked"] else "active"
+        out.print(f"{key['access_key_id']}  {key['role']:<7} {state:<8} {key['created_at']}  {key['description'] or ''}",
+                  markup=False)
+
+
+@key_app.command("revoke")
+def access_key_revoke(access_key_id: str) -> None:
+    try:
+        _client().request("DELETE", f"/api/v1/access-keys/{access_key_id}")
+    except ClientError as exc:
+        fail(str(exc))
+    out.print(f"{access_key_id} revoked")
+
+
+@app.command("audit")
+def audit(as_json: bool = typer.Option(False, "--json"), limit: int = typer.Option(200)) -> None:
+    """Mutating calls: who, what, when, outcome (newest first)."""
+    try:
+        entries = _client().request("GET", "/api/v1/audit", params={"limit": limit})
+    except ClientError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(entries, indent=2))
+        return
+    for e in entries:
+        out.print(f"{e['at']}  {e['principal']:<20} {e['role']:<7} {e['action']:<28} {e['target'] or '-':<20} "
+                  f"{e['outcome']} ({e['status_code']})", markup=False)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet
 
 from hangar.backend.components import web_component
 from hangar.context import Context
+from hangar.domain.access import Principal
 from hangar.domain.lifecycle import change_status
 from hangar.domain.spec import (
     ComponentPublic, EnvironmentCreate, EnvironmentPublic, EnvironmentUpdate, ErrorInfo, EventPublic, LastUpdate,
@@ -124,17 +125,23 @@ def list_events(ctx: Context, *, name: str) -> list[EventPublic]:
         ]
 
 
-def environment_token(ctx: Context, *, name: str) -> TokenPublic:
-    """A bearer token for the environment's Airflow REST API, with the Admin role."""
+def environment_token(
+    ctx: Context, *, name: str, principal: Principal, valid_for: int = TOKEN_SECONDS
+) -> TokenPublic:
+    """A bearer token for the environment's Airflow, carrying the caller's role."""
     with ctx.store.session() as session:
         env = repository.get_live(session, name)
         if env.running_revision is None:
             raise EnvironmentBusy(name, env.status)
         jwt_secret = repository.get_secrets(session, ctx.envelope, env_id=env.id)["jwt_secret"]
+        major = parse_version(repository.get_spec(session, env.id, env.running_revision).airflow_version)[0]
         url = base_url(env.ports) if env.ports else None
-    token = mint(jwt_secret, sub="admin", role="ADMIN", valid_for_seconds=TOKEN_SECONDS)
-    expires = datetime.now(timezone.utc) + timedelta(seconds=TOKEN_SECONDS)
-    return TokenPublic(token=token, expires_at=expires, webserver_url=url, role="Admin")
+    # Airflow 3 takes any user name with a role; Airflow 2's FAB needs an existing user,
+    # one per role, created in the template database (see hangar.runtime.metadb)
+    sub = principal.id if major >= 3 else principal.role.name.lower()
+    token = mint(jwt_secret, sub=sub, role=principal.role.airflow3, valid_for_seconds=valid_for)
+    expires = datetime.now(timezone.utc) + timedelta(seconds=valid_for)
+    return TokenPublic(token=token, expires_at=expires, webserver_url=url, role=principal.role.name)
 
 
 def _new_secrets() -> dict[str, str]:

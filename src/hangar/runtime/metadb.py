@@ -121,7 +121,7 @@ class EmbeddedPostgres:
             progress(f"migrating template database for Airflow {runtime.airflow_version} (once per runtime)")
             migrate(runtime=runtime, url=self.url(name))
             if runtime.major == 2:
-                create_placeholder_admin(runtime=runtime, url=self.url(name))
+                create_role_users(runtime=runtime, url=self.url(name))
             with self.admin() as cursor:
                 cursor.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true").format(sql.Identifier(name)))
 
@@ -162,14 +162,20 @@ def migrate(*, runtime: Runtime, url: str) -> None:
         raise MetadataDatabaseFailed(f"`airflow db migrate` failed (exit {result.returncode}):\n{tail}")
 
 
-def create_placeholder_admin(*, runtime: Runtime, url: str) -> None:
-    """Airflow 2's FAB needs a user row to log in as; its password is random and discarded.
+ROLE_USERS = {"admin": "Admin", "op": "Op", "user": "User", "viewer": "Viewer"}
 
-    People never use it: Hangar's tokens log them in (see hangar_airflow.plugin)."""
-    result = _airflow(
-        runtime, url, "users", "create", "--username", "admin", "--role", "Admin", "--email", "admin@hangar.invalid",
-        "--firstname", "Hangar", "--lastname", "Admin", "--password", secrets.token_urlsafe(32),
-    )
-    if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-10:])
-        raise MetadataDatabaseFailed(f"creating the Airflow admin user failed:\n{tail}")
+
+def create_role_users(*, runtime: Runtime, url: str) -> None:
+    """Airflow 2's FAB needs a user row to log in as: one per Hangar role.
+
+    Their passwords are random and discarded; people get in with Hangar tokens
+    (see hangar_airflow), which name the user of their role."""
+    for username, role in ROLE_USERS.items():
+        result = _airflow(
+            runtime, url, "users", "create", "--username", username, "--role", role,
+            "--email", f"{username}@hangar.invalid", "--firstname", "Hangar", "--lastname", role,
+            "--password", secrets.token_urlsafe(32),
+        )
+        if result.returncode != 0:
+            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-10:])
+            raise MetadataDatabaseFailed(f"creating the Airflow user {username} failed:\n{tail}")

@@ -3,48 +3,49 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from hangar.api.auth import require_key
+from hangar.api.auth import principal, require
 from hangar.context import Context
 from hangar.domain import environments
+from hangar.domain.access import Principal
 from hangar.domain.spec import EnvironmentCreate, EnvironmentPublic, EnvironmentUpdate, EventPublic, TokenPublic
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)], tags=["environments"])
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(principal)], tags=["environments"])
 
 
 def ctx(request: Request) -> Context:
     return request.app.state.ctx
 
 
-@router.post("/environments", status_code=201)
+@router.post("/environments", status_code=201, name="environments.create", dependencies=[Depends(require("admin"))])
 def create(body: EnvironmentCreate, c: Context = Depends(ctx)) -> EnvironmentPublic:
     return environments.create_environment(c, request=body)
 
 
-@router.get("/environments")
+@router.get("/environments", dependencies=[Depends(require("read"))])
 def list_(c: Context = Depends(ctx)) -> list[EnvironmentPublic]:
     return environments.list_environments(c)
 
 
-@router.get("/environments/{name}")
+@router.get("/environments/{name}", dependencies=[Depends(require("read"))])
 def get(name: str, c: Context = Depends(ctx)) -> EnvironmentPublic:
     return environments.get_environment(c, name=name)
 
 
-@router.patch("/environments/{name}")
+@router.patch("/environments/{name}", name="environments.update", dependencies=[Depends(require("update"))])
 def update(name: str, body: EnvironmentUpdate, c: Context = Depends(ctx)) -> EnvironmentPublic:
     return environments.update_environment(c, name=name, request=body)
 
 
-@router.delete("/environments/{name}", status_code=202)
+@router.delete("/environments/{name}", status_code=202, name="environments.delete", dependencies=[Depends(require("admin"))])
 def delete(name: str, c: Context = Depends(ctx)) -> EnvironmentPublic:
     return environments.delete_environment(c, name=name)
 
 
-@router.get("/environments/{name}/events")
+@router.get("/environments/{name}/events", dependencies=[Depends(require("read"))])
 def events(name: str, c: Context = Depends(ctx)) -> list[EventPublic]:
     return environments.list_events(c, name=name)
 
 
-@router.post("/environments/{name}/token")
-def token(name: str, c: Context = Depends(ctx)) -> TokenPublic:
-    return environments.environment_token(c, name=name)
+@router.post("/environments/{name}/token", name="environments.token")
+def token(name: str, c: Context = Depends(ctx), caller: Principal = Depends(require("login"))) -> TokenPublic:
+    return environments.environment_token(c, name=name, principal=caller)

@@ -1,0 +1,41 @@
+"""Native routes for access keys and the audit log (Admin only)."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict
+
+from hangar.api.auth import require
+from hangar.context import Context
+from hangar.domain import access
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require("admin"))], tags=["access"])
+
+
+def ctx(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+class AccessKeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: str
+    description: str | None = None
+
+
+@router.post("/access-keys", status_code=201, name="access_keys.create")
+def create_key(body: AccessKeyRequest, c: Context = Depends(ctx)) -> access.AccessKeyCreated:
+    return access.create_access_key(c, role=access.Role.parse(body.role), description=body.description)
+
+
+@router.get("/access-keys")
+def list_keys(c: Context = Depends(ctx)) -> list[access.AccessKeyPublic]:
+    return access.list_access_keys(c)
+
+
+@router.delete("/access-keys/{access_key_id}", status_code=204, name="access_keys.revoke")
+def revoke_key(access_key_id: str, c: Context = Depends(ctx)) -> None:
+    access.revoke_access_key(c, access_key_id=access_key_id)
+
+
+@router.get("/audit")
+def audit(limit: int = 200, c: Context = Depends(ctx)) -> list[access.AuditEntry]:
+    return access.read_audit(c, limit=limit)

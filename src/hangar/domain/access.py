@@ -1,0 +1,165 @@
+"""Principals, roles and what each role may do; access keys; the audit log.
+
+Roles are ordered Viewer < User < Op < Admin, as in Airflow:
+- Viewer may only read;
+- User may also log into environments (web login, CLI and REST API tokens);
+- Op may also update environments and their tags;
+- Admin may do everything, including create, delete and managing keys.
+
+The caller's role is also the role they get inside an environment's Airflow.
+Access key secrets are stored envelope-encrypted (SigV4 needs the secret to
+recompute a signature) and are shown exactly once, at creation.
+"""
+from __future__ import annotations
+
+import hmac
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+from typing import NewType
+
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from hangar.context import Context
+from hangar.errors import AccessDenied, Unauthorized, ValidationFailed
+from hangar.store.models import AccessKeyRow, AuditRow, utcnow
+
+AccessKeyId = NewType("AccessKeyId", str)
+ADMIN_PRINCIPAL = "admin"  # the bootstrap key in HANGAR_HOME/admin.key
+
+
+class Role(IntEnum):
+    Viewer = 1
+    User = 2
+    Op = 3
+    Admin = 4
+
+    @classmethod
+    def parse(cls, text: str) -> "Role":
+        for role in cls:
+            if role.name.lower() == text.strip().lower():
+                return role
+        raise ValidationFailed(f"role {text!r} is not one of Admin, Op, User, Viewer")
+
+    @property
+    def airflow3(self) -> str:
+        """SimpleAuthManager's role names."""
+        return self.name.upper()
+
+
+# the least role each action needs
+NEEDS: dict[str, Role] = {
+    "read": Role.Viewer,
+    "login": Role.User,
+    "update": Role.Op,
+    "admin": Role.Admin,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Principal:
+    id: str
+    role: Role
+
+    def require(self, action: str) -> None:
+        needed = NEEDS[action]
+        if self.role < needed:
+            raise AccessDenied(
+                f"{self.id} has role {self.role.name}; this call needs {needed.name} or higher"
+            )
+
+
+class AccessKeyCreated(BaseModel):
+    access_key_id: str
+    secret_access_key: str
+    role: str
+    api_key: str  # for the native API: Authorization: Bearer <api_key>
+
+
+class AccessKeyPublic(BaseModel):
+    access_key_id: str
+    role: str
+    description: str | None
+    created_at: datetime
+    revoked: bool
+
+
+class AuditEntry(BaseModel):
+    at: datetime
+    principal: str
+    role: str
+    action: str
+    target: str | None
+    outcome: str
+    status_code: int
+
+
+_ID_CHARS = string.ascii_uppercase + string.digits
+
+
+def create_access_key(ctx: Context, *, role: Role, description: str | None = None) -> AccessKeyCreated:
+    key_id = "HKIA" + "".join(secrets.choice(_ID_CHARS) for _ in range(16))
+    secret = secrets.token_urlsafe(30)[:40]
+    wrapped, ciphertext = ctx.envelope.encrypt(secret, context=f"access-key/{key_id}")
+    with ctx.store.session() as session:
+        session.add(AccessKeyRow(id=key_id, role=role.name, wrapped_key=wrapped, ciphertext=ciphertext,
+                                 description=description, created_at=utcnow()))
+    return AccessKeyCreated(access_key_id=key_id, secret_access_key=secret, role=role.name,
+                            api_key=f"{key_id}:{secret}")
+
+
+def list_access_keys(ctx: Context) -> list[AccessKeyPublic]:
+    with ctx.store.session() as session:
+        rows = session.scalars(select(AccessKeyRow).order_by(AccessKeyRow.created_at))
+        return [AccessKeyPublic(access_key_id=r.id, role=r.role, description=r.description, created_at=r.created_at,
+                                revoked=r.revoked_at is not None) for r in rows]
+
+
+def revoke_access_key(ctx: Context, *, access_key_id: str) -> None:
+    with ctx.store.session() as session:
+        row = session.get(AccessKeyRow, access_key_id)
+        if row is None:
+            raise ValidationFailed(f"access key {access_key_id} does not exist")
+        row.revoked_at = row.revoked_at or utcnow()
+
+
+def access_key_secret(ctx: Context, *, access_key_id: str) -> tuple[str, Role]:
+    """The secret and role of a live access key; Unauthorized if unknown or revoked."""
+    with ctx.store.session() as session:
+        row = session.get(AccessKeyRow, access_key_id)
+        if row is None or row.revoked_at is not None:
+            raise Unauthorized(f"the access key {access_key_id!r} is not valid")
+        secret = ctx.envelope.decrypt(row.wrapped_key, row.ciphertext, context=f"access-key/{row.id}")
+        return secret, Role[row.role]
+
+
+def authenticate_bearer(ctx: Context, *, token: str, admin_key: str) -> Principal:
+    if hmac.compare_digest(token.encode(), admin_key.encode()):
+        return Principal(id=ADMIN_PRINCIPAL, role=Role.Admin)
+    key_id, _, secret = token.partition(":")
+    if not key_id or not secret:
+        raise Unauthorized("a valid API key is required (Authorization: Bearer <key>)")
+    expected, role = access_key_secret(ctx, access_key_id=key_id)
+    if not hmac.compare_digest(secret.encode(), expected.encode()):
+        raise Unauthorized(f"the access key {key_id!r} is not valid")
+    return Principal(id=key_id, role=role)
+
+
+def record(ctx: Context, *, principal: Principal | None, action: str, target: str | None, outcome: str,
+           status_code: int) -> None:
+    with ctx.store.session() as session:
+        session.add(AuditRow(
+            at=utcnow(), principal=principal.id if principal else "anonymous",
+            role=principal.role.name if principal else "-", action=action, target=target, outcome=outcome,
+            status_code=status_code,
+        ))
+
+
+def read_audit(ctx: Context, *, limit: int = 200) -> list[AuditEntry]:
+    with ctx.store.session() as session:
+        rows = session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
+        return [AuditEntry(at=r.at, principal=r.principal, role=r.role, action=r.action, target=r.target,
+                           outcome=r.outcome, status_code=r.status_code) for r in rows]
