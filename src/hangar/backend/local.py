@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -51,6 +51,8 @@ class LaunchPlan:
     start_seconds: float
     start_retries: int
     stable_seconds: float
+    # extra environment per component name (e.g. its log level)
+    component_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class EnvironmentProcesses:
@@ -70,7 +72,7 @@ class EnvironmentProcesses:
         return ProcessSpec(
             name=component.name,
             argv=[str(self.plan.airflow_bin), *component.args],
-            env=self.plan.env,
+            env={**self.plan.env, **self.plan.component_env.get(component.name, {})},
             cwd=root,
             log_file=root / "logs" / "components" / f"{component.name}.log",
             pid_file=root / "run" / f"{component.name}.pid",

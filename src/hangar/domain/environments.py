@@ -7,9 +7,11 @@ reconciler. The call returns at once; the work is resumable from the store.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from cryptography.fernet import Fernet
+from pydantic import ValidationError as PydanticValidationError
 
 from hangar.backend.components import web_component
 from hangar.context import Context
@@ -30,12 +32,7 @@ TOKEN_SECONDS = 2 * 3600
 
 
 def create_environment(ctx: Context, *, request: EnvironmentCreate) -> EnvironmentPublic:
-    spec = Spec(
-        dags=request.dags, airflow_version=request.airflow_version, requirements=request.requirements,
-        airflow_configuration_options=request.airflow_configuration_options,
-        environment_variables=request.environment_variables, environment_class=request.environment_class,
-        tags=request.tags, external_metadata_db=request.metadata_db_url is not None,
-    )
+    spec = _valid(request.to_spec)
     with ctx.store.session() as session:
         if repository.find_live(session, request.name) is not None:
             raise EnvironmentAlreadyExists(request.name)
@@ -65,7 +62,7 @@ def update_environment(ctx: Context, *, name: str, request: EnvironmentUpdate) -
         if Status(env.status) not in UPDATABLE:
             raise EnvironmentBusy(name, env.status)
         current = repository.get_spec(session, env.id, env.revision)
-        spec = current.merged(request)
+        spec = _valid(lambda: current.merged(request))
         if parse_version(spec.airflow_version) < parse_version(current.airflow_version):
             raise ValidationFailed(
                 f"airflow_version {spec.airflow_version} is older than {current.airflow_version}: "
@@ -142,6 +139,14 @@ def environment_token(
     token = mint(jwt_secret, sub=sub, role=principal.role.airflow3, valid_for_seconds=valid_for)
     expires = datetime.now(timezone.utc) + timedelta(seconds=valid_for)
     return TokenPublic(token=token, expires_at=expires, webserver_url=url, role=principal.role.name)
+
+
+def _valid(build: Callable[[], Spec]) -> Spec:
+    """Cross-field rules (sizing against the class) are checked when the revision is made."""
+    try:
+        return build()
+    except PydanticValidationError as exc:
+        raise ValidationFailed("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
 
 
 def _new_secrets() -> dict[str, str]:

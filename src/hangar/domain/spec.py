@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NewType
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hangar.domain.classes import EnvironmentClass
+from hangar.domain.classes import PRESETS, EnvironmentClass
 from hangar.domain.requirements import check_requirements
 from hangar.errors import ValidationFailed
 
@@ -121,35 +122,79 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class EnvironmentCreate(_Strict):
-    name: Name
-    dags: str
-    airflow_version: str = DEFAULT_AIRFLOW_VERSION
-    requirements: str | None = None
-    airflow_configuration_options: dict[str, str] = Field(default_factory=dict)
-    environment_variables: dict[str, str] = Field(default_factory=dict)
-    environment_class: EnvironmentClass = EnvironmentClass.small
-    tags: dict[str, str] = Field(default_factory=dict)
-    metadata_db_url: str | None = None
+class AccessMode(StrEnum):
+    """MWAA's WebserverAccessMode: where the environment's web server listens."""
 
-    _v_version = field_validator("airflow_version")(_check_version)
-    _v_config = field_validator("airflow_configuration_options")(_check_config)
-    _v_env = field_validator("environment_variables")(_check_env)
-    _v_dags = field_validator("dags")(_check_dags)
-    _v_requirements = field_validator("requirements")(_check_requirements)
-    _v_db = field_validator("metadata_db_url")(_check_db_url)
+    PRIVATE_ONLY = "PRIVATE_ONLY"  # loopback only (the default)
+    PUBLIC_ONLY = "PUBLIC_ONLY"  # all interfaces
+    PUBLIC_AND_PRIVATE = "PUBLIC_AND_PRIVATE"  # all interfaces
 
 
-class EnvironmentUpdate(_Strict):
-    """Fields left out keep their current value."""
+class LogLevel(StrEnum):
+    CRITICAL = "CRITICAL"
+    ERROR = "ERROR"
+    WARNING = "WARNING"
+    INFO = "INFO"
+    DEBUG = "DEBUG"
 
-    dags: str | None = None
+
+class ModuleLogging(_Strict):
+    enabled: bool = True
+    log_level: LogLevel = LogLevel.INFO
+
+
+class LoggingConfiguration(_Strict):
+    """MWAA's five log modules; each level applies to the components that write those logs."""
+
+    dag_processing: ModuleLogging = Field(default_factory=ModuleLogging)
+    scheduler: ModuleLogging = Field(default_factory=ModuleLogging)
+    webserver: ModuleLogging = Field(default_factory=ModuleLogging)
+    worker: ModuleLogging = Field(default_factory=ModuleLogging)
+    task: ModuleLogging = Field(default_factory=ModuleLogging)
+
+
+class SourceBucket(_Strict):
+    """Where DAGs, requirements, plugins and the startup script come from (MWAA's S3 fields)."""
+
+    bucket: str
+    dag_s3_path: str
+    requirements_s3_path: str | None = None
+    requirements_s3_object_version: str | None = None
+    plugins_s3_path: str | None = None
+    plugins_s3_object_version: str | None = None
+    startup_script_s3_path: str | None = None
+    startup_script_s3_object_version: str | None = None
+
+
+_MAINTENANCE = re.compile(r"^(MON|TUE|WED|THU|FRI|SAT|SUN):([01]\d|2[0-3]):(00|30)$")
+
+
+def _check_maintenance(value: str | None) -> str | None:
+    if value is not None and not _MAINTENANCE.fullmatch(value):
+        raise ValueError(f"weekly_maintenance_window_start {value!r} must look like TUE:03:30 (DAY:HH:00 or DAY:HH:30)")
+    return value
+
+
+class _Options(_Strict):
+    """Fields shared by create and update; None means "not given"."""
+
     airflow_version: str | None = None
     requirements: str | None = None
     airflow_configuration_options: dict[str, str] | None = None
     environment_variables: dict[str, str] | None = None
     environment_class: EnvironmentClass | None = None
     tags: dict[str, str] | None = None
+    min_workers: int | None = Field(default=None, ge=1, le=25)
+    max_workers: int | None = Field(default=None, ge=1, le=25)
+    schedulers: int | None = Field(default=None, ge=1, le=5)
+    min_webservers: int | None = Field(default=None, ge=1, le=5)
+    max_webservers: int | None = Field(default=None, ge=1, le=5)
+    webserver_access_mode: AccessMode | None = None
+    logging: LoggingConfiguration | None = None
+    weekly_maintenance_window_start: str | None = None
+    kms_key: str | None = None
+    execution_role_arn: str | None = None
+    network_configuration: dict[str, Any] | None = None
 
     @field_validator("airflow_version")
     @classmethod
@@ -166,12 +211,49 @@ class EnvironmentUpdate(_Strict):
     def _env(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         return None if value is None else _check_env(value)
 
+    _v_requirements = field_validator("requirements")(_check_requirements)
+    _v_maintenance = field_validator("weekly_maintenance_window_start")(_check_maintenance)
+
+
+class EnvironmentCreate(_Options):
+    name: Name
+    airflow_version: str = DEFAULT_AIRFLOW_VERSION
+    airflow_configuration_options: dict[str, str] = Field(default_factory=dict)
+    environment_variables: dict[str, str] = Field(default_factory=dict)
+    environment_class: EnvironmentClass = EnvironmentClass.small
+    tags: dict[str, str] = Field(default_factory=dict)
+    dags: str | None = None
+    source: SourceBucket | None = None
+    metadata_db_url: str | None = None
+
     @field_validator("dags")
     @classmethod
     def _dags(cls, value: str | None) -> str | None:
         return None if value is None else _check_dags(value)
 
-    _v_requirements = field_validator("requirements")(_check_requirements)
+    _v_db = field_validator("metadata_db_url")(_check_db_url)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "EnvironmentCreate":
+        if (self.dags is None) == (self.source is None):
+            raise ValueError("give either dags (a local folder) or source (a Hangar bucket), not both or neither")
+        return self
+
+    def to_spec(self) -> "Spec":
+        given = self.model_dump(exclude={"name", "metadata_db_url"}, exclude_none=True)
+        return Spec.model_validate({**given, "external_metadata_db": self.metadata_db_url is not None})
+
+
+class EnvironmentUpdate(_Options):
+    """Fields left out keep their current value."""
+
+    dags: str | None = None
+    source: SourceBucket | None = None
+
+    @field_validator("dags")
+    @classmethod
+    def _dags(cls, value: str | None) -> str | None:
+        return None if value is None else _check_dags(value)
 
     @model_validator(mode="after")
     def _not_empty(self) -> "EnvironmentUpdate":
@@ -180,13 +262,19 @@ class EnvironmentUpdate(_Strict):
         for name in self.model_fields_set - {"requirements"}:  # requirements: null removes them
             if getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null; leave it out to keep the current value")
+        if self.dags is not None and self.source is not None:
+            raise ValueError("give either dags or source, not both")
         return self
 
 
 class Spec(BaseModel):
-    """The stored form of a revision (no secrets: the metadata DB URL is stored encrypted apart)."""
+    """The stored form of a revision (no secrets: the metadata DB URL is stored encrypted apart).
 
-    dags: str
+    Sizing left unset takes the class's defaults when the revision is made, so a
+    stored revision always says exactly what it runs with."""
+
+    dags: str | None = None  # a local folder, or None when `source` names a bucket
+    source: SourceBucket | None = None
     airflow_version: str
     requirements: str | None = None
     airflow_configuration_options: dict[str, str] = Field(default_factory=dict)
@@ -194,10 +282,53 @@ class Spec(BaseModel):
     environment_class: EnvironmentClass = EnvironmentClass.small
     tags: dict[str, str] = Field(default_factory=dict)
     external_metadata_db: bool = False
+    min_workers: int = 1
+    max_workers: int | None = None
+    schedulers: int | None = None
+    min_webservers: int | None = None
+    max_webservers: int | None = None
+    webserver_access_mode: AccessMode = AccessMode.PRIVATE_ONLY
+    logging: LoggingConfiguration = Field(default_factory=LoggingConfiguration)
+    weekly_maintenance_window_start: str | None = None
+    kms_key: str | None = None
+    execution_role_arn: str | None = None
+    network_configuration: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _sizing(self) -> "Spec":
+        preset = PRESETS[self.environment_class]
+        mw1 = self.environment_class.value.startswith("mw1.")
+        if self.max_workers is None:
+            self.max_workers = max(self.min_workers, min(10, preset.max_workers))
+        if self.schedulers is None:
+            self.schedulers = min(2 if mw1 else 1, preset.max_schedulers)
+        if self.min_webservers is None:
+            self.min_webservers = min(2 if mw1 else 1, preset.max_webservers)
+        if self.max_webservers is None:
+            self.max_webservers = max(self.min_webservers, min(2 if mw1 else 1, preset.max_webservers))
+        checks = [
+            (self.min_workers <= self.max_workers, f"min_workers {self.min_workers} is above max_workers {self.max_workers}"),
+            (self.max_workers <= preset.max_workers, f"{self.environment_class} allows at most {preset.max_workers} workers, not {self.max_workers}"),
+            (self.schedulers <= preset.max_schedulers, f"{self.environment_class} allows at most {preset.max_schedulers} schedulers, not {self.schedulers}"),
+            (self.min_webservers <= self.max_webservers, f"min_webservers {self.min_webservers} is above max_webservers {self.max_webservers}"),
+            (self.max_webservers <= preset.max_webservers, f"{self.environment_class} allows at most {preset.max_webservers} web servers, not {self.max_webservers}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        return self
 
     def merged(self, update: EnvironmentUpdate) -> "Spec":
         changes: dict[str, Any] = {k: getattr(update, k) for k in update.model_fields_set}
-        return self.model_copy(update=changes)
+        if "dags" in changes:
+            changes["source"] = None
+        if "source" in changes:
+            changes["dags"] = None
+        if "environment_class" in changes:  # sizing follows the new class unless given
+            for field in ("max_workers", "schedulers", "min_webservers", "max_webservers"):
+                changes.setdefault(field, None)
+        base = self.model_dump(mode="json")
+        return Spec.model_validate({**base, **{k: v for k, v in changes.items()}})
 
 
 class ErrorInfo(BaseModel):

@@ -21,7 +21,7 @@ from hangar.domain.lifecycle import change_status
 from hangar.domain.spec import Spec, parse_version
 from hangar.domain.status import Status
 from hangar.errors import ComponentFailed, HangarError, PermanentError
-from hangar.backend.components import PORT_NAMES
+from hangar.backend.components import PORT_NAMES, components_for
 from hangar.reconciler.queue import Work
 from hangar.runtime import airflow_config, metadb, ports
 from hangar.runtime.venvs import Runtime, ensure_runtime
@@ -188,11 +188,13 @@ class Reconciler:
             spec=target.spec, layout=target.layout, runtime_bin=target.runtime.path / "bin", secrets=secrets,
             db_url=target.db_url,
         )
+        major = parse_version(target.spec.airflow_version)[0]
         return LaunchPlan(
-            env_id=target.env_id, major=parse_version(target.spec.airflow_version)[0], airflow_bin=target.runtime.airflow,
+            env_id=target.env_id, major=major, airflow_bin=target.runtime.airflow,
             env=env, root=target.layout.root, web_port=target.ports["web"],
             start_seconds=self.ctx.settings.start_seconds, start_retries=self.ctx.settings.start_retries,
             stable_seconds=self.ctx.settings.stable_seconds,
+            component_env={c.name: airflow_config.component_env(target.spec, c.name) for c in components_for(major)},
         )
 
     def _launch(self, work: Work, target: Target) -> EnvironmentProcesses:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hangar.crypto import write_private
-from hangar.domain.classes import PRESETS
-from hangar.domain.spec import Spec, parse_version
+from hangar.domain.classes import PRESETS, parallelism
+from hangar.domain.spec import AccessMode, Spec, parse_version
 
 ADDON_PATH = Path(__file__).parent / "airflow_addon"
 SECRET_NAMES = ("fernet_key", "jwt_secret", "secret_key")
@@ -68,6 +68,35 @@ class EnvironmentLayout:
         return self.root / "passwords.json"
 
 
+def bind_host(spec: Spec) -> str:
+    """MWAA's WebserverAccessMode: PRIVATE_ONLY stays on loopback; the public modes listen everywhere."""
+    return "127.0.0.1" if spec.webserver_access_mode == AccessMode.PRIVATE_ONLY else "0.0.0.0"
+
+
+# Which of MWAA's log modules each component writes. On the local backend tasks run
+# inside the scheduler's executor, so the scheduler takes the more verbose of its
+# own, the worker and the task level.
+LOG_MODULES = {
+    "api-server": ("webserver",),
+    "webserver": ("webserver",),
+    "scheduler": ("scheduler", "worker", "task"),
+    "dag-processor": ("dag_processing",),
+    "triggerer": ("worker",),
+}
+_VERBOSITY = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def component_env(spec: Spec, component: str) -> dict[str, str]:
+    """Per-component additions to the process environment (log levels)."""
+    levels = []
+    for module in LOG_MODULES.get(component, ()):
+        setting = getattr(spec.logging, module)
+        levels.append(setting.log_level.value if setting.enabled else "CRITICAL")
+    if not levels:
+        return {}
+    return {"AIRFLOW__LOGGING__LOGGING_LEVEL": min(levels, key=_VERBOSITY.index)}
+
+
 def base_url(ports: dict[str, int]) -> str:
     return f"http://127.0.0.1:{ports['web']}"
 
@@ -75,6 +104,7 @@ def base_url(ports: dict[str, int]) -> str:
 def hangar_options(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int]) -> dict[str, dict[str, str]]:
     major = parse_version(spec.airflow_version)[0]
     preset = PRESETS[spec.environment_class]
+    slots = parallelism(preset, max_workers=spec.max_workers)
     url = base_url(ports)
     options: dict[str, dict[str, str]] = {
         "core": {
@@ -82,8 +112,8 @@ def hangar_options(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, in
             "plugins_folder": str(layout.plugins),
             "executor": "LocalExecutor",
             "load_examples": "False",
-            "parallelism": str(preset.parallelism),
-            "max_active_tasks_per_dag": str(preset.max_active_tasks_per_dag),
+            "parallelism": str(slots),
+            "max_active_tasks_per_dag": str(preset.max_active_tasks_per_dag or slots),
             "max_active_runs_per_dag": str(preset.max_active_runs_per_dag),
             "default_pool_task_slot_count": str(preset.default_pool_slots),
         },
@@ -98,7 +128,7 @@ def hangar_options(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, in
         options["core"]["execution_api_server_url"] = f"{url}/execution/"
         options["core"]["simple_auth_manager_users"] = "admin:admin"
         options["core"]["simple_auth_manager_passwords_file"] = str(layout.passwords)
-        options["api"] = {"host": "127.0.0.1", "port": str(ports["web"]), "base_url": url}
+        options["api"] = {"host": bind_host(spec), "port": str(ports["web"]), "base_url": url}
         options["api_auth"] = {"jwt_audience": "apache-airflow"}
         options["dag_processor"] = {"parsing_processes": str(preset.parsing_processes), "refresh_interval": "5"}
         options["logging"]["dag_processor_child_process_log_directory"] = str(layout.logs / "dag_processor")
@@ -110,7 +140,7 @@ def hangar_options(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, in
     else:
         options["core"]["parsing_processes"] = str(preset.parsing_processes)
         options["webserver"] = {
-            "web_server_host": "127.0.0.1", "web_server_port": str(ports["web"]), "base_url": url,
+            "web_server_host": bind_host(spec), "web_server_port": str(ports["web"]), "base_url": url,
             "workers": "2", "warn_deployment_exposure": "False",
         }
         options["api"] = {"auth_backends": "hangar_airflow.auth_backend,airflow.providers.fab.auth_manager.api.auth.backend.session"}

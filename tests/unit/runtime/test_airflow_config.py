@@ -95,8 +95,9 @@ def test_class_presets_are_rendered_and_differ(layout):
     for cls in EnvironmentClass:
         cfg = render(layout, environment_class=cls)
         preset = PRESETS[cls]
-        assert cfg["core"]["parallelism"] == str(preset.parallelism)
-        assert cfg["core"]["max_active_tasks_per_dag"] == str(preset.max_active_tasks_per_dag)
+        slots = _slots(cls)
+        assert cfg["core"]["parallelism"] == str(slots)
+        assert cfg["core"]["max_active_tasks_per_dag"] == str(preset.max_active_tasks_per_dag or slots)
         assert cfg["core"]["max_active_runs_per_dag"] == str(preset.max_active_runs_per_dag)
         assert cfg["core"]["default_pool_task_slot_count"] == str(preset.default_pool_slots)
         assert cfg["dag_processor"]["parsing_processes"] == str(preset.parsing_processes)
@@ -112,7 +113,23 @@ def test_user_overrides_win_over_class_presets(layout, cls, version):
     assert cfg["core"]["parallelism"] == "7"
     assert cfg["scheduler"]["scheduler_heartbeat_sec"] == "9"
     # the rest of the preset is untouched
-    assert cfg["core"]["max_active_tasks_per_dag"] == str(PRESETS[cls].max_active_tasks_per_dag)
+    assert cfg["core"]["max_active_tasks_per_dag"] == str(PRESETS[cls].max_active_tasks_per_dag or _slots(cls))
+
+
+def _slots(cls) -> int:
+    """An mw1 class runs tasks_per_worker x max_workers (default min(10, class max)) at once."""
+    from hangar.domain.classes import parallelism
+    from hangar.domain.spec import Spec
+
+    spec = Spec(dags="/tmp", airflow_version="3.0.0", environment_class=cls)
+    return parallelism(PRESETS[cls], max_workers=spec.max_workers)
+
+
+def test_mw1_classes_use_mwaa_tasks_per_worker():
+    tasks = {c: PRESETS[c].worker_concurrency for c in EnvironmentClass if c.value.startswith("mw1.")}
+    assert list(tasks.values()) == [3, 5, 10, 20, 40, 80]
+    assert _slots(EnvironmentClass.mw1_micro) == 3  # one worker at most
+    assert _slots(EnvironmentClass.mw1_small) == 50  # 5 tasks x 10 workers
 
 
 def test_user_options_may_add_new_sections(layout):

@@ -1,0 +1,79 @@
+"""Native routes for buckets and their objects under /api/v1/buckets.
+
+Objects travel as raw bytes: PUT takes the request body as the object, GET returns
+it with its version id, sha256 and size in response headers. Keys are path
+parameters and may contain "/".
+"""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from hangar.api.auth import principal, require
+from hangar.buckets import store
+from hangar.buckets.store import BucketCreate, BucketPublic, ObjectVersionPublic
+from hangar.context import Context
+
+router = APIRouter(prefix="/api/v1/buckets", dependencies=[Depends(principal)], tags=["buckets"])
+
+VERSION_HEADER = "x-hangar-version-id"
+SHA256_HEADER = "x-hangar-sha256"
+RAW_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+RAW_RESPONSE = {200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                      "description": "the object's bytes"}}
+
+
+def ctx(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+async def body_bytes(request: Request) -> bytes:
+    return await request.body()
+
+
+@router.post("", status_code=201, name="buckets.create", dependencies=[Depends(require("admin"))])
+def create_bucket(body: BucketCreate, c: Context = Depends(ctx)) -> BucketPublic:
+    return store.create_bucket(c, name=body.name)
+
+
+@router.get("", dependencies=[Depends(require("read"))])
+def list_buckets(c: Context = Depends(ctx)) -> list[BucketPublic]:
+    return store.list_buckets(c)
+
+
+@router.get("/{name}", dependencies=[Depends(require("read"))])
+def get_bucket(name: str, c: Context = Depends(ctx)) -> BucketPublic:
+    return store.get_bucket(c, name=name)
+
+
+@router.delete("/{name}", status_code=204, name="buckets.delete", dependencies=[Depends(require("admin"))])
+def delete_bucket(name: str, c: Context = Depends(ctx)) -> None:
+    store.delete_bucket(c, name=name)
+
+
+@router.get("/{name}/objects", dependencies=[Depends(require("read"))])
+def list_objects(name: str, prefix: str = "", versions: bool = False,
+                 c: Context = Depends(ctx)) -> list[ObjectVersionPublic]:
+    return store.list_objects(c, bucket=name, prefix=prefix, versions=versions)
+
+
+@router.put("/{name}/objects/{key:path}", name="buckets.put_object", openapi_extra=RAW_BODY,
+            dependencies=[Depends(require("update"))])
+def put_object(name: str, key: str, data: bytes = Depends(body_bytes), c: Context = Depends(ctx)) -> ObjectVersionPublic:
+    return store.put_object(c, bucket=name, key=key, data=data)
+
+
+@router.get("/{name}/objects/{key:path}", response_class=Response, responses=RAW_RESPONSE,
+            dependencies=[Depends(require("read"))])
+def get_object(name: str, key: str, version_id: str | None = None, c: Context = Depends(ctx)) -> Response:
+    found = store.get_object(c, bucket=name, key=key, version_id=version_id)
+    return Response(content=found.data, media_type="application/octet-stream", headers={
+        VERSION_HEADER: found.version.version_id,
+        SHA256_HEADER: found.version.sha256 or "",
+        "etag": f'"{found.version.sha256}"',
+        "last-modified": found.version.created_at.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+    })
+
+
+@router.delete("/{name}/objects/{key:path}", name="buckets.delete_object", dependencies=[Depends(require("update"))])
+def delete_object(name: str, key: str, c: Context = Depends(ctx)) -> ObjectVersionPublic:
+    return store.delete_object(c, bucket=name, key=key)
