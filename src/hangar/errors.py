@@ -63,6 +63,22 @@ class AccessDenied(HangarError):
     code = "ACCESS_DENIED"
 
 
+class RestApiClientError(HangarError):
+    """Airflow's REST API answered an InvokeRestApi call with a 4xx."""
+
+    code = "REST_API_CLIENT_ERROR"
+
+    def __init__(self, status: int, payload: object) -> None:
+        super().__init__(f"Airflow answered {status}")
+        self.status, self.payload = status, payload
+
+
+class RestApiServerError(RestApiClientError):
+    """Airflow's REST API answered with a 5xx, or not at all."""
+
+    code = "REST_API_SERVER_ERROR"
+
+
 class PortInUse(HangarError):
     code = "PORT_IN_USE"
 

@@ -7,12 +7,18 @@ from tests.e2e.harness import ControlPlane
 
 
 def test_update_applies_and_failed_update_keeps_the_old_revision(plane: ControlPlane, dags, tmp_path) -> None:
-    plane.create("upd", dags)
+    created = plane.create("upd", dags)
+    first_pids = {c["name"]: c["pid"] for c in created["components"]}
+    # a configuration-only change reaches every component
+    result = plane.cli("env", "update", "upd", "--config", "core.default_task_retries=1", "--wait", "--json")
+    env = json.loads(result.stdout)
+    assert env["revision"] == 2 and env["status"] == "AVAILABLE"
+    assert all(c["pid"] != first_pids[c["name"]] for c in env["components"])
     result = plane.cli("env", "update", "upd", "--env", "TEAM=blue", "--config", "core.default_task_retries=1",
                        "--wait", "--json")
     env = json.loads(result.stdout)
     assert env["status"] == "AVAILABLE"
-    assert env["revision"] == 2 and env["running_revision"] == 2 and env["last_good_revision"] == 2
+    assert env["revision"] == 3 and env["running_revision"] == 3 and env["last_good_revision"] == 3
     assert env["spec"]["environment_variables"] == {"TEAM": "blue"}
     assert env["last_update"]["status"] == "SUCCESS"
     pids_before = {c["name"]: c["pid"] for c in env["components"]}
@@ -23,7 +29,7 @@ def test_update_applies_and_failed_update_keeps_the_old_revision(plane: ControlP
     assert failed.returncode != 0
     env = plane.get("upd")
     assert env["status"] == "UPDATE_FAILED"
-    assert env["revision"] == 3 and env["running_revision"] == 2
+    assert env["revision"] == 4 and env["running_revision"] == 3
     assert env["last_update"]["status"] == "FAILED"
     assert "hangar-no-such-package-xyz" in env["last_update"]["error"]["message"]
     # nothing was restarted: the previous revision kept serving

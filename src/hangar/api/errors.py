@@ -1,11 +1,20 @@
-"""Domain errors become HTTP responses here, and only here."""
+"""Domain errors become HTTP responses here, and only here.
+
+Two wire formats: the native API answers {"error": {"code", "message"}}; the MWAA
+routes answer the AWS REST-JSON way (the type in `x-amzn-ErrorType`, the message
+in the body) with the error names and status codes of botocore's mwaa model.
+"""
 from __future__ import annotations
+
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hangar import errors
+
+log = logging.getLogger(__name__)
 
 STATUS = {
     errors.ValidationFailed: 400,
@@ -15,14 +24,28 @@ STATUS = {
     errors.EnvironmentAlreadyExists: 409,
     errors.EnvironmentBusy: 409,
     errors.IllegalTransition: 409,
+    errors.RestApiClientError: 502,
+}
+
+# MWAA error type and status for each domain error; anything else is InternalServerException
+MWAA = {
+    errors.ValidationFailed: ("ValidationException", 400),
+    errors.EnvironmentAlreadyExists: ("ValidationException", 400),
+    errors.EnvironmentBusy: ("ValidationException", 400),
+    errors.IllegalTransition: ("ValidationException", 400),
+    errors.EnvironmentNotFound: ("ResourceNotFoundException", 404),
+    errors.Unauthorized: ("AccessDeniedException", 403),
+    errors.AccessDenied: ("AccessDeniedException", 403),
+    errors.RestApiServerError: ("RestApiServerException", 400),
+    errors.RestApiClientError: ("RestApiClientException", 400),
 }
 
 
-def _status_for(exc: errors.HangarError) -> int:
-    for kind, status in STATUS.items():
+def _lookup(table: dict, exc: Exception, default):
+    for kind, value in table.items():
         if isinstance(exc, kind):
-            return status
-    return 500
+            return value
+    return default
 
 
 def _describe(error: dict) -> str:
@@ -31,12 +54,38 @@ def _describe(error: dict) -> str:
     return f"{location}: {message}" if location else message
 
 
+def is_mwaa(request: Request) -> bool:
+    return not request.url.path.startswith(("/api/v1", "/health", "/docs", "/openapi"))
+
+
+def mwaa_error(kind: str, status: int, message: str, extra: dict | None = None) -> JSONResponse:
+    key = "Message" if kind == "AccessDeniedException" else "message"
+    body = {key: message, **(extra or {})}
+    return JSONResponse(body, status_code=status, headers={"x-amzn-ErrorType": kind})
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.HangarError)
-    async def _hangar(_: Request, exc: errors.HangarError) -> JSONResponse:
-        return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=_status_for(exc))
+    async def _hangar(request: Request, exc: errors.HangarError) -> JSONResponse:
+        if is_mwaa(request):
+            kind, status = _lookup(MWAA, exc, ("InternalServerException", 500))
+            extra = None
+            if isinstance(exc, errors.RestApiClientError):
+                extra = {"RestApiStatusCode": exc.status, "RestApiResponse": exc.payload}
+            return mwaa_error(kind, status, exc.message, extra)
+        return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=_lookup(STATUS, exc, 500))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         message = "; ".join(_describe(e) for e in exc.errors())
+        if is_mwaa(request):
+            return mwaa_error("ValidationException", 400, message)
         return JSONResponse({"error": {"code": "VALIDATION_ERROR", "message": message}}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        if is_mwaa(request):
+            return mwaa_error("InternalServerException", 500, "an internal error occurred; see the control plane's log")
+        return JSONResponse({"error": {"code": "INTERNAL_ERROR", "message": "an internal error occurred; see the "
+                                       "control plane's log"}}, status_code=500)

@@ -53,6 +53,8 @@ class LaunchPlan:
     stable_seconds: float
     # extra environment per component name (e.g. its log level)
     component_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # a hash of the rendered configuration: a plan with another one needs a restart
+    config_hash: str = ""
 
 
 class EnvironmentProcesses:

@@ -123,9 +123,13 @@ def list_events(ctx: Context, *, name: str) -> list[EventPublic]:
 
 
 def environment_token(
-    ctx: Context, *, name: str, principal: Principal, valid_for: int = TOKEN_SECONDS
+    ctx: Context, *, name: str, principal: Principal, valid_for: int = TOKEN_SECONDS, purpose: str = "api"
 ) -> TokenPublic:
-    """A bearer token for the environment's Airflow, carrying the caller's role."""
+    """A bearer token for the environment's Airflow, carrying the caller's role.
+
+    purpose "api" is for Airflow's REST API; "web" and "cli" are MWAA's short-lived,
+    single-purpose web login and CLI tokens, accepted only by /aws_mwaa routes."""
+    principal.require("login")
     with ctx.store.session() as session:
         env = repository.get_live(session, name)
         if env.running_revision is None:
@@ -136,9 +140,28 @@ def environment_token(
     # Airflow 3 takes any user name with a role; Airflow 2's FAB needs an existing user,
     # one per role, created in the template database (see hangar.runtime.metadb)
     sub = principal.id if major >= 3 else principal.role.name.lower()
-    token = mint(jwt_secret, sub=sub, role=principal.role.airflow3, valid_for_seconds=valid_for)
+    token = mint(jwt_secret, sub=sub, role=principal.role.airflow3, valid_for_seconds=valid_for, purpose=purpose)
     expires = datetime.now(timezone.utc) + timedelta(seconds=valid_for)
     return TokenPublic(token=token, expires_at=expires, webserver_url=url, role=principal.role.name)
+
+
+def set_tags(ctx: Context, *, name: str, add: dict[str, str] | None = None, remove: list[str] | None = None) -> dict[str, str]:
+    """Tags are metadata: a new revision records them, and nothing restarts."""
+    with ctx.store.session() as session:
+        env = repository.get_live(session, name)
+        current = repository.get_spec(session, env.id, env.revision)
+        tags = {k: v for k, v in {**current.tags, **(add or {})}.items() if k not in set(remove or [])}
+        if len(tags) > 50:
+            raise ValidationFailed(f"an environment may have at most 50 tags; this would give it {len(tags)}")
+        if tags == current.tags:
+            return tags
+        env.revision += 1
+        repository.add_revision(session, env, current.model_copy(update={"tags": tags}), env.revision)
+        if env.running_revision == env.revision - 1:
+            env.running_revision = env.revision
+        if env.last_good_revision == env.revision - 1:
+            env.last_good_revision = env.revision
+        return tags
 
 
 def _valid(build: Callable[[], Spec]) -> Spec:

@@ -8,6 +8,7 @@ to the operation's record with a UTC timestamp.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import threading
@@ -195,6 +196,7 @@ class Reconciler:
             start_seconds=self.ctx.settings.start_seconds, start_retries=self.ctx.settings.start_retries,
             stable_seconds=self.ctx.settings.stable_seconds,
             component_env={c.name: airflow_config.component_env(target.spec, c.name) for c in components_for(major)},
+            config_hash=hashlib.sha256(target.layout.cfg.read_bytes()).hexdigest(),
         )
 
     def _launch(self, work: Work, target: Target) -> EnvironmentProcesses:

@@ -5,7 +5,8 @@ Airflow calls ``requires_authentication(Response)()`` for each backend in order 
 accepts the first 200, so returning 401 here just lets the next backend try.
 
 Invariants: a request is authenticated only if the Bearer token verifies against
-``[api_auth] jwt_secret`` (HS512, aud ``apache-airflow``, not expired) AND names an
+``[api_auth] jwt_secret`` (HS512, aud ``apache-airflow``, purpose ``api``: web/CLI
+tokens are refused, not expired) AND names an
 existing, active FAB user; that user (with its FAB roles) is logged in via
 flask_login for this request only (Airflow does not persist sessions for /api/v1).
 """
@@ -29,16 +30,21 @@ def init_app(_app) -> None:
     """Nothing to initialise; the secret is read per request from Airflow config."""
 
 
-def user_from_token(token: str):
-    """Return the active FAB user named by a valid token's ``sub``, else None."""
-    try:
-        claims = tokens.decode(token, tokens.secret_from_airflow_config())
-    except tokens.TokenError:
-        return None
-    user = current_app.appbuilder.sm.find_user(username=claims["sub"])
+def active_user(username: str):
+    """The active FAB user called ``username``, else None."""
+    user = current_app.appbuilder.sm.find_user(username=username)
     if user is None or not getattr(user, "is_active", False):
         return None
     return user
+
+
+def user_from_token(token: str, purpose: str = tokens.PURPOSE_API):
+    """Return the active FAB user named by a valid ``purpose`` token's ``sub``, else None."""
+    try:
+        claims = tokens.decode(token, tokens.secret_from_airflow_config(), purpose=purpose)
+    except tokens.TokenError:
+        return None
+    return active_user(claims["sub"])
 
 
 def _bearer_token() -> str:
