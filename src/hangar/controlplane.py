@@ -9,8 +9,10 @@ again, whose steps are idempotent.
 from __future__ import annotations
 
 import logging
+import threading
 
 from hangar.backend.local import Health, LocalBackend
+from hangar.buckets import store as buckets
 from hangar.context import Context
 from hangar.crypto import Envelope, load_or_create_master_key
 from hangar.domain.lifecycle import change_status
@@ -23,6 +25,7 @@ from hangar.store import repository
 from hangar.store.db import open_store
 
 log = logging.getLogger(__name__)
+DAG_SYNC_SECONDS = 10.0
 
 
 class ControlPlane:
@@ -39,6 +42,7 @@ class ControlPlane:
             submit=self._submit,
         )
         self.reconciler = Reconciler(self.ctx)
+        self._closing = threading.Event()
         self.queues = ReconcileQueues(handler=self.reconciler.handle, on_failure=self.reconciler.fail)
 
     def _submit(self, env_id: str, operation_id: int) -> None:
@@ -48,11 +52,31 @@ class ControlPlane:
         self.ctx.postgres.start()
         self._recover()
         self.backend.start_monitor()
+        self._dag_sync = threading.Thread(target=self._sync_dags_loop, name="hangar-dag-sync", daemon=True)
+        self._dag_sync.start()
 
     def close(self) -> None:
         """Stop the control plane only; environments keep running."""
+        self._closing.set()
         self.queues.close()
         self.backend.close()
+
+    def _sync_dags_loop(self) -> None:
+        """Environments whose DAGs live in a bucket follow it, as MWAA follows DagS3Path."""
+        while not self._closing.wait(DAG_SYNC_SECONDS):
+            with self.ctx.store.session() as session:
+                targets = []
+                for env in repository.list_live(session):
+                    if env.status in (Status.AVAILABLE, Status.UNAVAILABLE, Status.UPDATE_FAILED) and env.running_revision:
+                        spec = repository.get_spec(session, env.id, env.running_revision)
+                        if spec.source is not None:
+                            targets.append((env.id, spec.source))
+            for env_id, source in targets:
+                try:
+                    buckets.materialize_prefix(self.ctx, bucket=source.bucket, prefix=source.dag_s3_path,
+                                               target_dir=self.settings.environments_dir / env_id / "dags")
+                except Exception:  # one environment's bucket trouble never stops the others' sync
+                    log.exception("syncing DAGs of environment %s failed", env_id)
 
     def _recover(self) -> None:
         with self.ctx.store.session() as session:

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hangar import errors
+from hangar.buckets import errors as bucket_errors
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,10 @@ STATUS = {
     errors.EnvironmentBusy: 409,
     errors.IllegalTransition: 409,
     errors.RestApiClientError: 502,
+    bucket_errors.BucketNotFound: 404,
+    bucket_errors.ObjectNotFound: 404,
+    bucket_errors.BucketAlreadyExists: 409,
+    bucket_errors.BucketNotEmpty: 409,
 }
 
 # MWAA error type and status for each domain error; anything else is InternalServerException

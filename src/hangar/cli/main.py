@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from hangar.cli import serverctl
+from hangar.cli.bucket import bucket_app
 from hangar.cli.client import Client, ClientError
 from hangar.errors import HangarError
 from hangar.settings import Settings
@@ -27,6 +28,7 @@ key_app = typer.Typer(no_args_is_help=True, help="Access keys for the API (Admin
 app.add_typer(server_app, name="server")
 app.add_typer(env_app, name="env")
 app.add_typer(key_app, name="access-key")
+app.add_typer(bucket_app, name="bucket")
 
 out = Console()
 err = Console(stderr=True)

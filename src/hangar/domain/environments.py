@@ -14,7 +14,9 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError as PydanticValidationError
 
 from hangar.backend.components import web_component
+from hangar.buckets import store as buckets
 from hangar.context import Context
+from hangar.domain.requirements import check_requirements
 from hangar.domain.access import Principal
 from hangar.domain.lifecycle import change_status
 from hangar.domain.spec import (
@@ -32,7 +34,7 @@ TOKEN_SECONDS = 2 * 3600
 
 
 def create_environment(ctx: Context, *, request: EnvironmentCreate) -> EnvironmentPublic:
-    spec = _valid(request.to_spec)
+    spec = pin_source(ctx, _valid(request.to_spec))
     with ctx.store.session() as session:
         if repository.find_live(session, request.name) is not None:
             raise EnvironmentAlreadyExists(request.name)
@@ -62,7 +64,7 @@ def update_environment(ctx: Context, *, name: str, request: EnvironmentUpdate) -
         if Status(env.status) not in UPDATABLE:
             raise EnvironmentBusy(name, env.status)
         current = repository.get_spec(session, env.id, env.revision)
-        spec = _valid(lambda: current.merged(request))
+        spec = pin_source(ctx, _valid(lambda: current.merged(request)))
         if parse_version(spec.airflow_version) < parse_version(current.airflow_version):
             raise ValidationFailed(
                 f"airflow_version {spec.airflow_version} is older than {current.airflow_version}: "
@@ -162,6 +164,33 @@ def set_tags(ctx: Context, *, name: str, add: dict[str, str] | None = None, remo
         if env.last_good_revision == env.revision - 1:
             env.last_good_revision = env.revision
         return tags
+
+
+def pin_source(ctx: Context, spec: Spec) -> Spec:
+    """Check a bucket source and pin its objects to the versions they have now.
+
+    A revision then names exact object versions, so later writes to the bucket never
+    change what the revision runs (only the DAGs prefix follows the bucket, as on MWAA)."""
+    source = spec.source
+    if source is None:
+        return spec
+    buckets.get_bucket(ctx, name=source.bucket)
+    pins: dict[str, str] = {}
+    for path_field, version_field in (("requirements_s3_path", "requirements_s3_object_version"),
+                                      ("plugins_s3_path", "plugins_s3_object_version"),
+                                      ("startup_script_s3_path", "startup_script_s3_object_version")):
+        key = getattr(source, path_field)
+        if key:
+            pins[version_field] = buckets.resolve_version(
+                ctx, bucket=source.bucket, key=key, version_id=getattr(source, version_field))
+    if source.requirements_s3_path:
+        text = buckets.get_object(ctx, bucket=source.bucket, key=source.requirements_s3_path,
+                                  version_id=pins["requirements_s3_object_version"]).data.decode(errors="replace")
+        try:
+            check_requirements(text)
+        except ValidationFailed as exc:
+            raise ValidationFailed(f"s3://{source.bucket}/{source.requirements_s3_path}: {exc.message}") from None
+    return spec.model_copy(update={"source": source.model_copy(update=pins)})
 
 
 def _valid(build: Callable[[], Spec]) -> Spec:

@@ -24,7 +24,8 @@ from hangar.domain.status import Status
 from hangar.errors import ComponentFailed, HangarError, PermanentError
 from hangar.backend.components import PORT_NAMES, components_for
 from hangar.reconciler.queue import Work
-from hangar.runtime import airflow_config, metadb, ports
+from hangar.buckets import store as buckets
+from hangar.runtime import airflow_config, metadb, plugins, ports
 from hangar.runtime.venvs import Runtime, ensure_runtime
 from hangar.store import repository
 from hangar.store.models import OperationRow, utcnow
@@ -160,6 +161,10 @@ class Reconciler:
             env_ports = dict(env.ports)
             external = repository.get_secrets(session, self.ctx.envelope, env_id=env.id).get("metadata_db_url")
 
+        layout = self._layout(work.env_id)
+        layout.create()
+        if spec.source is not None:
+            spec = self._from_bucket(work, spec, layout)
         runtime = ensure_runtime(
             root=settings.runtimes_dir, python=settings.runtime_python, airflow_version=spec.airflow_version,
             requirements=spec.requirements, progress=_Throttled(lambda text: self._progress(work, text)),
@@ -176,11 +181,27 @@ class Reconciler:
             self.ctx.postgres.create_from_template(database, template=template)
             db_url = self.ctx.postgres.url(database)
             self._step(work, f"metadata database {database} ready")
-        layout = self._layout(work.env_id)
-        layout.create()
         airflow_config.write_cfg(spec=spec, layout=layout, ports=env_ports)
         return Target(env_id=work.env_id, name=name, revision=revision, spec=spec, runtime=runtime, layout=layout,
                       ports=env_ports, db_url=db_url)
+
+    def _from_bucket(self, work: Work, spec: Spec, layout: airflow_config.EnvironmentLayout) -> Spec:
+        """The spec as it runs: DAGs mirrored from the bucket, requirements and plugins at their pinned versions."""
+        source = spec.source
+        assert source is not None
+        result = buckets.materialize_prefix(self.ctx, bucket=source.bucket, prefix=source.dag_s3_path,
+                                            target_dir=layout.dags)
+        self._step(work, f"DAGs synced from s3://{source.bucket}/{source.dag_s3_path}: {result}")
+        changes: dict = {"dags": str(layout.dags)}
+        if source.requirements_s3_path:
+            changes["requirements"] = buckets.get_object(
+                self.ctx, bucket=source.bucket, key=source.requirements_s3_path,
+                version_id=source.requirements_s3_object_version).data.decode()
+        if source.plugins_s3_path:
+            archive = buckets.get_object(self.ctx, bucket=source.bucket, key=source.plugins_s3_path,
+                                         version_id=source.plugins_s3_object_version).data
+            plugins.unpack_zip(archive, layout.plugins)
+        return spec.model_copy(update=changes)
 
     def launch_plan(self, target: Target) -> LaunchPlan:
         with self.ctx.store.session() as session:

@@ -41,6 +41,11 @@ class EnvironmentLayout:
         return self.root / "airflow.cfg"
 
     @property
+    def dags(self) -> Path:
+        """Where DAGs from a bucket are mirrored (a local `dags` folder is used in place)."""
+        return self.root / "dags"
+
+    @property
     def plugins(self) -> Path:
         return self.root / "plugins"
 

@@ -3,6 +3,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from hangar.store.models import Base
+import hangar.buckets.models  # noqa: F401,E402  (registers the bucket tables on Base.metadata)
 
 config = context.config
 connectable = config.attributes.get("connection")

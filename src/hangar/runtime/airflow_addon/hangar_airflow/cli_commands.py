@@ -32,7 +32,9 @@ list/get/add/delete`` and, on Airflow 3 only, ``dags clear``, ``backfill create`
 Deliberately not allowed: anything that reads or writes files on the server
 (``variables/pools/connections import|export``, ``--subdir``/``-S`` anywhere, ``dags show
 --save``, ``dags test --save-dagrun``, Airflow 3 ``dags test --dagfile-path``), anything
-interactive (``tasks test --post-mortem``), ``config`` (would print the environment's
+interactive (``tasks test --post-mortem``), ``tasks test --env-vars`` (a USER could
+redirect a task's proxies/endpoints and capture connection credentials they may not
+read), ``config`` (would print the environment's
 secrets, including the JWT signing key), ``db``, ``users``, ``tasks run``, daemons, and
 Airflow 2 ``dags backfill`` (runs the backfill inside the CLI process, which the
 timeout would kill half-way; Airflow 3's ``backfill create`` only records it).
@@ -127,7 +129,9 @@ COMMANDS: dict[str, CommandRule] = {
     "dags clear": CommandRule(USER, AF3, origin="hangar"),
     "backfill create": CommandRule(USER, AF3, origin="hangar"),
     "tasks clear": CommandRule(USER),
-    "tasks test": CommandRule(USER, denied_options=("--post-mortem", "-m")),
+    # --env-vars would let a USER point a task's HTTP(S)_PROXY etc. at themselves and
+    # capture the credentials of connections they may not read.
+    "tasks test": CommandRule(USER, denied_options=("--post-mortem", "-m", "--env-vars")),
     # OP: variables, connections, pools, providers
     "variables get": CommandRule(OP),
     "variables list": CommandRule(OP),
