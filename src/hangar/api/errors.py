@@ -11,6 +11,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError as PydanticValidationError
 
 from hangar import errors
 from hangar.buckets import errors as bucket_errors
@@ -41,6 +42,8 @@ MWAA = {
     errors.EnvironmentNotFound: ("ResourceNotFoundException", 404),
     errors.Unauthorized: ("AccessDeniedException", 403),
     errors.AccessDenied: ("AccessDeniedException", 403),
+    bucket_errors.BucketNotFound: ("ValidationException", 400),
+    bucket_errors.ObjectNotFound: ("ValidationException", 400),
     errors.RestApiServerError: ("RestApiServerException", 400),
     errors.RestApiClientError: ("RestApiClientException", 400),
 }
@@ -82,6 +85,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message = "; ".join(_describe(e) for e in exc.errors())
+        if is_mwaa(request):
+            return mwaa_error("ValidationException", 400, message)
+        return JSONResponse({"error": {"code": "VALIDATION_ERROR", "message": message}}, status_code=400)
+
+    @app.exception_handler(PydanticValidationError)
+    async def _invalid_model(request: Request, exc: PydanticValidationError) -> JSONResponse:
+        """A shape built from valid pieces can still break a cross-field rule."""
         message = "; ".join(_describe(e) for e in exc.errors())
         if is_mwaa(request):
             return mwaa_error("ValidationException", 400, message)

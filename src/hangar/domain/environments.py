@@ -34,6 +34,9 @@ TOKEN_SECONDS = 2 * 3600
 
 
 def create_environment(ctx: Context, *, request: EnvironmentCreate) -> EnvironmentPublic:
+    with ctx.store.session() as session:
+        if repository.find_live(session, request.name) is not None:
+            raise EnvironmentAlreadyExists(request.name)
     spec = pin_source(ctx, _valid(request.to_spec))
     with ctx.store.session() as session:
         if repository.find_live(session, request.name) is not None:

@@ -95,14 +95,31 @@ def _build_flask_blueprint():
     return bp
 
 
+class LazyASGIApp:
+    """An ASGI app built on its first request.
+
+    Airflow imports plugins in every process, including each task's, but only the
+    api-server serves these routes: building the FastAPI apps (and importing
+    Airflow's API server to do it) at import time cost every task seconds."""
+
+    def __init__(self, factory) -> None:
+        self._factory = factory
+        self._app = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self._app is None:
+            self._app = self._factory()
+        await self._app(scope, receive, send)
+
+
 class HangarPlugin(AirflowPlugin):
     """Registers Hangar's browser login and MWAA routes for the running Airflow major version."""
 
     name = "hangar"
     if AIRFLOW_MAJOR >= 3:
         fastapi_apps = [
-            {"app": _build_fastapi_app(), "url_prefix": "/hangar", "name": "hangar"},
-            {"app": mwaa.build_fastapi_app(), "url_prefix": mwaa.URL_PREFIX, "name": "hangar-mwaa"},
+            {"app": LazyASGIApp(_build_fastapi_app), "url_prefix": "/hangar", "name": "hangar"},
+            {"app": LazyASGIApp(mwaa.build_fastapi_app), "url_prefix": mwaa.URL_PREFIX, "name": "hangar-mwaa"},
         ]
     else:
         flask_blueprints = [_build_flask_blueprint(), mwaa.build_flask_blueprint()]
