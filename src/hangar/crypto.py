@@ -1,8 +1,12 @@
 """Envelope encryption of secrets at rest under a master key in HANGAR_HOME.
 
 Each secret gets a fresh 256-bit data key; the data key is wrapped (AES-GCM) under
-the master key and stored beside the ciphertext. Rotating the master key only
-re-wraps data keys. The master key file is created 0600 and never logged.
+a key-encryption key and stored beside the ciphertext. The key-encryption key is
+either the master key itself or a KMS key's material (hangar.domain.keys), which is
+in turn stored wrapped under the master key: master key -> KMS key version -> data
+key -> secret. Rotating a key only re-wraps the data keys under it; ciphertexts and
+plaintexts stay as they are. The master key file is created 0600; no key material
+is ever logged or returned.
 """
 from __future__ import annotations
 
@@ -43,17 +47,44 @@ def _open(key: bytes, sealed: bytes, aad: bytes) -> bytes:
     return AESGCM(key).decrypt(sealed[:_NONCE], sealed[_NONCE:], aad)
 
 
+def new_key_material() -> bytes:
+    """256 bits for a new KMS key version."""
+    return AESGCM.generate_key(bit_length=256)
+
+
 class Envelope:
+    """`key`, where a method takes it, is the key-encryption key: a KMS key version's
+    material; without it the master key wraps the data key (access keys, and secrets
+    written before KMS keys existed)."""
+
     def __init__(self, master_key: bytes) -> None:
         self._master = master_key
 
-    def encrypt(self, plaintext: str, *, context: str) -> tuple[bytes, bytes]:
+    def _kek(self, key: bytes | None) -> bytes:
+        return self._master if key is None else key
+
+    def encrypt(self, plaintext: str, *, context: str, key: bytes | None = None) -> tuple[bytes, bytes]:
         """Return (wrapped data key, ciphertext); `context` binds both to their owner."""
         data_key = AESGCM.generate_key(bit_length=256)
         aad = context.encode()
-        return _seal(self._master, data_key, aad), _seal(data_key, plaintext.encode(), aad)
+        return _seal(self._kek(key), data_key, aad), _seal(data_key, plaintext.encode(), aad)
 
-    def decrypt(self, wrapped_key: bytes, ciphertext: bytes, *, context: str) -> str:
+    def decrypt(self, wrapped_key: bytes, ciphertext: bytes, *, context: str, key: bytes | None = None) -> str:
         aad = context.encode()
-        data_key = _open(self._master, wrapped_key, aad)
+        data_key = _open(self._kek(key), wrapped_key, aad)
         return _open(data_key, ciphertext, aad).decode()
+
+    def rewrap(self, wrapped_key: bytes, *, context: str, old: bytes | None, new: bytes | None) -> bytes:
+        """The same data key, wrapped under `new` instead of `old`; its ciphertext stays valid."""
+        aad = context.encode()
+        return _seal(self._kek(new), _open(self._kek(old), wrapped_key, aad), aad)
+
+    def wrap_material(self, material: bytes, *, context: str) -> bytes:
+        """A KMS key version's material, sealed under the master key for storage."""
+        return _seal(self._master, material, context.encode())
+
+    def unwrap_material(self, sealed: bytes, *, context: str) -> bytes:
+        material = _open(self._master, sealed, context.encode())
+        if len(material) != 32:
+            raise ValueError(f"key material of {context} is damaged (expected 32 bytes)")
+        return material

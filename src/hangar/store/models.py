@@ -133,3 +133,46 @@ class AuditRow(Base):
     target: Mapped[str | None] = mapped_column(String(1224))
     outcome: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(Integer)
+
+
+# --- KMS keys (hangar.domain.keys) ---
+
+
+class KmsKeyRow(Base):
+    """A KMS-like key: an id in AWS key-id form, an optional alias, and versions of material.
+
+    `current_version` wraps every new data key; rotation adds a version and re-wraps the
+    data keys under older ones in the same transaction."""
+
+    __tablename__ = "kms_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    alias: Mapped[str | None] = mapped_column(String(256), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    managed: Mapped[bool] = mapped_column(Boolean, default=False)  # Hangar's own default key
+    current_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class KmsKeyVersionRow(Base):
+    """256-bit key material sealed under the master key; never shown, never logged.
+
+    Versions are never deleted: a superseded one stays readable, though after a rotation
+    no data key is wrapped under it any more."""
+
+    __tablename__ = "kms_key_versions"
+
+    key_id: Mapped[str] = mapped_column(ForeignKey("kms_keys.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    wrapped_material: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# Which KMS key version wraps a secret's data key; both NULL for rows written before
+# KMS keys existed, whose data key is wrapped under the master key (read as such, and
+# re-wrapped under the environment's key on its next write). Declared here, after the
+# class, to keep this file append-only; migration 0004 adds the columns.
+SecretRow.kms_key_id = mapped_column("kms_key_id", String(36), ForeignKey("kms_keys.id"), nullable=True)
+SecretRow.kms_key_version = mapped_column("kms_key_version", Integer, nullable=True)

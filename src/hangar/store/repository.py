@@ -3,13 +3,24 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from hangar.crypto import Envelope
+from hangar.crypto import Envelope, new_key_material
 from hangar.domain.spec import Spec
-from hangar.errors import EnvironmentNotFound
-from hangar.store.models import EnvironmentRow, EventRow, OperationRow, RevisionRow, SecretRow, utcnow
+from hangar.errors import EnvironmentNotFound, PermanentError
+from hangar.store.models import (
+    EnvironmentRow, EventRow, KmsKeyRow, KmsKeyVersionRow, OperationRow, RevisionRow, SecretRow, utcnow,
+)
+
+DEFAULT_KMS_KEY_ALIAS = "alias/hangar/default"
+
+
+class SecretUnreadable(PermanentError):
+    """A wrapped data key, a ciphertext or a key version's material does not open: altered, or moved."""
+
+    code = "SECRET_UNREADABLE"
 
 
 def new_id() -> str:
@@ -65,18 +76,160 @@ def used_ports(session: Session) -> set[int]:
     return ports
 
 
-def put_secret(session: Session, envelope: Envelope, *, env_id: str, name: str, value: str) -> None:
-    wrapped, ciphertext = envelope.encrypt(value, context=f"{env_id}/{name}")
+# --- secrets: data keys wrapped under a KMS key version (or, for rows older than KMS keys, the master key) ---
+
+
+def put_secret(
+    session: Session, envelope: Envelope, *, env_id: str, name: str, value: str, kms_key_id: str | None = None
+) -> None:
+    """Write a secret under the current version of `kms_key_id`.
+
+    None means the key the environment's other secrets are under, else the default key.
+    The environment's other rows are brought under the same key version, so rows from
+    before KMS keys (under the master key) are re-wrapped on the next write."""
+    if kms_key_id is None:
+        kms_key_id = session.scalar(
+            select(SecretRow.kms_key_id).where(SecretRow.environment_id == env_id, SecretRow.kms_key_id.is_not(None)).limit(1)
+        ) or default_kms_key(session, envelope).id
+    key = session.get_one(KmsKeyRow, kms_key_id)
+    material = kms_material(session, envelope, key_id=key.id, version=key.current_version)
+    wrapped, ciphertext = envelope.encrypt(value, context=f"{env_id}/{name}", key=material)
     row = session.get(SecretRow, (env_id, name))
     if row is None:
-        session.add(SecretRow(environment_id=env_id, name=name, wrapped_key=wrapped, ciphertext=ciphertext))
+        session.add(SecretRow(environment_id=env_id, name=name, wrapped_key=wrapped, ciphertext=ciphertext,
+                              kms_key_id=key.id, kms_key_version=key.current_version))
     else:
         row.wrapped_key, row.ciphertext = wrapped, ciphertext
+        row.kms_key_id, row.kms_key_version = key.id, key.current_version
+    session.flush()
+    rewrap_secrets(session, envelope, kms_key_id=key.id, env_id=env_id)
 
 
 def get_secrets(session: Session, envelope: Envelope, *, env_id: str) -> dict[str, str]:
     rows = session.scalars(select(SecretRow).where(SecretRow.environment_id == env_id))
-    return {row.name: envelope.decrypt(row.wrapped_key, row.ciphertext, context=f"{env_id}/{row.name}") for row in rows}
+    materials: dict[tuple[str, int], bytes] = {}
+    result = {}
+    for row in rows:
+        key = _row_key(session, envelope, row, materials)
+        try:
+            result[row.name] = envelope.decrypt(row.wrapped_key, row.ciphertext, context=f"{env_id}/{row.name}", key=key)
+        except InvalidTag:
+            raise _unreadable(row) from None
+    return result
+
+
+def delete_secret(session: Session, *, env_id: str, name: str) -> None:
+    session.execute(delete(SecretRow).where(SecretRow.environment_id == env_id, SecretRow.name == name))
+
+
+def rewrap_secrets(session: Session, envelope: Envelope, *, kms_key_id: str, env_id: str | None = None) -> int:
+    """Re-wrap data keys under the current version of `kms_key_id`; ciphertexts are not touched.
+
+    With `env_id`: every secret of that environment not yet under it (any key, or the
+    master key). Without: every secret under an older version of that key. Returns how
+    many data keys were re-wrapped."""
+    key = session.get_one(KmsKeyRow, kms_key_id)
+    current = (key.id, key.current_version)
+    if env_id is not None:
+        query = select(SecretRow).where(SecretRow.environment_id == env_id, or_(
+            SecretRow.kms_key_id.is_(None), SecretRow.kms_key_id != key.id, SecretRow.kms_key_version != key.current_version))
+    else:
+        query = select(SecretRow).where(SecretRow.kms_key_id == key.id, SecretRow.kms_key_version < key.current_version)
+    materials: dict[tuple[str, int], bytes] = {}
+    new = kms_material(session, envelope, key_id=key.id, version=key.current_version)
+    count = 0
+    for row in session.scalars(query):
+        old = _row_key(session, envelope, row, materials)
+        try:
+            row.wrapped_key = envelope.rewrap(row.wrapped_key, context=f"{row.environment_id}/{row.name}", old=old, new=new)
+        except InvalidTag:
+            raise _unreadable(row) from None
+        row.kms_key_id, row.kms_key_version = current
+        count += 1
+    return count
+
+
+def _row_key(session: Session, envelope: Envelope, row: SecretRow, cache: dict[tuple[str, int], bytes]) -> bytes | None:
+    if row.kms_key_id is None:
+        return None  # written before KMS keys: the master key wraps it
+    where = (row.kms_key_id, row.kms_key_version)
+    if where not in cache:
+        try:
+            cache[where] = kms_material(session, envelope, key_id=row.kms_key_id, version=row.kms_key_version)
+        except InvalidTag:
+            raise _unreadable(row) from None
+    return cache[where]
+
+
+def _unreadable(row: SecretRow) -> SecretUnreadable:
+    under = f"KMS key {row.kms_key_id} version {row.kms_key_version}" if row.kms_key_id else "the master key"
+    return SecretUnreadable(
+        f"secret {row.name} of environment {row.environment_id} cannot be decrypted under {under}: "
+        "its wrapped data key, its ciphertext or the key material was altered"
+    )
+
+
+# --- KMS keys ---
+
+
+def _material_context(key_id: str, version: int) -> str:
+    return f"kms-key/{key_id}/{version}"
+
+
+def add_kms_key(
+    session: Session, envelope: Envelope, *, key_id: str, alias: str | None, description: str | None, managed: bool = False
+) -> KmsKeyRow:
+    row = KmsKeyRow(id=key_id, alias=alias, description=description, managed=managed, current_version=1,
+                    created_at=utcnow())
+    session.add(row)
+    session.flush()
+    add_kms_key_version(session, envelope, key_id=key_id, version=1)
+    return row
+
+
+def add_kms_key_version(session: Session, envelope: Envelope, *, key_id: str, version: int) -> None:
+    """New material for `version`, sealed under the master key; the plaintext material leaves no trace."""
+    sealed = envelope.wrap_material(new_key_material(), context=_material_context(key_id, version))
+    session.add(KmsKeyVersionRow(key_id=key_id, version=version, wrapped_material=sealed, created_at=utcnow()))
+    session.flush()
+
+
+def kms_material(session: Session, envelope: Envelope, *, key_id: str, version: int) -> bytes:
+    row = session.get_one(KmsKeyVersionRow, (key_id, version))
+    return envelope.unwrap_material(row.wrapped_material, context=_material_context(key_id, version))
+
+
+def get_kms_key(session: Session, key_id: str) -> KmsKeyRow | None:
+    return session.get(KmsKeyRow, key_id)
+
+
+def find_kms_key_by_alias(session: Session, alias: str) -> KmsKeyRow | None:
+    return session.scalar(select(KmsKeyRow).where(KmsKeyRow.alias == alias))
+
+
+def list_kms_keys(session: Session) -> list[KmsKeyRow]:
+    return list(session.scalars(select(KmsKeyRow).order_by(KmsKeyRow.created_at, KmsKeyRow.id)))
+
+
+def kms_key_versions(session: Session, key_id: str) -> list[KmsKeyVersionRow]:
+    return list(session.scalars(select(KmsKeyVersionRow).where(KmsKeyVersionRow.key_id == key_id)
+                                .order_by(KmsKeyVersionRow.version)))
+
+
+def secrets_under_kms_key(session: Session, key_id: str) -> dict[int, int]:
+    """How many data keys each version of the key wraps."""
+    rows = session.execute(select(SecretRow.kms_key_version, func.count()).where(SecretRow.kms_key_id == key_id)
+                           .group_by(SecretRow.kms_key_version))
+    return {version: count for version, count in rows}
+
+
+def default_kms_key(session: Session, envelope: Envelope) -> KmsKeyRow:
+    """Hangar's managed key, created the first time it is needed."""
+    row = find_kms_key_by_alias(session, DEFAULT_KMS_KEY_ALIAS)
+    if row is None:
+        row = add_kms_key(session, envelope, key_id=new_id(), alias=DEFAULT_KMS_KEY_ALIAS, managed=True,
+                          description="Hangar-managed default key for environment secrets")
+    return row
 
 
 def open_operation(session: Session, *, env_id: str, kind: str, revision: int) -> OperationRow:
