@@ -15,6 +15,7 @@ from hangar.backend.local import Health, LocalBackend
 from hangar.buckets import store as buckets
 from hangar.context import Context
 from hangar.crypto import Envelope, load_or_create_master_key
+from hangar.domain import keys
 from hangar.domain.lifecycle import change_status
 from hangar.domain.status import Status
 from hangar.reconciler.handlers import Reconciler
@@ -50,6 +51,7 @@ class ControlPlane:
 
     def start(self) -> None:
         self.ctx.postgres.start()
+        keys.ensure_default_key(self.ctx)  # the Hangar-managed KMS key exists from the first start
         self._recover()
         self.backend.start_monitor()
         self._dag_sync = threading.Thread(target=self._sync_dags_loop, name="hangar-dag-sync", daemon=True)

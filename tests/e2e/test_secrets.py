@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 
 from hangar.crypto import Envelope
 
 from tests.e2e.harness import ControlPlane
+from tests.e2e.mwaa_client import mwaa
 
 
 def _secrets(plane: ControlPlane, name: str) -> dict[str, str]:
@@ -21,7 +23,14 @@ def test_no_secret_in_responses_files_or_logs(plane: ControlPlane, dags) -> None
     plane.create("secretive", dags)
     airflow = plane.airflow("secretive")
     assert airflow.run_dag("hello_taskflow") == "success"
-    secrets = _secrets(plane, "secretive")
+    key = json.loads(plane.cli("access-key", "create", "--role", "Op", "--json").stdout)
+    os.environ["AWS_DISABLE_HOST_PREFIX_INJECTION"] = "true"
+    client = mwaa(plane.url, key)
+    mwaa_texts = {
+        "mwaa get": json.dumps(client.get_environment(Name="secretive")["Environment"], default=str),
+    }
+    client.tag_resource(ResourceArn=client.get_environment(Name="secretive")["Environment"]["Arn"], Tags={"a": "b"})
+    secrets = {**_secrets(plane, "secretive"), "access_key_secret": key["secret_access_key"]}
     assert set(secrets) >= {"fernet_key", "jwt_secret", "secret_key"}
     assert oct((plane.home / "master.key").stat().st_mode & 0o777) == "0o600"
 
@@ -31,6 +40,9 @@ def test_no_secret_in_responses_files_or_logs(plane: ControlPlane, dags) -> None
         "events": plane.cli("env", "events", "secretive", "--json").stdout,
         "api": plane.api("GET", "/api/v1/environments/secretive").text,
         "openapi": plane.api("GET", "/openapi.json").text,
+        "audit": plane.cli("audit", "--json").stdout,
+        "access keys": plane.cli("access-key", "list", "--json").stdout,
+        **mwaa_texts,
     }
     for path in [*plane.home.glob("environments/*/**/*"), plane.log, *plane.home.glob("*.log")]:
         if path.is_file() and path.suffix in (".log", ".cfg", ".json", ".py", ""):

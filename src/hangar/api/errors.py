@@ -83,16 +83,10 @@ def install(app: FastAPI) -> None:
             return mwaa_error(kind, status, exc.message, extra)
         return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=_lookup(STATUS, exc, 500))
 
+    # a request that does not parse, and a shape built from valid pieces that breaks a cross-field rule
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        message = "; ".join(_describe(e) for e in exc.errors())
-        if is_mwaa(request):
-            return mwaa_error("ValidationException", 400, message)
-        return JSONResponse({"error": {"code": "VALIDATION_ERROR", "message": message}}, status_code=400)
-
     @app.exception_handler(PydanticValidationError)
-    async def _invalid_model(request: Request, exc: PydanticValidationError) -> JSONResponse:
-        """A shape built from valid pieces can still break a cross-field rule."""
+    async def _invalid(request: Request, exc: RequestValidationError | PydanticValidationError) -> JSONResponse:
         message = "; ".join(_describe(e) for e in exc.errors())
         if is_mwaa(request):
             return mwaa_error("ValidationException", 400, message)

@@ -115,6 +115,20 @@ def _check_outcome(env: dict) -> None:
         fail(f"{env['name']} is {env['status']}: {error.get('code', '')}: {error.get('message', env.get('status_reason'))}")
 
 
+def _send_and_report(method: str, path: str, body: dict, *, name: str, wait: bool, timeout: float, as_json: bool) -> None:
+    """Send a create or update; with --wait, follow it and exit 1 if it ends failed."""
+    try:
+        client = _client()
+        result = client.request(method, path, json=body)
+        if wait:
+            result = _wait(client, name, timeout=timeout, quiet=as_json)
+    except ClientError as exc:
+        fail(str(exc))
+    _print_env(result, as_json)
+    if wait:
+        _check_outcome(result)
+
+
 def _spec_body(dags, airflow_version, requirements, config, env, env_class) -> dict:
     body: dict = {}
     if dags is not None:
@@ -255,17 +269,7 @@ def env_create(
         body["metadata_db_url"] = metadata_db_url
     if tag:
         body["tags"] = _pairs(tag, "--tag")
-    try:
-        client = _client()
-        result = client.request("POST", "/api/v1/environments", json=body)
-        if wait:
-            result = _wait(client, name, timeout=timeout, quiet=as_json)
-            _print_env(result, as_json)
-            _check_outcome(result)
-            return
-    except ClientError as exc:
-        fail(str(exc))
-    _print_env(result, as_json)
+    _send_and_report("POST", "/api/v1/environments", body, name=name, wait=wait, timeout=timeout, as_json=as_json)
 
 
 @env_app.command("update")
@@ -286,17 +290,8 @@ def env_update(
     body = _spec_body(dags, airflow_version, requirements, config, env, env_class)
     if tag:
         body["tags"] = _pairs(tag, "--tag")
-    try:
-        client = _client()
-        result = client.request("PATCH", f"/api/v1/environments/{name}", json=body)
-        if wait:
-            result = _wait(client, name, timeout=timeout, quiet=as_json)
-            _print_env(result, as_json)
-            _check_outcome(result)
-            return
-    except ClientError as exc:
-        fail(str(exc))
-    _print_env(result, as_json)
+    _send_and_report("PATCH", f"/api/v1/environments/{name}", body, name=name, wait=wait, timeout=timeout,
+                     as_json=as_json)
 
 
 @env_app.command("get")

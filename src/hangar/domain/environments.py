@@ -16,6 +16,7 @@ from pydantic import ValidationError as PydanticValidationError
 from hangar.backend.components import web_component
 from hangar.buckets import store as buckets
 from hangar.context import Context
+from hangar.domain import keys
 from hangar.domain.requirements import check_requirements
 from hangar.domain.access import Principal
 from hangar.domain.lifecycle import change_status
@@ -38,6 +39,7 @@ def create_environment(ctx: Context, *, request: EnvironmentCreate) -> Environme
         if repository.find_live(session, request.name) is not None:
             raise EnvironmentAlreadyExists(request.name)
     spec = pin_source(ctx, _valid(request.to_spec))
+    kms_key_id = keys.key_id_for(ctx, ref=spec.kms_key)  # an unknown KmsKey is refused before anything is stored
     with ctx.store.session() as session:
         if repository.find_live(session, request.name) is not None:
             raise EnvironmentAlreadyExists(request.name)
@@ -52,9 +54,10 @@ def create_environment(ctx: Context, *, request: EnvironmentCreate) -> Environme
         repository.add_event(session, env, previous=None, status=Status.CREATING, reason="create requested")
         repository.add_revision(session, env, spec, 1)
         for name, value in _new_secrets().items():
-            repository.put_secret(session, ctx.envelope, env_id=env_id, name=name, value=value)
+            repository.put_secret(session, ctx.envelope, env_id=env_id, name=name, value=value, kms_key_id=kms_key_id)
         if request.metadata_db_url:
-            repository.put_secret(session, ctx.envelope, env_id=env_id, name="metadata_db_url", value=request.metadata_db_url)
+            repository.put_secret(session, ctx.envelope, env_id=env_id, name="metadata_db_url", value=request.metadata_db_url,
+                                  kms_key_id=kms_key_id)
         operation = repository.open_operation(session, env_id=env_id, kind="create", revision=1)
         operation_id = operation.id
     ctx.submit(env_id, operation_id)
@@ -78,6 +81,9 @@ def update_environment(ctx: Context, *, name: str, request: EnvironmentUpdate) -
                 f"changing Airflow from {current.airflow_version} to {spec.airflow_version} crosses a major "
                 "version; create a new environment for it"
             )
+        if spec.kms_key != current.kms_key:  # checked here; the data keys move under the new key at once
+            kms_key = keys.resolve(session, ctx.envelope, spec.kms_key)
+            repository.rewrap_secrets(session, ctx.envelope, kms_key_id=kms_key.id, env_id=env.id)
         env.revision += 1
         repository.add_revision(session, env, spec, env.revision)
         change_status(session, env, Status.UPDATING, reason=f"update to revision {env.revision} requested")
@@ -167,6 +173,27 @@ def set_tags(ctx: Context, *, name: str, add: dict[str, str] | None = None, remo
         if env.last_good_revision == env.revision - 1:
             env.last_good_revision = env.revision
         return tags
+
+
+# --- fernet key rotation (the work is Reconciler._rotate_fernet) ---
+
+ROTATE_FERNET = "rotate-fernet"  # the operation's kind
+
+
+def rotate_fernet(ctx: Context, *, name: str) -> EnvironmentPublic:
+    """Replace the environment's fernet key; Airflow's data is re-encrypted, nothing is lost.
+
+    Runs as an operation of kind ROTATE_FERNET on the revision that runs now: UPDATING,
+    then AVAILABLE, or UPDATE_FAILED with the error while the old key stays stored."""
+    with ctx.store.session() as session:
+        env = repository.get_live(session, name)
+        if Status(env.status) not in UPDATABLE or env.running_revision is None:
+            raise EnvironmentBusy(name, env.status)
+        change_status(session, env, Status.UPDATING, reason="fernet key rotation requested")
+        operation = repository.open_operation(session, env_id=env.id, kind=ROTATE_FERNET, revision=env.running_revision)
+        env_id, operation_id = env.id, operation.id
+    ctx.submit(env_id, operation_id)
+    return get_environment(ctx, name=name)
 
 
 def pin_source(ctx: Context, spec: Spec) -> Spec:

@@ -11,13 +11,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 from hangar.backend.local import EnvironmentProcesses, LaunchPlan
 from hangar.context import Context
+from hangar.domain.environments import ROTATE_FERNET
 from hangar.domain.lifecycle import change_status
 from hangar.domain.spec import Spec, parse_version
 from hangar.domain.status import Status
@@ -60,7 +64,8 @@ class Reconciler:
                 return
             operation.attempts += 1
             kind, revision = operation.kind, operation.revision
-        {"create": self._create, "update": self._update, "delete": self._delete}[kind](work, revision)
+        {"create": self._create, "update": self._update, "delete": self._delete,
+         ROTATE_FERNET: self._rotate_fernet}[kind](work, revision)
 
     def fail(self, work: Work, exc: Exception) -> None:
         code = getattr(exc, "code", "INTERNAL_ERROR")
@@ -74,13 +79,13 @@ class Reconciler:
             operation.steps = [*operation.steps, {"step": "failed", "at": utcnow().isoformat(), "error": message}]
             if operation.kind == "create":
                 change_status(session, env, Status.CREATE_FAILED, reason=message, error_code=code, error_message=message)
-            elif operation.kind == "update":
+            elif operation.kind in ("update", ROTATE_FERNET):
                 change_status(session, env, Status.UPDATE_FAILED, reason=message, error_code=code, error_message=message)
             else:
                 env.status_reason = f"delete failed, will retry on the next delete: {message}"
         if operation.kind == "create":
             self.ctx.backend.stop_environment(work.env_id)
-        elif operation.kind == "update":
+        elif operation.kind in ("update", ROTATE_FERNET):
             self.ctx.backend.watch(work.env_id)
 
     # --- operations ---
@@ -142,6 +147,54 @@ class Reconciler:
             operation = session.get_one(OperationRow, work.operation_id)
             operation.done = True
         self.ctx.backend.watch(work.env_id)
+
+    # --- fernet key rotation ---
+    #
+    # Airflow's MultiFernet encrypts with the first key of [core] fernet_key and decrypts
+    # with any. The new key is stored (as FERNET_NEXT) before any component sees it, and
+    # while it is stored every launch plan gives the components "new,old" (launch_plan),
+    # so nothing written with the new key can outlive the key:
+    #   1. store FERNET_NEXT, or keep the one a failed or interrupted rotation left;
+    #   2. restart the components with "new,old";
+    #   3. `airflow rotate-fernet-key` re-encrypts connections, variables and triggers with "new";
+    #   4. in one transaction: "new" becomes fernet_key, FERNET_NEXT goes, FERNET_STORED is recorded;
+    #   5. restart the components with "new" alone.
+    # A failure before 4 leaves the old key stored as fernet_key and the environment running on
+    # "new,old" (UPDATE_FAILED names the error); rotating again finishes with the same new key.
+
+    def _rotate_fernet(self, work: Work, revision: int) -> None:
+        self.ctx.backend.watch(work.env_id, False)
+        with self.ctx.store.session() as session:
+            operation = session.get_one(OperationRow, work.operation_id)
+            stored = any(step.get("step") == FERNET_STORED for step in operation.steps)
+            pending = FERNET_NEXT in repository.get_secrets(session, self.ctx.envelope, env_id=work.env_id)
+            if not stored and not pending:
+                repository.put_secret(session, self.ctx.envelope, env_id=work.env_id, name=FERNET_NEXT,
+                                      value=Fernet.generate_key().decode())
+        target = self._prepare(work, revision)
+        if not stored:
+            self._step(work, "restarting components with the new and the old fernet key")
+            self._wait_ready(work, self._relaunch(work, target))
+            self._step(work, "re-encrypting connections, variables and triggers with the new fernet key")
+            _rotate_fernet_key(self.launch_plan(target))
+            with self.ctx.store.session() as session:
+                new = repository.get_secrets(session, self.ctx.envelope, env_id=work.env_id)[FERNET_NEXT]
+                repository.put_secret(session, self.ctx.envelope, env_id=work.env_id, name="fernet_key", value=new)
+                repository.delete_secret(session, env_id=work.env_id, name=FERNET_NEXT)
+                operation = session.get_one(OperationRow, work.operation_id)
+                operation.steps = [*operation.steps, {"step": FERNET_STORED, "at": utcnow().isoformat()}]
+        self._step(work, "restarting components with the new fernet key alone")
+        self._wait_ready(work, self._relaunch(work, target))
+        self._finish(work, revision, Status.AVAILABLE, "fernet key rotated")
+
+    def _relaunch(self, work: Work, target: Target) -> EnvironmentProcesses:
+        """_launch, restarting every component whose environment is not this plan's.
+
+        A control plane that has not launched the environment itself (it restarted) would
+        adopt processes started with an unknown fernet key, so those are stopped first."""
+        if self.ctx.backend.get(work.env_id) is None:
+            self.ctx.backend.stop_environment(work.env_id, target.layout.root)
+        return self._launch(work, target)
 
     # --- steps ---
 
@@ -206,6 +259,8 @@ class Reconciler:
     def launch_plan(self, target: Target) -> LaunchPlan:
         with self.ctx.store.session() as session:
             secrets = repository.get_secrets(session, self.ctx.envelope, env_id=target.env_id)
+        if FERNET_NEXT in secrets:  # a fernet rotation is under way: MultiFernet, the new key first
+            secrets["fernet_key"] = f"{secrets[FERNET_NEXT]},{secrets['fernet_key']}"
         env = airflow_config.process_env(
             spec=target.spec, layout=target.layout, runtime_bin=target.runtime.path / "bin", secrets=secrets,
             db_url=target.db_url,
@@ -266,6 +321,33 @@ class Reconciler:
             return
         with self.ctx.store.session() as session:
             repository.get_by_id(session, work.env_id).status_reason = text[:500]
+
+
+FERNET_NEXT = "fernet_key_next"  # the secret holding the new fernet key while a rotation is under way
+FERNET_STORED = "new fernet key stored"  # the step after which only the final restart is left
+_SECRET_VARS = ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY",
+                "AIRFLOW__WEBSERVER__SECRET_KEY", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+
+
+class FernetRotationFailed(PermanentError):
+    code = "FERNET_ROTATION_FAILED"
+
+
+def _rotate_fernet_key(plan: LaunchPlan, timeout: float = 600) -> None:
+    """`airflow rotate-fernet-key` in the environment the components get (process_env), so it
+    reads the same airflow.cfg, database and "new,old" fernet keys."""
+    try:
+        result = subprocess.run([str(plan.airflow_bin), "rotate-fernet-key"], env=plan.env, cwd=plan.root,
+                                capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FernetRotationFailed(f"`airflow rotate-fernet-key` did not finish in {timeout:.0f} s") from None
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+        for var in _SECRET_VARS:  # an error may quote the configuration it could not use
+            value = plan.env.get(var, "")
+            for part in filter(None, [value, *value.split(",")]):
+                tail = tail.replace(part, "***")
+        raise FernetRotationFailed(f"`airflow rotate-fernet-key` failed (exit {result.returncode}):\n{tail}")
 
 
 class _Throttled:

@@ -137,11 +137,9 @@ def hangar_options(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, in
         options["api_auth"] = {"jwt_audience": "apache-airflow"}
         options["dag_processor"] = {"parsing_processes": str(preset.parsing_processes), "refresh_interval": "5"}
         options["logging"]["dag_processor_child_process_log_directory"] = str(layout.logs / "dag_processor")
-        if parse_version(spec.airflow_version) >= (3, 3, 0):
-            # With fork, LocalExecutor pre-forks `parallelism` workers that sit idle; with a
-            # preloaded forkserver it starts workers only as tasks arrive.
-            options["scheduler"]["mp_start_method"] = "forkserver"
-            options["core"]["mp_forkserver_preload"] = "airflow,airflow.executors.local_executor"
+        # LocalExecutor keeps Airflow's default `fork`: measured on a 100-task fan-out, a
+        # preloaded forkserver cost 97 CPU-seconds against fork's 20, because every task then
+        # re-imports what a forked child inherits (see bench/RESULTS.md).
     else:
         options["core"]["parsing_processes"] = str(preset.parsing_processes)
         options["webserver"] = {

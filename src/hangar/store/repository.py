@@ -154,10 +154,7 @@ def _row_key(session: Session, envelope: Envelope, row: SecretRow, cache: dict[t
         return None  # written before KMS keys: the master key wraps it
     where = (row.kms_key_id, row.kms_key_version)
     if where not in cache:
-        try:
-            cache[where] = kms_material(session, envelope, key_id=row.kms_key_id, version=row.kms_key_version)
-        except InvalidTag:
-            raise _unreadable(row) from None
+        cache[where] = kms_material(session, envelope, key_id=row.kms_key_id, version=row.kms_key_version)
     return cache[where]
 
 
@@ -196,7 +193,13 @@ def add_kms_key_version(session: Session, envelope: Envelope, *, key_id: str, ve
 
 def kms_material(session: Session, envelope: Envelope, *, key_id: str, version: int) -> bytes:
     row = session.get_one(KmsKeyVersionRow, (key_id, version))
-    return envelope.unwrap_material(row.wrapped_material, context=_material_context(key_id, version))
+    try:
+        return envelope.unwrap_material(row.wrapped_material, context=_material_context(key_id, version))
+    except InvalidTag:
+        raise SecretUnreadable(
+            f"the material of KMS key {key_id} version {version} cannot be unwrapped under the master key: "
+            "it was altered, or the master key is not the one it was sealed with"
+        ) from None
 
 
 def get_kms_key(session: Session, key_id: str) -> KmsKeyRow | None:

@@ -1,0 +1,113 @@
+"""`hangar key`: KMS keys that wrap environment secrets; and `hangar env rotate-fernet`.
+
+Clients of the HTTP API like every other command. Key material never reaches the
+CLI: the API returns ids, aliases, ARNs, version counts and dates only.
+"""
+from __future__ import annotations
+
+import json
+from typing import NoReturn, Optional
+from urllib.parse import quote
+
+import typer
+from rich.console import Console
+
+from hangar.cli.client import Client, ClientError
+from hangar.settings import Settings
+
+kms_app = typer.Typer(no_args_is_help=True, help="KMS keys that encrypt environment secrets (Admin only).")
+out = Console()
+
+
+def install(*, app: typer.Typer, env_app: typer.Typer) -> None:
+    """Add `hangar key ...` and `hangar env rotate-fernet` to the CLI."""
+    app.add_typer(kms_app, name="key")
+    env_app.command("rotate-fernet")(env_rotate_fernet)
+
+
+def fail(message: str) -> NoReturn:
+    # imported late: hangar.cli.main imports this module to install its commands
+    from hangar.cli.main import fail as main_fail
+
+    main_fail(message)
+    raise AssertionError("unreachable")
+
+
+def _client() -> Client:
+    return Client.from_settings(Settings())
+
+
+def _print_key(key: dict) -> None:
+    out.print(f"{key['key_id']}  {key['alias'] or '-':<28} {key['key_manager']:<8} v{key['current_version']} "
+              f"({key['versions']} versions)  rotated {key['rotated_at'] or 'never'}  {key['description'] or ''}",
+              markup=False, soft_wrap=True)
+
+
+@kms_app.command("create")
+def key_create(
+    alias: Optional[str] = typer.Option(None, "--alias", help="alias/NAME"),
+    description: Optional[str] = typer.Option(None, "--description"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Create a customer-managed key; name it in an environment's kms_key (id, alias or ARN)."""
+    try:
+        key = _client().request("POST", "/api/v1/keys", json={"alias": alias, "description": description})
+    except ClientError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(key))
+        return
+    out.print(f"key_id: {key['key_id']}\narn:    {key['arn']}\nalias:  {key['alias'] or '-'}", markup=False,
+              soft_wrap=True)
+
+
+@kms_app.command("list")
+def key_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    try:
+        keys = _client().request("GET", "/api/v1/keys")
+    except ClientError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(keys, indent=2))
+        return
+    for key in keys:
+        _print_key(key)
+
+
+@kms_app.command("rotate")
+def key_rotate(
+    key: str = typer.Argument(..., metavar="KEY_ID_OR_ALIAS", help="key id, alias/NAME, or an ARN of either"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Add a key version and re-wrap every data key under it; secrets stay as they are, nothing restarts."""
+    try:
+        rotated = _client().request("POST", f"/api/v1/keys/{quote(key, safe='/:')}/rotate")
+    except ClientError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(rotated))
+        return
+    out.print(f"{rotated['key_id']} rotated to version {rotated['current_version']}; "
+              f"{rotated['rewrapped']} data keys re-wrapped", markup=False, soft_wrap=True)
+
+
+def env_rotate_fernet(
+    name: str,
+    wait: bool = typer.Option(False, "--wait"),
+    timeout: float = typer.Option(900, help="seconds --wait waits"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Replace the environment's fernet key; connections and variables are re-encrypted with the new one."""
+    from hangar.cli.main import _check_outcome, _print_env, _wait
+
+    try:
+        client = _client()
+        result = client.request("POST", f"/api/v1/environments/{name}/rotate-fernet")
+        if wait:
+            result = _wait(client, name, timeout=timeout, quiet=as_json)
+            _print_env(result, as_json)
+            _check_outcome(result)
+            return
+    except ClientError as exc:
+        fail(str(exc))
+    _print_env(result, as_json)
