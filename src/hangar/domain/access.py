@@ -15,6 +15,8 @@ from __future__ import annotations
 import hmac
 import secrets
 import string
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
@@ -124,10 +126,31 @@ def revoke_access_key(ctx: Context, *, access_key_id: str) -> None:
         if row is None:
             raise ValidationFailed(f"access key {access_key_id} does not exist")
         row.revoked_at = row.revoked_at or utcnow()
+    with _SECRETS_LOCK:
+        _SECRETS.pop(access_key_id, None)
+
+
+# Decrypted secrets of recently used keys, so a signed request does not cost a database read and
+# a decryption. Revocation goes through this process and evicts the key at once.
+_SECRETS: dict[str, tuple[str, Role, float]] = {}
+_SECRETS_LOCK = threading.Lock()
+SECRET_CACHE_SECONDS = 30.0
 
 
 def access_key_secret(ctx: Context, *, access_key_id: str) -> tuple[str, Role]:
     """The secret and role of a live access key; Unauthorized if unknown or revoked."""
+    now = time.monotonic()
+    with _SECRETS_LOCK:
+        cached = _SECRETS.get(access_key_id)
+    if cached is not None and cached[2] > now:
+        return cached[0], cached[1]
+    secret, role = _load_secret(ctx, access_key_id=access_key_id)
+    with _SECRETS_LOCK:
+        _SECRETS[access_key_id] = (secret, role, now + SECRET_CACHE_SECONDS)
+    return secret, role
+
+
+def _load_secret(ctx: Context, *, access_key_id: str) -> tuple[str, Role]:
     with ctx.store.session() as session:
         row = session.get(AccessKeyRow, access_key_id)
         if row is None or row.revoked_at is not None:

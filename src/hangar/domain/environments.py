@@ -240,8 +240,9 @@ def _new_secrets() -> dict[str, str]:
 
 
 def _public(ctx: Context, session, env: EnvironmentRow) -> EnvironmentPublic:
-    spec = repository.get_spec(session, env.id, env.running_revision or env.revision)
     desired = repository.get_spec(session, env.id, env.revision)
+    running = env.running_revision or env.revision
+    spec = desired if running == env.revision else repository.get_spec(session, env.id, running)
     last_update = None
     if env.last_update_status:
         error = None

@@ -46,7 +46,8 @@ class Store:
 
 def open_store(path: Path) -> Store:
     url = f"sqlite:///{path}"
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+    # enough pooled connections for the API's worker threads, so none is opened per request
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, pool_size=20, max_overflow=20)
     event.listen(engine, "connect", _sqlite_pragmas)
     config = alembic_config(url)
     with engine.begin() as connection:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from hangar.api.mwaa import shapes
 from hangar.api.mwaa.sigv4 import verify
@@ -28,7 +29,10 @@ async def caller(request: Request) -> Principal:
     raw = request.scope["raw_path"].decode()
     query = request.scope.get("query_string", b"").decode()
     url = f"{request.url.scheme}://{headers.get('host', request.url.netloc)}{raw}" + (f"?{query}" if query else "")
-    principal = verify(request.app.state.ctx, method=request.method, url=url, headers=headers, body=await request.body())
+    body = await request.body()
+    # the key lookup and decryption block: off the event loop
+    principal = await run_in_threadpool(verify, request.app.state.ctx, method=request.method, url=url,
+                                        headers=headers, body=body)
     request.state.principal = principal
     return principal
 
