@@ -187,6 +187,12 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def own_cpu_seconds() -> float:
+    """CPU seconds of this harness, its children (standalone) and the embedded PostgreSQL servers."""
+    pg_pids = [server.get_pid() for server in _pg_servers.values()]
+    return tree_cpu_seconds(os.getpid()) + sum(tree_cpu_seconds(pid) for pid in pg_pids if pid)
+
+
 def tree_pss(pid: int) -> tuple[float, int, dict[str, dict]]:
     """Total PSS in MiB of pid and its descendants, the process count, and a per-kind breakdown."""
     total, count = 0, 0
@@ -227,8 +233,8 @@ class Standalone:
         self.base_url = f"http://{HOST}:{port}"
         self.milestones: dict[str, float] = {}
         self.db_migrated: bool | None = None
-        self.busy_at_start = busy_cpu_seconds()
-        self.other_cpu_seconds: float | None = None
+        self.cpu_at_start = (busy_cpu_seconds(), own_cpu_seconds())
+        self.foreign_cpu_seconds: float | None = None
         self.lifetime_seconds: float | None = None
         self.stop_seconds: float | None = None
         self.needed_sigkill: list[str] = []
@@ -246,10 +252,11 @@ class Standalone:
                     if key not in self.milestones and marker in text:
                         self.milestones[key] = round(now, 2)
 
-    def measure_other_cpu(self) -> None:
-        """CPU seconds the machine spent on anything but this standalone since it started (noise)."""
-        other = busy_cpu_seconds() - self.busy_at_start - tree_cpu_seconds(self.proc.pid)
-        self.other_cpu_seconds = round(max(other, 0.0), 1)
+    def measure_foreign_cpu(self) -> None:
+        """CPU seconds spent since start by processes that are not ours (noise from other work)."""
+        busy0, own0 = self.cpu_at_start
+        foreign = (busy_cpu_seconds() - busy0) - (own_cpu_seconds() - own0)
+        self.foreign_cpu_seconds = round(max(foreign, 0.0), 1)
         self.lifetime_seconds = round(self.elapsed(), 1)
 
     def elapsed(self) -> float:
@@ -332,7 +339,7 @@ def running_standalone(
     try:
         yield sa
     finally:
-        sa.measure_other_cpu()
+        sa.measure_foreign_cpu()
         seconds, sa.needed_sigkill = kill_process_group(proc)
         sa.stop_seconds = round(seconds, 2)
 
@@ -439,13 +446,14 @@ def task_state_counts(client: httpx.Client, dag_id: str, run_id: str, timeout: f
 def housekeeping(sa: Standalone) -> dict:
     """Context for reading a number: how busy the box was with other work, and how stop went.
 
-    other_cpu_seconds is machine CPU time not spent by the standalone tree during its whole
-    life (this harness included, a few seconds). On a 2-core box, anything near the
-    lifetime in seconds means another workload was competing and the number is inflated.
+    foreign_cpu_seconds is CPU time used during the standalone's life by processes that are
+    neither it, the embedded PostgreSQL, nor this harness. The box has 2 cores, so a value
+    that is a sizeable fraction of lifetime_seconds means the number is inflated by
+    someone else's workload.
     """
     return {
         "lifetime_seconds": sa.lifetime_seconds,
-        "other_cpu_seconds": sa.other_cpu_seconds,
+        "foreign_cpu_seconds": sa.foreign_cpu_seconds,
         "stop_seconds": sa.stop_seconds,
         "needed_sigkill": sa.needed_sigkill,
     }
