@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -21,7 +22,8 @@ import baseline  # noqa: E402
 import hangar_side  # noqa: E402
 
 
-def hangar_run(airflow) -> dict:
+def hangar_run(plane, airflow) -> dict:
+    cpu_before = hangar_side.environment_cpu_seconds(plane, "fanout")
     start = time.monotonic()
     run_id = airflow.trigger("fanout")
     while True:
@@ -33,7 +35,8 @@ def hangar_run(airflow) -> dict:
     tis = airflow.request("GET", f"/dags/fanout/dagRuns/{run_id}/taskInstances?limit=200").json()["task_instances"]
     mapped = airflow.request("GET", f"/dags/fanout/dagRuns/{run_id}/taskInstances/work/listMapped?limit=200").json()
     return {"seconds": round(seconds, 2), "state": state, "mapped_tasks": mapped.get("total_entries"),
-            "task_instances": len(tis)}
+            "task_instances": len(tis), "loadavg_1m": os.getloadavg()[0],
+            "environment_cpu_seconds": round(hangar_side.environment_cpu_seconds(plane, "fanout") - cpu_before, 1)}
 
 
 def main() -> None:
@@ -46,7 +49,7 @@ def main() -> None:
     with hangar_side.control_plane() as plane:
         plane.create("fanout", dags, "--env", f"HANGAR_BENCH_FANOUT_N={args.tasks}")
         airflow = plane.airflow("fanout")
-        runs = [hangar_run(airflow) for _ in range(args.runs)]
+        runs = [hangar_run(plane, airflow) for _ in range(args.runs)]
         report["hangar"] = {"median_seconds": statistics.median(r["seconds"] for r in runs), "runs": runs}
         hangar_side.delete(plane, "fanout")
         airflow_bin = hangar_side.runtime_airflow(plane)

@@ -95,3 +95,25 @@ def environment_pss(plane: ControlPlane, name: str) -> dict:
             count += 1
             kinds[component["name"]] = round(kinds.get(component["name"], 0) + pss, 1)
     return {"pss_mib": round(total, 1), "processes": count, "by_component": kinds}
+
+
+def environment_cpu_seconds(plane: ControlPlane, name: str) -> float:
+    """CPU seconds used so far by an environment's process tree: live processes plus the
+    children they reaped (finished tasks). A difference over a run is robust to other load."""
+    total, seen = 0.0, set()
+    for component in plane.get(name)["components"]:
+        try:
+            leader = psutil.Process(component["pid"])
+            processes = [leader, *leader.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for process in processes:
+            if process.pid in seen:
+                continue
+            seen.add(process.pid)
+            try:
+                t = process.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.Error:
+                pass
+    return total
