@@ -122,6 +122,21 @@ class ControlPlane:
         token = self.cli("env", "token", name).stdout.strip()
         return Airflow(base=env["webserver_url"], token=token, major=int(env["airflow_version"].split(".")[0]))
 
+    def secrets(self, name: str) -> dict[str, str]:
+        """An environment's secrets as Hangar reads them (data keys under KMS key versions under the master key)."""
+        from hangar.crypto import Envelope
+        from hangar.store import repository
+        from hangar.store.db import open_store
+
+        store = open_store(self.home / "state" / "hangar.db")
+        try:
+            envelope = Envelope((self.home / "master.key").read_bytes())
+            with store.session() as session:
+                env = repository.get_live(session, name)
+                return repository.get_secrets(session, envelope, env_id=env.id)
+        finally:
+            store.engine.dispose()
+
     def cleanup(self) -> None:
         """Stop everything this control plane started, even after a failed test."""
         self.stop()

@@ -3,20 +3,9 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-
-from hangar.crypto import Envelope
 
 from tests.e2e.harness import ControlPlane
 from tests.e2e.mwaa_client import mwaa
-
-
-def _secrets(plane: ControlPlane, name: str) -> dict[str, str]:
-    envelope = Envelope((plane.home / "master.key").read_bytes())
-    with sqlite3.connect(plane.home / "state" / "hangar.db") as db:
-        env_id = db.execute("SELECT id FROM environments WHERE name = ? AND status != 'DELETED'", (name,)).fetchone()[0]
-        rows = db.execute("SELECT name, wrapped_key, ciphertext FROM secrets WHERE environment_id = ?", (env_id,))
-        return {n: envelope.decrypt(w, c, context=f"{env_id}/{n}") for n, w, c in rows}
 
 
 def test_no_secret_in_responses_files_or_logs(plane: ControlPlane, dags) -> None:
@@ -30,7 +19,7 @@ def test_no_secret_in_responses_files_or_logs(plane: ControlPlane, dags) -> None
         "mwaa get": json.dumps(client.get_environment(Name="secretive")["Environment"], default=str),
     }
     client.tag_resource(ResourceArn=client.get_environment(Name="secretive")["Environment"]["Arn"], Tags={"a": "b"})
-    secrets = {**_secrets(plane, "secretive"), "access_key_secret": key["secret_access_key"]}
+    secrets = {**plane.secrets("secretive"), "access_key_secret": key["secret_access_key"]}
     assert set(secrets) >= {"fernet_key", "jwt_secret", "secret_key"}
     assert oct((plane.home / "master.key").stat().st_mode & 0o777) == "0o600"
 

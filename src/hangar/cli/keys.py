@@ -98,16 +98,7 @@ def env_rotate_fernet(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Replace the environment's fernet key; connections and variables are re-encrypted with the new one."""
-    from hangar.cli.main import _check_outcome, _print_env, _wait
+    from hangar.cli.main import _send_and_report
 
-    try:
-        client = _client()
-        result = client.request("POST", f"/api/v1/environments/{name}/rotate-fernet")
-        if wait:
-            result = _wait(client, name, timeout=timeout, quiet=as_json)
-            _print_env(result, as_json)
-            _check_outcome(result)
-            return
-    except ClientError as exc:
-        fail(str(exc))
-    _print_env(result, as_json)
+    _send_and_report("POST", f"/api/v1/environments/{name}/rotate-fernet", {}, name=name, wait=wait, timeout=timeout,
+                     as_json=as_json)

@@ -258,6 +258,7 @@ def env_create(
     env: list[str] = typer.Option([], "--env", help="KEY=VALUE (repeatable)"),
     env_class: Optional[str] = typer.Option(None, "--class", help="small, medium or large"),
     metadata_db_url: Optional[str] = typer.Option(None, "--metadata-db-url", help="external PostgreSQL URL"),
+    kms_key: Optional[str] = typer.Option(None, "--kms-key", help="Hangar key id, alias or ARN for the secrets"),
     tag: list[str] = typer.Option([], "--tag", help="KEY=VALUE (repeatable)"),
     wait: bool = typer.Option(False, "--wait"),
     timeout: float = typer.Option(900, help="seconds --wait waits"),
@@ -267,6 +268,8 @@ def env_create(
     body = {"name": name, **_spec_body(dags, airflow_version, requirements, config, env, env_class)}
     if metadata_db_url:
         body["metadata_db_url"] = metadata_db_url
+    if kms_key:
+        body["kms_key"] = kms_key
     if tag:
         body["tags"] = _pairs(tag, "--tag")
     _send_and_report("POST", "/api/v1/environments", body, name=name, wait=wait, timeout=timeout, as_json=as_json)
@@ -433,6 +436,12 @@ def audit(as_json: bool = typer.Option(False, "--json"), limit: int = typer.Opti
 
 def main() -> None:
     app()
+
+
+# `hangar key ...` and `hangar env rotate-fernet` live in their own module
+from hangar.cli.keys import install as _install_key_commands  # noqa: E402
+
+_install_key_commands(app=app, env_app=env_app)
 
 
 if __name__ == "__main__":
