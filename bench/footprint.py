@@ -45,7 +45,8 @@ def main() -> None:
         plane.create("idle", hangar_side.dags_folder(EXAMPLE))
         time.sleep(args.idle)
         report["hangar"] = hangar_side.environment_pss(plane, "idle")
-        report["hangar"]["control_plane_pss_mib"] = _pss(plane.process.pid)
+        # the control plane alone: the environment's processes are its children, counted above
+        report["hangar"]["control_plane_pss_mib"] = round(psutil.Process(plane.process.pid).memory_full_info().pss / 2**20, 1)
         postmaster = int((plane.home / "pgdata" / "postmaster.pid").read_text().split()[0])
         report["hangar"]["embedded_postgres_pss_mib"] = _pss(postmaster)
         airflow_bin = hangar_side.runtime_airflow(plane)
