@@ -564,6 +564,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--idle-seconds", type=float, default=20)
     ap.add_argument("--workdir", type=Path, default=None, help="default: a temp dir, removed afterwards")
     args = ap.parse_args(argv)
+    # Turn SIGTERM into SystemExit so every `finally` runs and no standalone is orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="hangar-bench-baseline-"))
     workdir.mkdir(parents=True, exist_ok=True)
