@@ -257,3 +257,26 @@ def test_raw_requests_malformed_json_unknown_fields_and_bad_signatures(plane, ke
     tampered = httpx.patch(f"{plane.url}/environments/{available}", content=dumps({"MaxWorkers": 3}),
                            headers=dict(request.headers.items()), timeout=30)
     assert tampered.status_code == 403 and error_code(tampered) == "AccessDeniedException"
+
+
+def test_expired_cli_and_web_tokens_are_refused(plane, keys, available) -> None:
+    import jwt
+
+    client = mwaa(plane.url, keys["User"])
+    secret = plane.secrets(available)["jwt_secret"]
+    for purpose, get in (("cli", client.create_cli_token), ("web", client.create_web_login_token)):
+        issued = get(Name=available)
+        token = issued["CliToken"] if purpose == "cli" else issued["WebToken"]
+        header = jwt.get_unverified_header(token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+        claims["exp"], claims["nbf"], claims["iat"] = claims["exp"] - 3600, claims["nbf"] - 3600, claims["iat"] - 3600
+        expired = jwt.encode(claims, secret, algorithm=header["alg"])
+        host = issued["WebServerHostname"]
+        if purpose == "cli":
+            response = httpx.post(f"http://{host}/aws_mwaa/cli", content="dags list",
+                                  headers={"Authorization": f"Bearer {expired}"}, timeout=30)
+        else:
+            response = httpx.post(f"http://{host}/aws_mwaa/aws-console-sso/login", data={"token": expired},
+                                  timeout=30, follow_redirects=False)
+        assert response.status_code == 401, (purpose, response.status_code, response.text[:300])
+        assert "_token" not in response.cookies

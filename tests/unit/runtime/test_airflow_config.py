@@ -224,3 +224,32 @@ def test_hangar_values_win_over_user_variables_of_the_same_name(layout, tmp_path
     assert env["AIRFLOW__CORE__FERNET_KEY"] == SECRETS["fernet_key"]
     assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == SECRETS["jwt_secret"]
     assert env["AIRFLOW_HOME"] == str(layout.root)
+
+
+# --- MWAA's WebserverAccessMode and LoggingConfiguration, applied per component ---
+
+def test_access_mode_sets_the_bind_address(layout):
+    from hangar.domain.spec import AccessMode
+
+    assert render(layout, webserver_access_mode=AccessMode.PRIVATE_ONLY)["api"]["host"] == "127.0.0.1"
+    assert render(layout, webserver_access_mode=AccessMode.PUBLIC_ONLY)["api"]["host"] == "0.0.0.0"
+    assert render(layout, version="2.11.2", webserver_access_mode=AccessMode.PUBLIC_AND_PRIVATE)["webserver"][
+        "web_server_host"] == "0.0.0.0"
+    assert render(layout, version="2.11.2")["webserver"]["web_server_host"] == "127.0.0.1"
+
+
+def test_log_levels_reach_the_components_that_write_those_logs():
+    from hangar.domain.spec import LoggingConfiguration, ModuleLogging, Spec
+    from hangar.runtime.airflow_config import component_env
+
+    logging = LoggingConfiguration(
+        scheduler=ModuleLogging(log_level="ERROR"), task=ModuleLogging(log_level="DEBUG"),
+        webserver=ModuleLogging(log_level="WARNING"), dag_processing=ModuleLogging(enabled=False),
+        worker=ModuleLogging(log_level="CRITICAL"),
+    )
+    spec = Spec(dags="/tmp", airflow_version="3.3.2", logging=logging)
+    level = lambda component: component_env(spec, component)["AIRFLOW__LOGGING__LOGGING_LEVEL"]
+    assert level("api-server") == "WARNING" and level("webserver") == "WARNING"
+    assert level("scheduler") == "DEBUG"  # tasks run in its executor: the most verbose of scheduler, worker, task
+    assert level("dag-processor") == "CRITICAL"  # disabled
+    assert level("triggerer") == "CRITICAL"
