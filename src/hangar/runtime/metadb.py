@@ -155,11 +155,17 @@ def _airflow(runtime: Runtime, url: str, *args: str, timeout: float = 600) -> su
             raise MetadataDatabaseFailed(f"`airflow {' '.join(args)}` did not finish in {timeout:.0f} s") from exc
 
 
+def _tail(result: subprocess.CompletedProcess, lines: int = 10) -> str:
+    """The last lines Airflow printed, warnings left out, so the cause is what shows."""
+    text = f"{result.stdout or ''}\n{result.stderr or ''}"
+    kept = [line for line in text.splitlines() if line.strip() and "Warning:" not in line]
+    return "\n".join(kept[-lines:])
+
+
 def migrate(*, runtime: Runtime, url: str) -> None:
     result = _airflow(runtime, url, "db", "migrate")
     if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
-        raise MetadataDatabaseFailed(f"`airflow db migrate` failed (exit {result.returncode}):\n{tail}")
+        raise MetadataDatabaseFailed(f"`airflow db migrate` failed (exit {result.returncode}):\n{_tail(result, 15)}")
 
 
 ROLE_USERS = {"admin": "Admin", "op": "Op", "user": "User", "viewer": "Viewer"}
@@ -170,6 +176,10 @@ def create_role_users(*, runtime: Runtime, url: str) -> None:
 
     Their passwords are random and discarded; people get in with Hangar tokens
     (see hangar_airflow), which name the user of their role."""
+    # a fresh Airflow 2 database only knows Admin and Public until the roles are synced
+    synced = _airflow(runtime, url, "sync-perm")
+    if synced.returncode != 0:
+        raise MetadataDatabaseFailed(f"`airflow sync-perm` failed:\n{_tail(synced)}")
     for username, role in ROLE_USERS.items():
         result = _airflow(
             runtime, url, "users", "create", "--username", username, "--role", role,
@@ -177,5 +187,4 @@ def create_role_users(*, runtime: Runtime, url: str) -> None:
             "--password", secrets.token_urlsafe(32),
         )
         if result.returncode != 0:
-            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-10:])
-            raise MetadataDatabaseFailed(f"creating the Airflow user {username} failed:\n{tail}")
+            raise MetadataDatabaseFailed(f"creating the Airflow user {username} failed:\n{_tail(result)}")
