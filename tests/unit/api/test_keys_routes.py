@@ -11,41 +11,21 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from hangar.api import audit
 from hangar.api import errors as api_errors
 from hangar.api.routes import keys as key_routes
-from hangar.backend.local import LocalBackend
 from hangar.context import Context
-from hangar.crypto import Envelope
 from hangar.domain import environments, keys
 from hangar.domain.access import Role, create_access_key, read_audit
 from hangar.domain.spec import EnvironmentCreate
 from hangar.domain.status import Status
-from hangar.runtime.metadb import EmbeddedPostgres
-from hangar.settings import Settings
 from hangar.store import repository
-from hangar.store.db import open_store
 from hangar.store.models import KmsKeyVersionRow
 
 ADMIN_KEY = "hgr_test-admin-key"
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Context:
-    settings = Settings(home=tmp_path / "home")
-    settings.ensure_dirs()
-    return Context(
-        settings=settings,
-        store=open_store(settings.state_dir / "hangar.db"),
-        envelope=Envelope(AESGCM.generate_key(bit_length=256)),
-        postgres=EmbeddedPostgres(settings.pgdata_dir),  # never started
-        backend=LocalBackend(interval=1.0, on_health=lambda *_: None),  # never started
-        submit=lambda *_: None,
-    )
 
 
 @pytest.fixture

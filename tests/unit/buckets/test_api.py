@@ -6,42 +6,21 @@ embedded PostgreSQL; it has the same error handlers, audit middleware and auth.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from hangar.api import audit
 from hangar.api import errors as api_errors
 from hangar.api.routes import buckets as bucket_routes
-from hangar.backend.local import LocalBackend
 from hangar.buckets.errors import BucketAlreadyExists, BucketNotEmpty, BucketNotFound, ObjectNotFound
 from hangar.context import Context
-from hangar.crypto import Envelope
 from hangar.domain.access import Role, create_access_key, read_audit
-from hangar.runtime.metadb import EmbeddedPostgres
-from hangar.settings import Settings
-from hangar.store.db import open_store
 
 ADMIN_KEY = "hgr_test-admin-key"
 BASE = "/api/v1/buckets"
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Context:
-    settings = Settings(home=tmp_path / "home")
-    settings.ensure_dirs()
-    return Context(
-        settings=settings,
-        store=open_store(settings.state_dir / "hangar.db"),
-        envelope=Envelope(AESGCM.generate_key(bit_length=256)),
-        postgres=EmbeddedPostgres(settings.pgdata_dir),  # never started
-        backend=LocalBackend(interval=1.0, on_health=lambda *_: None),  # never started
-        submit=lambda *_: None,
-    )
 
 
 @pytest.fixture

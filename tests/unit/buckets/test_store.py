@@ -9,9 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hangar.backend.local import LocalBackend
 from hangar.buckets import store
 from hangar.buckets.errors import (
     BucketAlreadyExists,
@@ -23,27 +21,9 @@ from hangar.buckets.errors import (
     ObjectNotFound,
 )
 from hangar.context import Context
-from hangar.crypto import Envelope
 from hangar.errors import ValidationFailed
-from hangar.runtime.metadb import EmbeddedPostgres
-from hangar.settings import Settings
-from hangar.store.db import open_store
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Context:
-    settings = Settings(home=tmp_path / "home")
-    settings.ensure_dirs()
-    return Context(
-        settings=settings,
-        store=open_store(settings.state_dir / "hangar.db"),
-        envelope=Envelope(AESGCM.generate_key(bit_length=256)),
-        postgres=EmbeddedPostgres(settings.pgdata_dir),  # never started
-        backend=LocalBackend(interval=1.0, on_health=lambda *_: None),  # never started
-        submit=lambda *_: None,
-    )
 
 
 @pytest.fixture

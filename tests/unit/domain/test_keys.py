@@ -8,40 +8,20 @@ from pathlib import Path
 
 import pytest
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 
-from hangar.backend.local import LocalBackend
 from hangar.context import Context
-from hangar.crypto import Envelope
 from hangar.domain import environments, keys
 from hangar.domain.spec import EnvironmentCreate, EnvironmentUpdate
 from hangar.domain.status import Status
 from hangar.errors import EnvironmentBusy, ValidationFailed
-from hangar.runtime.metadb import EmbeddedPostgres
-from hangar.settings import Settings
 from hangar.store import repository
-from hangar.store.db import open_store
 from hangar.store.models import EnvironmentRow, KmsKeyVersionRow, OperationRow, SecretRow
 
 # MWAA's KmsKey pattern (botocore's mwaa model); the ids and ARN forms Hangar accepts fit it
 MWAA_KMS = re.compile(r"^((((arn:aws(-[a-z]+)?:kms:[a-z]{2}-[a-z]+-\d:\d+:)?key\/)?[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-"
                       r"[a-f0-9]{4}-[a-f0-9]{12})|((arn:aws(-[a-z]+)?:kms:[a-z]{2}-[a-z]+-\d:\d+:)?alias/.+))$")
 SECRET = "postgresql://hangar:s3cr3t-p4ssw0rd@127.0.0.1:5432/db"
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Context:
-    settings = Settings(home=tmp_path / "home")
-    settings.ensure_dirs()
-    return Context(
-        settings=settings,
-        store=open_store(settings.state_dir / "hangar.db"),
-        envelope=Envelope(AESGCM.generate_key(bit_length=256)),
-        postgres=EmbeddedPostgres(settings.pgdata_dir),  # never started
-        backend=LocalBackend(interval=1.0, on_health=lambda *_: None),  # never started
-        submit=lambda *_: None,
-    )
 
 
 @pytest.fixture

@@ -10,11 +10,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hangar.backend.local import LaunchPlan, LocalBackend
+from hangar.backend.local import LaunchPlan
 from hangar.context import Context
-from hangar.crypto import Envelope
 from hangar.domain import environments
 from hangar.domain.spec import EnvironmentCreate, Spec
 from hangar.domain.status import Status
@@ -22,30 +20,13 @@ from hangar.reconciler import handlers
 from hangar.reconciler.handlers import FERNET_NEXT, FernetRotationFailed, Reconciler, Target, _rotate_fernet_key
 from hangar.reconciler.queue import Work
 from hangar.runtime.airflow_config import EnvironmentLayout, write_cfg
-from hangar.runtime.metadb import EmbeddedPostgres
 from hangar.runtime.venvs import Runtime
-from hangar.settings import Settings
 from hangar.store import repository
-from hangar.store.db import open_store
 from hangar.store.models import OperationRow
 
 FERNET = "FERNET-OLD-zq8Yc1mS0nQ0u2wq3nM4Xn6z1X9L8kK7jJ6hH5gG4fE="
 NEXT = "FERNET-NEW-aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5zA7bC9d="
 DB_URL = "postgresql://hangar:DB-PASSWORD-9x8y7z@127.0.0.1:5432/hangar_env_1"
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Context:
-    settings = Settings(home=tmp_path / "home")
-    settings.ensure_dirs()
-    return Context(
-        settings=settings,
-        store=open_store(settings.state_dir / "hangar.db"),
-        envelope=Envelope(AESGCM.generate_key(bit_length=256)),
-        postgres=EmbeddedPostgres(settings.pgdata_dir),  # never started
-        backend=LocalBackend(interval=1.0, on_health=lambda *_: None),  # never started
-        submit=lambda *_: None,
-    )
 
 
 def fake_airflow(folder: Path, script: str) -> Path:
