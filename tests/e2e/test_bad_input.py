@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 
 import httpx
 import pytest
 
-from tests.e2e.harness import ControlPlane, free_port
+from tests.e2e.harness import ControlPlane
 
 
 def test_dag_folder_that_does_not_exist(plane: ControlPlane, tmp_path) -> None:
@@ -114,7 +113,7 @@ def test_environment_port_taken_by_another_program_is_skipped(plane: ControlPlan
     held = {sock.getsockname()[1] for sock in holders}
     assert held, "could not hold any port to test with"
     try:
-        env = plane.create("porty", dags)
+        plane.create("porty", dags)
         ports = set(_env_ports(plane, "porty"))
         assert not ports & held, f"Hangar handed out ports another program holds: {ports & held}"
         assert plane.airflow("porty").run_dag("hello_taskflow") == "success"

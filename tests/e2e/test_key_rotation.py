@@ -17,7 +17,6 @@ import psycopg2
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
-from hangar.crypto import Envelope
 from hangar.store import repository
 from hangar.store.db import open_store
 

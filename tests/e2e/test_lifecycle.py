@@ -5,7 +5,6 @@ import json
 import subprocess
 
 import psutil
-import pytest
 
 from tests.e2e.harness import ControlPlane, wait_for
 
