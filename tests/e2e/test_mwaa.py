@@ -279,3 +279,28 @@ def test_expired_cli_and_web_tokens_are_refused(plane, keys, available) -> None:
                                   timeout=30, follow_redirects=False)
         assert response.status_code == 401, (purpose, response.status_code, response.text[:300])
         assert "_token" not in response.cookies
+
+
+def test_requirements_object_version_is_pinned_while_the_bucket_changes(plane, keys, bucket, tmp_path) -> None:
+    first = tmp_path / "requirements.txt"
+    first.write_text("six==1.16.0\n")
+    plane.cli("bucket", "cp", str(first), f"s3://{bucket}/requirements.txt")
+    versions = json.loads(plane.cli("bucket", "ls", f"s3://{bucket}/requirements.txt", "--versions", "--json").stdout)
+    admin = mwaa(plane.url, keys["Admin"])
+    admin.create_environment(Name="pinned", ExecutionRoleArn=ROLE, SourceBucketArn=f"arn:aws:s3:::{bucket}",
+                             DagS3Path="dags", RequirementsS3Path="requirements.txt", NetworkConfiguration=NETWORK)
+    env = wait_for(lambda: (e := admin.get_environment(Name="pinned")["Environment"])["Status"] != "CREATING" and e,
+                   timeout=600, interval=1, what="pinned to settle")
+    assert env["Status"] == "AVAILABLE", env.get("LastUpdate")
+    pinned = env["RequirementsS3ObjectVersion"]
+    assert pinned in json.dumps(versions)
+    # the bucket moves on; the environment keeps the version it was created with
+    first.write_text("six==1.17.0\n")
+    plane.cli("bucket", "cp", str(first), f"s3://{bucket}/requirements.txt")
+    again = admin.get_environment(Name="pinned")["Environment"]
+    assert again["RequirementsS3ObjectVersion"] == pinned
+    rest = mwaa(plane.url, keys["User"]).invoke_rest_api(Name="pinned", Path="/version", Method="GET")
+    assert rest["RestApiStatusCode"] == 200
+    runtime = next(p for p in plane.home.glob("runtimes/*/lib/python3.11/site-packages/six-1.16.0.dist-info"))
+    assert runtime.exists()
+    admin.delete_environment(Name="pinned")
