@@ -132,17 +132,17 @@ def tree_of(pid: int) -> list[psutil.Process]:
         return []
 
 
-def kill_process_group(proc: subprocess.Popen) -> tuple[float, list[str]]:
+def kill_process_group(proc: subprocess.Popen) -> tuple[float, dict[str, int]]:
     """SIGTERM the whole group, wait, then SIGKILL group and any stragglers.
 
-    Returns seconds taken and the names of processes that needed SIGKILL.
+    Returns seconds taken and {kind: count} of the processes that needed SIGKILL.
     """
     t0 = time.monotonic()
     members = tree_of(proc.pid)  # also catches children that left the group
-    needed_kill: list[str] = []
+    needed_kill: Counter = Counter()
     for sig in (signal.SIGTERM, signal.SIGKILL):
         if sig == signal.SIGKILL:
-            needed_kill = [_name(p) for p in members]
+            needed_kill = Counter(_name(p) for p in members)
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
@@ -159,14 +159,14 @@ def kill_process_group(proc: subprocess.Popen) -> tuple[float, list[str]]:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         pass
-    return time.monotonic() - t0, needed_kill
+    return time.monotonic() - t0, dict(needed_kill)
 
 
 def _name(p: psutil.Process) -> str:
     try:
         return _label(p)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return str(p.pid)
+        return "(exited)"
 
 
 def busy_cpu_seconds() -> float:
@@ -237,7 +237,7 @@ class Standalone:
         self.foreign_cpu_seconds: float | None = None
         self.lifetime_seconds: float | None = None
         self.stop_seconds: float | None = None
-        self.needed_sigkill: list[str] = []
+        self.needed_sigkill: dict[str, int] = {}
         self.log_path = home / "standalone.log"
         self._pump = threading.Thread(target=self._pump_output, daemon=True)
         self._pump.start()
