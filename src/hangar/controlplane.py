@@ -90,9 +90,8 @@ class ControlPlane:
             ]
         for env_id, revision in running:
             try:
-                target = self.reconciler._prepare(Work(env_id=env_id, operation_id=None), revision)
-                processes = self.backend.launch(self.reconciler.launch_plan(target), adopt=True)
-                adopted = [n for n, p in processes.processes.items() if p.restarts == 0 and p.state.value == "RUNNING"]
+                processes = self.reconciler.resume(env_id, revision)
+                adopted = [n for n, p in processes.processes.items() if p.state.value == "RUNNING"]
                 log.info("environment %s: adopted %s", env_id, ", ".join(adopted) or "nothing")
                 self.backend.watch(env_id)
             except Exception:

@@ -196,6 +196,11 @@ class Reconciler:
             self.ctx.backend.stop_environment(work.env_id, target.layout.root)
         return self._launch(work, target)
 
+    def resume(self, env_id: str, revision: int) -> EnvironmentProcesses:
+        """At start-up: run `revision` again, adopting the processes that still run."""
+        target = self._prepare(Work(env_id=env_id, operation_id=None), revision)
+        return self.ctx.backend.launch(self.launch_plan(target), adopt=True)
+
     # --- steps ---
 
     def _layout(self, env_id: str) -> airflow_config.EnvironmentLayout:
