@@ -13,27 +13,19 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Optional
 from urllib.parse import quote
 
 import httpx
 import typer
 from rich.console import Console
 
-from hangar.cli.client import Client, ClientError
+from hangar.cli.client import Client, ClientError, call, fail
 from hangar.settings import Settings
 
 bucket_app = typer.Typer(no_args_is_help=True, help="Versioned buckets for DAGs, requirements, plugins and startup scripts.")
 out = Console()
 SCHEME = "s3://"
-
-
-def fail(message: str) -> NoReturn:
-    # imported late: hangar.cli.main imports this module to add `bucket_app`
-    from hangar.cli.main import fail as main_fail
-
-    main_fail(message)
-    raise AssertionError("unreachable")
 
 
 def _client() -> Client:
@@ -95,10 +87,7 @@ def _folder(prefix: str) -> str:
 @bucket_app.command("create")
 def create(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Create a bucket (Admin)."""
-    try:
-        bucket = _client().request("POST", "/api/v1/buckets", json={"name": name})
-    except ClientError as exc:
-        fail(str(exc))
+    bucket = call("POST", "/api/v1/buckets", json={"name": name})
     if as_json:
         print(json.dumps(bucket))
         return
@@ -108,10 +97,7 @@ def create(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
 @bucket_app.command("delete")
 def delete(name: str) -> None:
     """Delete an empty bucket with all its old versions (Admin)."""
-    try:
-        _client().request("DELETE", f"/api/v1/buckets/{quote(name, safe='')}")
-    except ClientError as exc:
-        fail(str(exc))
+    call("DELETE", f"/api/v1/buckets/{quote(name, safe='')}")
     out.print(f"deleted {SCHEME}{name}", markup=False)
 
 
@@ -203,10 +189,7 @@ def rm(uri: str) -> None:
     bucket, key = parse_uri(uri)
     if not key:
         fail(f"{uri} names no key")
-    try:
-        marker = _client().request("DELETE", _objects_path(bucket, key))
-    except ClientError as exc:
-        fail(str(exc))
+    marker = call("DELETE", _objects_path(bucket, key))
     print(f"delete: {uri}  delete marker {marker['version_id']}")
 
 

@@ -6,9 +6,12 @@ HANGAR_HOME. The API key: HANGAR_API_KEY, else HANGAR_HOME/admin.key.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import httpx
+import typer
 
 from hangar.settings import Settings
 
@@ -52,3 +55,18 @@ class Client:
             except (ValueError, KeyError, TypeError):
                 raise ClientError(f"{method} {path} failed with HTTP {response.status_code}") from None
         return response.json() if response.status_code != 204 else {}
+
+
+def fail(message: str) -> NoReturn:
+    """One line on stderr, never wrapped, then exit 1."""
+    first = next((line for line in message.splitlines() if line.strip()), "failed")
+    print(f"error: {first}", file=sys.stderr)
+    raise typer.Exit(1)
+
+
+def call(method: str, path: str, **kwargs) -> dict | list:
+    """A request from a CLI command to the control plane; a failure prints one line and exits 1."""
+    try:
+        return Client.from_settings(Settings()).request(method, path, **kwargs)
+    except ClientError as exc:
+        fail(str(exc))

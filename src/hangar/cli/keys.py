@@ -6,14 +6,13 @@ CLI: the API returns ids, aliases, ARNs, version counts and dates only.
 from __future__ import annotations
 
 import json
-from typing import NoReturn, Optional
+from typing import Optional
 from urllib.parse import quote
 
 import typer
 from rich.console import Console
 
-from hangar.cli.client import Client, ClientError
-from hangar.settings import Settings
+from hangar.cli.client import call
 
 kms_app = typer.Typer(no_args_is_help=True, help="KMS keys that encrypt environment secrets (Admin only).")
 out = Console()
@@ -23,18 +22,6 @@ def install(*, app: typer.Typer, env_app: typer.Typer) -> None:
     """Add `hangar key ...` and `hangar env rotate-fernet` to the CLI."""
     app.add_typer(kms_app, name="key")
     env_app.command("rotate-fernet")(env_rotate_fernet)
-
-
-def fail(message: str) -> NoReturn:
-    # imported late: hangar.cli.main imports this module to install its commands
-    from hangar.cli.main import fail as main_fail
-
-    main_fail(message)
-    raise AssertionError("unreachable")
-
-
-def _client() -> Client:
-    return Client.from_settings(Settings())
 
 
 def _print_key(key: dict) -> None:
@@ -50,10 +37,7 @@ def key_create(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a customer-managed key; name it in an environment's kms_key (id, alias or ARN)."""
-    try:
-        key = _client().request("POST", "/api/v1/keys", json={"alias": alias, "description": description})
-    except ClientError as exc:
-        fail(str(exc))
+    key = call("POST", "/api/v1/keys", json={"alias": alias, "description": description})
     if as_json:
         print(json.dumps(key))
         return
@@ -63,10 +47,7 @@ def key_create(
 
 @kms_app.command("list")
 def key_list(as_json: bool = typer.Option(False, "--json")) -> None:
-    try:
-        keys = _client().request("GET", "/api/v1/keys")
-    except ClientError as exc:
-        fail(str(exc))
+    keys = call("GET", "/api/v1/keys")
     if as_json:
         print(json.dumps(keys, indent=2))
         return
@@ -80,10 +61,7 @@ def key_rotate(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Add a key version and re-wrap every data key under it; secrets stay as they are, nothing restarts."""
-    try:
-        rotated = _client().request("POST", f"/api/v1/keys/{quote(key, safe='/:')}/rotate")
-    except ClientError as exc:
-        fail(str(exc))
+    rotated = call("POST", f"/api/v1/keys/{quote(key, safe='/:')}/rotate")
     if as_json:
         print(json.dumps(rotated))
         return

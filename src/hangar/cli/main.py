@@ -17,7 +17,7 @@ from rich.console import Console
 
 from hangar.cli import serverctl
 from hangar.cli.bucket import bucket_app
-from hangar.cli.client import Client, ClientError
+from hangar.cli.client import Client, ClientError, call, fail
 from hangar.errors import HangarError
 from hangar.settings import Settings
 
@@ -44,13 +44,6 @@ def _settings(home: Optional[Path] = None, host: Optional[str] = None, port: Opt
 
 def _client() -> Client:
     return Client.from_settings(_settings())
-
-
-def fail(message: str) -> None:
-    """One line on stderr, never wrapped, then exit 1."""
-    first = next((line for line in message.splitlines() if line.strip()), "failed")
-    print(f"error: {first}", file=sys.stderr)
-    raise typer.Exit(1)
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -299,18 +292,12 @@ def env_update(
 
 @env_app.command("get")
 def env_get(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
-    try:
-        _print_env(_client().request("GET", f"/api/v1/environments/{name}"), as_json)
-    except ClientError as exc:
-        fail(str(exc))
+    _print_env(call("GET", f"/api/v1/environments/{name}"), as_json)
 
 
 @env_app.command("list")
 def env_list(as_json: bool = typer.Option(False, "--json")) -> None:
-    try:
-        envs = _client().request("GET", "/api/v1/environments")
-    except ClientError as exc:
-        fail(str(exc))
+    envs = call("GET", "/api/v1/environments")
     if as_json:
         print(json.dumps(envs, indent=2, default=str))
         return
@@ -344,30 +331,21 @@ def env_wait(name: str, timeout: float = typer.Option(900), as_json: bool = type
 @env_app.command("token")
 def env_token(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Print a bearer token (Admin, valid 2 hours) for the environment's Airflow REST API."""
-    try:
-        token = _client().request("POST", f"/api/v1/environments/{name}/token")
-    except ClientError as exc:
-        fail(str(exc))
+    token = call("POST", f"/api/v1/environments/{name}/token")
     print(json.dumps(token) if as_json else token["token"])
 
 
 @env_app.command("login")
 def env_login(name: str) -> None:
     """Print a link that logs a browser into the environment's Airflow UI."""
-    try:
-        token = _client().request("POST", f"/api/v1/environments/{name}/token")
-    except ClientError as exc:
-        fail(str(exc))
+    token = call("POST", f"/api/v1/environments/{name}/token")
     print(f"{token['webserver_url']}/hangar/login?token={token['token']}")
 
 
 @env_app.command("events")
 def env_events(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Status changes with their reasons."""
-    try:
-        events = _client().request("GET", f"/api/v1/environments/{name}/events")
-    except ClientError as exc:
-        fail(str(exc))
+    events = call("GET", f"/api/v1/environments/{name}/events")
     if as_json:
         print(json.dumps(events, indent=2))
         return
@@ -384,10 +362,7 @@ def access_key_create(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Issue an access key; its secret is shown this once."""
-    try:
-        key = _client().request("POST", "/api/v1/access-keys", json={"role": role, "description": description})
-    except ClientError as exc:
-        fail(str(exc))
+    key = call("POST", "/api/v1/access-keys", json={"role": role, "description": description})
     if as_json:
         print(json.dumps(key))
         return
@@ -397,10 +372,7 @@ def access_key_create(
 
 @key_app.command("list")
 def access_key_list(as_json: bool = typer.Option(False, "--json")) -> None:
-    try:
-        keys = _client().request("GET", "/api/v1/access-keys")
-    except ClientError as exc:
-        fail(str(exc))
+    keys = call("GET", "/api/v1/access-keys")
     if as_json:
         print(json.dumps(keys, indent=2))
         return
@@ -412,20 +384,14 @@ def access_key_list(as_json: bool = typer.Option(False, "--json")) -> None:
 
 @key_app.command("revoke")
 def access_key_revoke(access_key_id: str) -> None:
-    try:
-        _client().request("DELETE", f"/api/v1/access-keys/{access_key_id}")
-    except ClientError as exc:
-        fail(str(exc))
+    call("DELETE", f"/api/v1/access-keys/{access_key_id}")
     out.print(f"{access_key_id} revoked")
 
 
 @app.command("audit")
 def audit(as_json: bool = typer.Option(False, "--json"), limit: int = typer.Option(200)) -> None:
     """Mutating calls: who, what, when, outcome (newest first)."""
-    try:
-        entries = _client().request("GET", "/api/v1/audit", params={"limit": limit})
-    except ClientError as exc:
-        fail(str(exc))
+    entries = call("GET", "/api/v1/audit", params={"limit": limit})
     if as_json:
         print(json.dumps(entries, indent=2))
         return
