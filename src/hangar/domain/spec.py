@@ -103,6 +103,32 @@ def _check_dags(path: str) -> str:
     return str(folder.resolve())
 
 
+def _check_plugins(path: str) -> str:
+    target = Path(path).expanduser()
+    if not target.exists():
+        raise ValueError(f"plugins {path!r} does not exist")
+    if target.is_file() and target.suffix != ".zip":
+        raise ValueError(f"plugins {path!r} must be a folder or a .zip file")
+    return str(target.resolve())
+
+
+STARTUP_SCRIPT_MAX_BYTES = 64 * 1024
+
+
+def _check_startup_script(text: str | None) -> str | None:
+    if text is not None and len(text.encode()) > STARTUP_SCRIPT_MAX_BYTES:
+        raise ValueError(f"startup_script is {len(text.encode())} bytes; at most {STARTUP_SCRIPT_MAX_BYTES} are allowed")
+    return text
+
+
+def _check_cron(expression: str | None) -> str | None:
+    from croniter import croniter
+
+    if expression is not None and not croniter.is_valid(expression):
+        raise ValueError(f"snapshot_schedule {expression!r} is not a cron expression like '0 3 * * *'")
+    return expression
+
+
 def _check_requirements(text: str | None) -> str | None:
     if text is not None:
         try:
@@ -195,6 +221,13 @@ class _Options(_Strict):
     kms_key: str | None = None
     execution_role_arn: str | None = None
     network_configuration: dict[str, Any] | None = None
+    # a folder or a plugins.zip on the control plane's machine
+    plugins: str | None = None
+    # the script's text (MWAA's startup script): run before each component starts
+    startup_script: str | None = None
+    # scheduled snapshots (Cloud Composer's feature): a cron expression and how many to keep
+    snapshot_schedule: str | None = None
+    snapshot_retention: int | None = Field(default=None, ge=1, le=100)
 
     @field_validator("airflow_version")
     @classmethod
@@ -213,6 +246,13 @@ class _Options(_Strict):
 
     _v_requirements = field_validator("requirements")(_check_requirements)
     _v_maintenance = field_validator("weekly_maintenance_window_start")(_check_maintenance)
+    _v_startup = field_validator("startup_script")(_check_startup_script)
+    _v_cron = field_validator("snapshot_schedule")(_check_cron)
+
+    @field_validator("plugins")
+    @classmethod
+    def _plugins(cls, value: str | None) -> str | None:
+        return None if value is None else _check_plugins(value)
 
 
 class EnvironmentCreate(_Options):
@@ -249,6 +289,8 @@ class EnvironmentUpdate(_Options):
 
     dags: str | None = None
     source: SourceBucket | None = None
+    # a move to an older Airflow is refused unless asked for, and Airflow's `db downgrade` supports it
+    allow_downgrade: bool = False
 
     @field_validator("dags")
     @classmethod
@@ -257,9 +299,10 @@ class EnvironmentUpdate(_Options):
 
     @model_validator(mode="after")
     def _not_empty(self) -> "EnvironmentUpdate":
-        if not self.model_fields_set:
+        if not self.model_fields_set - {"allow_downgrade"}:
             raise ValueError("an update must change at least one field")
-        for name in self.model_fields_set - {"requirements"}:  # requirements: null removes them
+        nullable = {"requirements", "plugins", "startup_script", "snapshot_schedule"}  # null removes them
+        for name in self.model_fields_set - nullable - {"allow_downgrade"}:
             if getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null; leave it out to keep the current value")
         if self.dags is not None and self.source is not None:
@@ -293,6 +336,12 @@ class Spec(BaseModel):
     kms_key: str | None = None
     execution_role_arn: str | None = None
     network_configuration: dict[str, Any] | None = None
+    plugins: str | None = None
+    # the plugins' content hash when the revision was made: a changed folder is a changed revision
+    plugins_sha256: str | None = None
+    startup_script: str | None = None
+    snapshot_schedule: str | None = None
+    snapshot_retention: int | None = None
 
     @model_validator(mode="after")
     def _sizing(self) -> "Spec":
@@ -319,7 +368,7 @@ class Spec(BaseModel):
         return self
 
     def merged(self, update: EnvironmentUpdate) -> "Spec":
-        changes: dict[str, Any] = {k: getattr(update, k) for k in update.model_fields_set}
+        changes: dict[str, Any] = {k: getattr(update, k) for k in update.model_fields_set - {"allow_downgrade"}}
         if "dags" in changes:
             changes["source"] = None
         if "source" in changes:
