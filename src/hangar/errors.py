@@ -116,3 +116,21 @@ class MetadataDatabaseFailed(PermanentError):
 
 class ComponentFailed(PermanentError):
     code = "COMPONENT_FAILED"
+
+
+# --- snapshots (hangar.domain.snapshots) ---
+
+
+class SnapshotNotFound(HangarError):
+    code = "SNAPSHOT_NOT_FOUND"
+
+    def __init__(self, name: str | None, snapshot_id: str) -> None:
+        where = f"environment {name!r} has no snapshot" if name else "there is no snapshot"
+        super().__init__(f"{where} {snapshot_id!r}")
+        self.name, self.snapshot_id = name, snapshot_id
+
+
+class SnapshotCorrupted(PermanentError):
+    """An archive whose checksum, manifest or members do not match what was recorded; never restored."""
+
+    code = "SNAPSHOT_CORRUPTED"

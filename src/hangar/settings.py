@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         return self.home / "environments"
 
     @property
+    def snapshots_dir(self) -> Path:
+        """Snapshot archives, one folder per environment id."""
+        return self.home / "snapshots"
+
+    @property
     def pgdata_dir(self) -> Path:
         return self.home / "pgdata"
 

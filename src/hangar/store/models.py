@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -176,3 +176,29 @@ class KmsKeyVersionRow(Base):
 # class, to keep this file append-only; migration 0004 adds the columns.
 SecretRow.kms_key_id = mapped_column("kms_key_id", String(36), ForeignKey("kms_keys.id"), nullable=True)
 SecretRow.kms_key_version = mapped_column("kms_key_version", Integer, nullable=True)
+
+
+# --- snapshots (hangar.domain.snapshots) ---
+
+
+class SnapshotRow(Base):
+    """One snapshot archive under HANGAR_HOME/snapshots/<environment id>/.
+
+    `sha256` is the archive's checksum when it was written; a restore refuses a file that
+    no longer matches. The fernet key the dumped database's secrets are encrypted with is
+    kept here, envelope-encrypted, so a clone with its own secrets can still read them."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"), index=True)
+    environment_name: Mapped[str] = mapped_column(String(80))
+    revision: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # manual, scheduled or pre-upgrade
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    airflow_version: Mapped[str] = mapped_column(String(16))
+    fernet_wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    fernet_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
