@@ -118,6 +118,19 @@ class ComponentFailed(PermanentError):
     code = "COMPONENT_FAILED"
 
 
+# --- refused at request time, before anything changes ---
+
+
+class UnsupportedUpgradePath(ValidationFailed):
+    """An airflow_version change that Hangar cannot apply in place; the API answers 400."""
+
+    code = "UNSUPPORTED_UPGRADE_PATH"
+
+    def __init__(self, *, current: str, target: str, reason: str, instead: str) -> None:
+        super().__init__(f"cannot change airflow_version from {current} to {target}: {reason}; {instead}")
+        self.current, self.target = current, target
+
+
 # --- snapshots (hangar.domain.snapshots) ---
 
 

@@ -28,6 +28,7 @@ from hangar.domain.status import Status
 from hangar.errors import ComponentFailed, HangarError, PermanentError
 from hangar.backend.components import PORT_NAMES, components_for
 from hangar.reconciler.queue import Work
+from hangar.reconciler import snapshots as snapshot_work
 from hangar.buckets import store as buckets
 from hangar.runtime import airflow_config, metadb, plugins, ports
 from hangar.runtime.venvs import Runtime, ensure_runtime
@@ -65,7 +66,7 @@ class Reconciler:
             operation.attempts += 1
             kind, revision = operation.kind, operation.revision
         {"create": self._create, "update": self._update, "delete": self._delete,
-         ROTATE_FERNET: self._rotate_fernet}[kind](work, revision)
+         ROTATE_FERNET: self._rotate_fernet, **snapshot_work.handlers(self)}[kind](work, revision)
 
     def fail(self, work: Work, exc: Exception) -> None:
         code = getattr(exc, "code", "INTERNAL_ERROR")
@@ -77,15 +78,20 @@ class Reconciler:
             env = repository.get_by_id(session, work.env_id)
             operation.done = True
             operation.steps = [*operation.steps, {"step": "failed", "at": utcnow().isoformat(), "error": message}]
-            if operation.kind == "create":
+            if operation.kind in ("create", snapshot_work.CLONE):
                 change_status(session, env, Status.CREATE_FAILED, reason=message, error_code=code, error_message=message)
-            elif operation.kind in ("update", ROTATE_FERNET):
+            elif operation.kind in ("update", ROTATE_FERNET, snapshot_work.RESTORE):
                 change_status(session, env, Status.UPDATE_FAILED, reason=message, error_code=code, error_message=message)
+            elif operation.kind == snapshot_work.SNAPSHOT and env.status == Status.CREATING_SNAPSHOT:
+                # the environment kept running: back to AVAILABLE, the error kept in the event's reason
+                change_status(session, env, Status.AVAILABLE, reason=f"snapshot failed: {message}")
+            elif operation.kind == snapshot_work.SNAPSHOT:
+                env.status_reason = f"snapshot failed: {message}"
             else:
                 env.status_reason = f"delete failed, will retry on the next delete: {message}"
-        if operation.kind == "create":
+        if operation.kind in ("create", snapshot_work.CLONE):
             self.ctx.backend.stop_environment(work.env_id)
-        elif operation.kind in ("update", ROTATE_FERNET):
+        elif operation.kind in ("update", ROTATE_FERNET, snapshot_work.RESTORE):
             self.ctx.backend.watch(work.env_id)
 
     # --- operations ---
