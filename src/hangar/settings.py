@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     ready_timeout: float = 180.0
     # Seconds between supervisor checks.
     monitor_interval: float = 1.0
+    # Seconds a replaced scheduler may take to let its running tasks finish before it is killed.
+    # Kept below Airflow's orphaned_tasks_check_interval (300 s), after which the new scheduler
+    # would reset the old one's tasks.
+    drain_seconds: float = 240.0
+    # Seconds a startup script may run before each component starts (MWAA's limit is 5 minutes).
+    startup_timeout: float = 300.0
 
     @model_validator(mode="after")
     def _port_range(self) -> "Settings":

@@ -12,12 +12,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
 
-from hangar.backend.components import Component, components_for, web_component
+from hangar.backend.components import REPLACE_ORDER, Component, components_for, web_component
 from hangar.backend.process import ManagedProcess, ProcessSpec, ProcessState, kill_group_from_pid_file
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,12 @@ class LaunchPlan:
     start_seconds: float
     start_retries: int
     stable_seconds: float
-    # extra environment per component name (e.g. its log level)
+    # extra environment per component name (its log level, the digest of the configuration it reads)
     component_env: dict[str, dict[str, str]] = field(default_factory=dict)
-    # a hash of the rendered configuration: a plan with another one needs a restart
-    config_hash: str = ""
+    # the command that starts a component: the startup-script launcher around `airflow`, if any
+    wrapper: list[str] = field(default_factory=list)
+    # how long a draining scheduler may take to finish its running tasks
+    drain_seconds: float = 240.0
 
 
 class EnvironmentProcesses:
@@ -66,6 +68,8 @@ class EnvironmentProcesses:
         self.processes: dict[str, ManagedProcess] = {
             c.name: ManagedProcess(spec=self._spec(c)) for c in self.components.values()
         }
+        # replaced components that are finishing their work (see Component.replace)
+        self.draining: list[ManagedProcess] = []
         self._web_failing_since: float | None = None
         self.web_ok = False
 
@@ -73,7 +77,7 @@ class EnvironmentProcesses:
         root = self.plan.root
         return ProcessSpec(
             name=component.name,
-            argv=[str(self.plan.airflow_bin), *component.args],
+            argv=[*self.plan.wrapper, str(self.plan.airflow_bin), *component.args],
             env={**self.plan.env, **self.plan.component_env.get(component.name, {})},
             cwd=root,
             log_file=root / "logs" / "components" / f"{component.name}.log",
@@ -92,18 +96,100 @@ class EnvironmentProcesses:
                     adopted.append(name)
                 elif not process.is_alive():
                     process.start()
+            if adopt:
+                self._adopt_draining()
         return adopted
 
-    def stop(self) -> None:
+    def _adopt_draining(self) -> None:
+        """Drains a previous control plane started go on; they were signalled once already."""
+        for pid_file in sorted(self._draining_dir.glob("*.pid")):
+            name = pid_file.stem.rsplit("-", 1)[0]
+            component = self.components.get(name)
+            if component is None or any(p.spec.pid_file == pid_file for p in self.draining):
+                continue
+            process = ManagedProcess(spec=replace(self._spec(component), pid_file=pid_file))
+            if process.adopt():
+                process.watch_drain(grace=self.plan.drain_seconds)
+                self.draining.append(process)
+            else:
+                pid_file.unlink(missing_ok=True)
+
+    @property
+    def _draining_dir(self) -> Path:
+        return self.plan.root / "run" / "draining"
+
+    def changed(self, plan: LaunchPlan) -> list[str]:
+        """Components whose command or environment `plan` changes, in REPLACE_ORDER."""
+        with self.lock:
+            previous, self.plan = self.plan, plan
+            try:
+                differ = {n for n, c in self.components.items() if self.processes[n].spec != self._spec(c)}
+            finally:
+                self.plan = previous
+        return [n for n in REPLACE_ORDER if n in differ]
+
+    def use(self, plan: LaunchPlan) -> None:
+        """Take `plan` for every later (re)start; nothing running is touched."""
+        with self.lock:
+            self.plan = plan
+
+    def replace(self, name: str) -> None:
+        """Start `name` afresh from the current plan; the old process drains, overlaps or stops
+        first, as its Component says. No task is killed: the scheduler drains."""
+        component = self.components[name]
+        with self.lock:
+            old = self.processes[name]
+            first = component.replace == "stop-first" or not old.is_alive()
+            if first:
+                old.stop()
+        while first:  # the lock is let go between checks, so the monitor keeps watching the rest
+            with self.lock:
+                old.tick()
+                if old.state != ProcessState.STOPPING:
+                    break
+            time.sleep(0.2)
+        with self.lock:
+            if not first:
+                old.move_pid_file(self._draining_dir / f"{name}-{old.pid}.pid")
+                if component.replace == "drain":
+                    old.drain(grace=self.plan.drain_seconds)
+                else:
+                    old.stop()
+                self.draining.append(old)
+            if name == self.web:
+                self.web_ok, self._web_failing_since = False, None
+            new = ManagedProcess(spec=self._spec(component))
+            self.processes[name] = new
+            new.start()
+
+    def stop(self, *, drain: bool = False) -> None:
+        """Stop every component; with `drain`, the scheduler's running tasks finish first."""
+        if drain:
+            draining = [self.processes[n] for n, c in self.components.items() if c.replace == "drain"]
+            with self.lock:
+                for process in draining:
+                    process.drain(grace=self.plan.drain_seconds)
+            while any(p.state == ProcessState.STOPPING for p in draining):
+                with self.lock:
+                    for process in draining:
+                        process.tick()
+                time.sleep(0.5)
         with self.lock:
             # the web server last, so the UI reports on the others while they drain
             order = [n for n in self.processes if n != self.web] + [self.web]
             for name in order:
                 self.processes[name].stop()
+            for process in self.draining:
+                process.stop()
             for name in order:
                 self.processes[name].stop_and_wait()
+            for process in self.draining:
+                process.stop_and_wait()
+            self.draining.clear()
             for component in self.components.values():
                 kill_group_from_pid_file(self._spec(component).pid_file)
+            for pid_file in self._draining_dir.glob("*.pid"):
+                kill_group_from_pid_file(pid_file)
 
     def probe_web(self, client: httpx.Client) -> bool:
         path = self.components[self.web].health_path
@@ -117,6 +203,9 @@ class EnvironmentProcesses:
         with self.lock:
             for process in self.processes.values():
                 process.tick()
+            for process in self.draining:
+                process.tick()
+            self.draining = [p for p in self.draining if p.state == ProcessState.STOPPING]
             web = self.processes[self.web]
             answered = web.state in (ProcessState.RUNNING, ProcessState.STARTING) and self.probe_web(client)
             now = time.monotonic()
@@ -168,16 +257,21 @@ class LocalBackend:
         self._thread: threading.Thread | None = None
         self._watched: set[str] = set()
 
-    def launch(self, plan: LaunchPlan, *, adopt: bool = True) -> EnvironmentProcesses:
+    def launch(self, plan: LaunchPlan, *, adopt: bool = True) -> tuple[EnvironmentProcesses, list[str]]:
+        """Run `plan`: start what does not run (adopting what a previous control plane left),
+        and return the components that run with another command or environment. The caller
+        replaces those one at a time (EnvironmentProcesses.replace), waiting for health."""
         with self._lock:
             processes = self._envs.get(plan.env_id)
-            if processes is None or processes.plan != plan:
-                if processes is not None:
-                    processes.stop()
+            if processes is None:
                 processes = EnvironmentProcesses(plan)
                 self._envs[plan.env_id] = processes
+                changed: list[str] = []
+            else:
+                changed = processes.changed(plan)
+                processes.use(plan)
         processes.start(adopt=adopt)
-        return processes
+        return processes, changed
 
     def get(self, env_id: str) -> EnvironmentProcesses | None:
         with self._lock:
@@ -195,7 +289,7 @@ class LocalBackend:
         if processes is not None:
             processes.stop()
         elif root is not None:
-            for pid_file in (root / "run").glob("*.pid"):
+            for pid_file in [*(root / "run").glob("*.pid"), *(root / "run" / "draining").glob("*.pid")]:
                 kill_group_from_pid_file(pid_file)
 
     def start_monitor(self) -> None:

@@ -11,6 +11,7 @@ Airflow components import for seconds before they can fail on bad configuration,
 a crash loop can pass start_seconds every time; failures are therefore only
 forgotten after stable_seconds, and such a loop still ends FATAL.
     RUNNING  --stop-->           STOPPING   (SIGTERM to the process group)
+    RUNNING  --drain-->          STOPPING   (SIGTERM to the leader alone; see drain())
     STOPPING --exited-->         STOPPED
     STOPPING --grace passed-->   STOPPED    (SIGKILL to the process group)
 
@@ -26,7 +27,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -107,6 +108,35 @@ class ManagedProcess:
         self._signal(signal.SIGTERM)
         self._stop_deadline = self.clock() + self.spec.stop_grace
         self.state = ProcessState.STOPPING  # RUNNING/STARTING -> STOPPING: SIGTERM sent
+
+    def drain(self, *, grace: float) -> None:
+        """Ask the component to finish what it runs, then exit; SIGKILL only after `grace`.
+
+        SIGTERM goes to the leader alone: Airflow's scheduler then leaves its loop and its
+        executor waits for running tasks (LocalExecutor.end), while SIGTERM to the whole
+        group would reach the task processes and kill them. Airflow takes a second SIGTERM
+        as "stop waiting", so a drain is never signalled twice (see watch_drain)."""
+        if self.state in (ProcessState.STOPPED, ProcessState.FATAL) or not self.is_alive():
+            self._stopped()
+            return
+        try:
+            os.kill(self.pid, signal.SIGTERM)  # type: ignore[arg-type]
+        except ProcessLookupError:
+            pass
+        self.watch_drain(grace=grace)
+
+    def watch_drain(self, *, grace: float) -> None:
+        """Follow a drain that was already asked for (by a previous control plane)."""
+        self._stop_deadline = self.clock() + grace
+        self.state = ProcessState.STOPPING  # RUNNING -> STOPPING: draining, leader signalled once
+
+    def move_pid_file(self, path: Path) -> None:
+        """Keep the record of a process that is on its way out under another name, so its
+        successor can take the component's pid file while both run."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if self.spec.pid_file.exists():
+            self.spec.pid_file.replace(path)
+        self.spec = replace(self.spec, pid_file=path)
 
     def stop_and_wait(self, poll: float = 0.2) -> None:
         self.stop()

@@ -253,12 +253,18 @@ def env_create(
     metadata_db_url: Optional[str] = typer.Option(None, "--metadata-db-url", help="external PostgreSQL URL"),
     kms_key: Optional[str] = typer.Option(None, "--kms-key", help="Hangar key id, alias or ARN for the secrets"),
     tag: list[str] = typer.Option([], "--tag", help="KEY=VALUE (repeatable)"),
+    plugins: Optional[Path] = typer.Option(None, help="plugins folder or plugins.zip"),
+    startup_script: Optional[Path] = typer.Option(None, "--startup-script", help="shell script run before each component"),
+    maintenance_window: Optional[str] = typer.Option(None, "--maintenance-window", help="weekly start, e.g. TUE:03:30"),
+    snapshot_schedule: Optional[str] = typer.Option(None, "--snapshot-schedule", help="cron expression"),
+    snapshot_retention: Optional[int] = typer.Option(None, "--snapshot-retention", help="scheduled snapshots kept"),
     wait: bool = typer.Option(False, "--wait"),
     timeout: float = typer.Option(900, help="seconds --wait waits"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create an environment."""
     body = {"name": name, **_spec_body(dags, airflow_version, requirements, config, env, env_class)}
+    body.update(_extras_body(plugins, startup_script, maintenance_window, snapshot_schedule, snapshot_retention))
     if metadata_db_url:
         body["metadata_db_url"] = metadata_db_url
     if kms_key:
@@ -274,20 +280,83 @@ def env_update(
     dags: Optional[Path] = typer.Option(None, help="DAGs folder"),
     airflow_version: Optional[str] = typer.Option(None, "--airflow-version"),
     requirements: Optional[Path] = typer.Option(None, help="requirements.txt file"),
+    no_requirements: bool = typer.Option(False, "--no-requirements", help="remove the requirements"),
+    plugins: Optional[Path] = typer.Option(None, help="plugins folder or plugins.zip"),
+    no_plugins: bool = typer.Option(False, "--no-plugins", help="remove the plugins"),
+    startup_script: Optional[Path] = typer.Option(None, "--startup-script", help="shell script run before each component"),
+    no_startup_script: bool = typer.Option(False, "--no-startup-script", help="remove the startup script"),
     config: list[str] = typer.Option([], "--config", help="section.key=value (repeatable); replaces the set"),
     env: list[str] = typer.Option([], "--env", help="KEY=VALUE (repeatable); replaces the set"),
     env_class: Optional[str] = typer.Option(None, "--class"),
     tag: list[str] = typer.Option([], "--tag", help="KEY=VALUE (repeatable); replaces the set"),
+    maintenance_window: Optional[str] = typer.Option(None, "--maintenance-window", help="weekly start, e.g. TUE:03:30"),
+    snapshot_schedule: Optional[str] = typer.Option(None, "--snapshot-schedule", help="cron expression"),
+    snapshot_retention: Optional[int] = typer.Option(None, "--snapshot-retention", help="scheduled snapshots kept"),
+    allow_downgrade: bool = typer.Option(False, "--allow-downgrade", help="allow an older Airflow version"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the change plan; change nothing"),
     wait: bool = typer.Option(False, "--wait"),
     timeout: float = typer.Option(900),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Update an environment: stores a new revision and applies it."""
+    """Update an environment: stores a new revision and applies it by the least disruptive path."""
     body = _spec_body(dags, airflow_version, requirements, config, env, env_class)
+    body.update(_extras_body(plugins, startup_script, maintenance_window, snapshot_schedule, snapshot_retention))
+    for flag, field in ((no_requirements, "requirements"), (no_plugins, "plugins"), (no_startup_script, "startup_script")):
+        if flag:
+            if field in body:
+                fail(f"give --{field.replace('_', '-')} or --no-{field.replace('_', '-')}, not both")
+            body[field] = None
     if tag:
         body["tags"] = _pairs(tag, "--tag")
+    if allow_downgrade:
+        body["allow_downgrade"] = True
+    if dry_run:
+        _print_plan(call("POST", f"/api/v1/environments/{name}/plan", json=body), as_json)
+        return
     _send_and_report("PATCH", f"/api/v1/environments/{name}", body, name=name, wait=wait, timeout=timeout,
                      as_json=as_json)
+
+
+def _extras_body(plugins, startup_script, maintenance_window, snapshot_schedule, snapshot_retention) -> dict:
+    body: dict = {}
+    if plugins is not None:
+        if not plugins.exists():
+            fail(f"plugins {plugins} does not exist")
+        body["plugins"] = str(plugins.expanduser().resolve())
+    if startup_script is not None:
+        if not startup_script.is_file():
+            fail(f"startup script {startup_script} does not exist")
+        body["startup_script"] = startup_script.read_text()
+    if maintenance_window is not None:
+        body["weekly_maintenance_window_start"] = maintenance_window
+    if snapshot_schedule is not None:
+        body["snapshot_schedule"] = snapshot_schedule
+    if snapshot_retention is not None:
+        body["snapshot_retention"] = snapshot_retention
+    return body
+
+
+def _print_plan(plan: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(plan, indent=2))
+        return
+    out.print(f"Change plan: revision {plan['from_revision']} -> {plan['to_revision']}: [bold]{plan['kind']}[/]")
+    if plan.get("airflow"):
+        out.print(f"  Airflow: {plan['airflow']}")
+    out.print(f"  changed: {', '.join(plan['changed']) or 'nothing'}", markup=False)
+    out.print(f"  restarts: {', '.join(plan['restart']) or 'nothing'}", markup=False)
+    for step in plan["steps"]:
+        out.print(f"  - {step}", markup=False)
+    if plan.get("packages") is not None:
+        out.print(f"  packages ({len(plan['packages'])} changed):")
+        for change in plan["packages"]:
+            if change["old"] and change["new"]:
+                out.print(f"    ~ {change['name']} {change['old']} -> {change['new']}", markup=False)
+            elif change["new"]:
+                out.print(f"    + {change['name']} {change['new']}", markup=False)
+            else:
+                out.print(f"    - {change['name']} {change['old']}", markup=False)
+    out.print("Nothing was changed (dry run).")
 
 
 @env_app.command("get")
@@ -408,6 +477,10 @@ def main() -> None:
 from hangar.cli.keys import install as _install_key_commands  # noqa: E402
 
 _install_key_commands(app=app, env_app=env_app)
+
+from hangar.cli.history import install as _install_history_commands  # noqa: E402
+
+_install_history_commands(env_app=env_app)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from cryptography.fernet import Fernet
 from pydantic import ValidationError as PydanticValidationError
@@ -22,10 +23,12 @@ from hangar.domain.access import Principal
 from hangar.domain.lifecycle import change_status
 from hangar.domain.spec import (
     ComponentPublic, EnvironmentCreate, EnvironmentPublic, EnvironmentUpdate, ErrorInfo, EventPublic, LastUpdate,
-    Spec, TokenPublic, parse_version,
+    RevisionPublic, Spec, TokenPublic, parse_version,
 )
+from hangar.domain.changes import ChangeKind, ChangePlan, PackageChange, describe_changes, plan_change
 from hangar.domain.status import UPDATABLE, Status
 from hangar.errors import EnvironmentAlreadyExists, EnvironmentBusy, ValidationFailed
+from hangar.runtime import plugins, upgrade
 from hangar.runtime.airflow_config import base_url
 from hangar.runtime.airflow_addon.hangar_airflow.tokens import mint
 from hangar.store import repository
@@ -38,7 +41,7 @@ def create_environment(ctx: Context, *, request: EnvironmentCreate) -> Environme
     with ctx.store.session() as session:
         if repository.find_live(session, request.name) is not None:
             raise EnvironmentAlreadyExists(request.name)
-    spec = pin_source(ctx, _valid(request.to_spec))
+    spec = pin_plugins(pin_source(ctx, _valid(request.to_spec)))
     kms_key_id = keys.key_id_for(ctx, ref=spec.kms_key)  # an unknown KmsKey is refused before anything is stored
     with ctx.store.session() as session:
         if repository.find_live(session, request.name) is not None:
@@ -65,32 +68,125 @@ def create_environment(ctx: Context, *, request: EnvironmentCreate) -> Environme
 
 
 def update_environment(ctx: Context, *, name: str, request: EnvironmentUpdate) -> EnvironmentPublic:
+    """Store the next revision and hand it to the reconciler, which applies it by the least
+    disruptive path (hangar.domain.changes)."""
     with ctx.store.session() as session:
         env = repository.get_live(session, name)
         if Status(env.status) not in UPDATABLE:
             raise EnvironmentBusy(name, env.status)
-        current = repository.get_spec(session, env.id, env.revision)
-        spec = pin_source(ctx, _valid(lambda: current.merged(request)))
-        if parse_version(spec.airflow_version) < parse_version(current.airflow_version):
-            raise ValidationFailed(
-                f"airflow_version {spec.airflow_version} is older than {current.airflow_version}: "
-                "downgrading Airflow in place is not supported"
-            )
-        if parse_version(spec.airflow_version)[0] != parse_version(current.airflow_version)[0]:
-            raise ValidationFailed(
-                f"changing Airflow from {current.airflow_version} to {spec.airflow_version} crosses a major "
-                "version; create a new environment for it"
-            )
-        if spec.kms_key != current.kms_key:  # checked here; the data keys move under the new key at once
-            kms_key = keys.resolve(session, ctx.envelope, spec.kms_key)
-            repository.rewrap_secrets(session, ctx.envelope, kms_key_id=kms_key.id, env_id=env.id)
-        env.revision += 1
-        repository.add_revision(session, env, spec, env.revision)
-        change_status(session, env, Status.UPDATING, reason=f"update to revision {env.revision} requested")
-        operation = repository.open_operation(session, env_id=env.id, kind="update", revision=env.revision)
-        env_id, operation_id = env.id, operation.id
+        spec = _next_spec(ctx, session, env, lambda current: current.merged(request), allow_downgrade=request.allow_downgrade)
+        env_id, operation_id = _open_update(ctx, session, env, spec, reason=f"update to revision {env.revision + 1} requested")
     ctx.submit(env_id, operation_id)
     return get_environment(ctx, name=name)
+
+
+def rollback_environment(ctx: Context, *, name: str, to: int, allow_downgrade: bool = False) -> EnvironmentPublic:
+    """Apply an earlier revision's spec as a new revision, through the same safe path as an update."""
+    with ctx.store.session() as session:
+        env = repository.get_live(session, name)
+        if Status(env.status) not in UPDATABLE:
+            raise EnvironmentBusy(name, env.status)
+        if not 1 <= to <= env.revision:
+            raise ValidationFailed(f"{name} has revisions 1 to {env.revision}; there is no revision {to}")
+        old = repository.get_spec(session, env.id, to)
+        spec = _next_spec(ctx, session, env, lambda current: old.model_copy(update={"tags": current.tags}),
+                          allow_downgrade=allow_downgrade)
+        env_id, operation_id = _open_update(ctx, session, env, spec,
+                                            reason=f"rollback to revision {to} requested (as revision {env.revision + 1})")
+    ctx.submit(env_id, operation_id)
+    return get_environment(ctx, name=name)
+
+
+def plan_update(ctx: Context, *, name: str, request: EnvironmentUpdate) -> ChangePlan:
+    """What `update_environment` would do, with the resolved package diff; nothing is changed."""
+    with ctx.store.session() as session:
+        env = repository.get_live(session, name)
+        spec = _next_spec(ctx, session, env, lambda current: current.merged(request), allow_downgrade=request.allow_downgrade)
+        running_revision = env.running_revision or env.revision
+        running = repository.get_spec(session, env.id, running_revision)
+        env_id, next_revision = env.id, env.revision + 1
+    plan = plan_change(running, spec, root=ctx.settings.environments_dir / env_id, from_revision=running_revision,
+                       to_revision=next_revision)
+    if plan.kind in (ChangeKind.RUNTIME, ChangeKind.UPGRADE) and running.source is None and spec.source is None:
+        from hangar.runtime import preflight
+        from hangar.runtime.venvs import runtime_key, Runtime
+
+        key = runtime_key(python=ctx.settings.runtime_python, airflow_version=running.airflow_version,
+                          requirements=running.requirements)
+        old = Runtime(key=key, path=ctx.settings.runtimes_dir / key, airflow_version=running.airflow_version)
+        if old.python.exists():
+            diff = preflight.package_diff(old=old, airflow_version=spec.airflow_version, requirements=spec.requirements)
+            plan.packages = ([PackageChange(name=p.name, new=p.version) for p in diff.added]
+                             + [PackageChange(name=p.name, old=p.version) for p in diff.removed]
+                             + [PackageChange(name=p.name, old=p.old, new=p.new) for p in diff.changed])
+    return plan
+
+
+def list_history(ctx: Context, *, name: str) -> list[RevisionPublic]:
+    """Every revision with what it changed, when, and how applying it ended."""
+    with ctx.store.session() as session:
+        env = repository.get_live(session, name)
+        outcomes: dict[int, tuple[str, str | None]] = {}
+        for operation in repository.list_operations(session, env.id):
+            if operation.kind not in ("create", "update"):
+                continue
+            steps = operation.steps or []
+            last = steps[-1] if steps else {}
+            if not operation.done:
+                outcomes[operation.revision] = ("IN_PROGRESS", None)
+            elif last.get("step") == "failed":
+                outcomes[operation.revision] = ("FAILED", last.get("error"))
+            elif last.get("step") == "rolled back":
+                outcomes[operation.revision] = ("ROLLED_BACK", None)
+            else:
+                outcomes[operation.revision] = ("APPLIED", None)
+        history, previous = [], None
+        for row in repository.list_revisions(session, env.id):
+            spec = Spec.model_validate(row.spec)
+            status, error = outcomes.get(row.number, ("RECORDED", None))
+            if row.number == env.last_update_revision and env.last_update_status == "FAILED" and status != "IN_PROGRESS":
+                error = error or env.last_update_error_message
+                status = "ROLLED_BACK" if status == "ROLLED_BACK" else "FAILED"
+            history.append(RevisionPublic(
+                revision=row.number, created_at=row.created_at, status=status, error=error,
+                running=row.number == env.running_revision, last_good=row.number == env.last_good_revision,
+                changes=describe_changes(previous, spec),
+            ))
+            previous = spec
+        return history
+
+
+def _next_spec(ctx: Context, session, env: EnvironmentRow, build: Callable[[Spec], Spec], *, allow_downgrade: bool) -> Spec:
+    """The next revision's spec, checked: the Airflow version path, the bucket pins, the plugins digest."""
+    current = repository.get_spec(session, env.id, env.revision)
+    spec = pin_plugins(pin_source(ctx, _valid(lambda: build(current))))
+    # the metadata database is at the running revision's version
+    on = repository.get_spec(session, env.id, env.running_revision) if env.running_revision else current
+    if spec.airflow_version != on.airflow_version:
+        upgrade.plan_upgrade(current=on.airflow_version, target=spec.airflow_version, allow_downgrade=allow_downgrade)
+    return spec
+
+
+def _open_update(ctx: Context, session, env: EnvironmentRow, spec: Spec, *, reason: str) -> tuple[str, int]:
+    current = repository.get_spec(session, env.id, env.revision)
+    if spec.kms_key != current.kms_key:  # checked here; the data keys move under the new key at once
+        kms_key = keys.resolve(session, ctx.envelope, spec.kms_key)
+        repository.rewrap_secrets(session, ctx.envelope, kms_key_id=kms_key.id, env_id=env.id)
+    env.revision += 1
+    repository.add_revision(session, env, spec, env.revision)
+    change_status(session, env, Status.UPDATING, reason=reason)
+    operation = repository.open_operation(session, env_id=env.id, kind="update", revision=env.revision)
+    return env.id, operation.id
+
+
+def pin_plugins(spec: Spec) -> Spec:
+    """Record the plugins' digest, so a changed folder makes a changed revision."""
+    if spec.plugins is None:
+        return spec.model_copy(update={"plugins_sha256": None})
+    folder = Path(spec.plugins)
+    if not folder.exists():
+        raise ValidationFailed(f"plugins {spec.plugins!r} does not exist")
+    return spec.model_copy(update={"plugins_sha256": plugins.content_sha256(folder)})
 
 
 def delete_environment(ctx: Context, *, name: str) -> EnvironmentPublic:

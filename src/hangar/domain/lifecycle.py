@@ -46,6 +46,8 @@ def change_status(
     outcome = _LAST_UPDATE.get(target)
     if target == Status.AVAILABLE and current in (Status.CREATING, Status.UPDATING, Status.ROLLING_BACK):
         outcome = "SUCCESS" if current != Status.ROLLING_BACK else None
+        if current == Status.UPDATING and error_code is not None:
+            outcome = "FAILED"  # the update failed before anything switched; the old revision serves on
     if target == Status.UPDATE_FAILED and current == Status.ROLLING_BACK:
         outcome = None  # the rollback already recorded why the update failed
     if outcome is not None:

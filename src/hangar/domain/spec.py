@@ -416,6 +416,16 @@ class EnvironmentPublic(BaseModel):
     components: list[ComponentPublic] = Field(default_factory=list)
 
 
+class RevisionPublic(BaseModel):
+    revision: int
+    created_at: datetime
+    status: str  # APPLIED, FAILED, ROLLED_BACK, IN_PROGRESS or RECORDED (tags only, never applied alone)
+    error: str | None = None
+    running: bool
+    last_good: bool
+    changes: list[str]  # what this revision changed against the one before, one line a field
+
+
 class EventPublic(BaseModel):
     at: datetime
     status: str

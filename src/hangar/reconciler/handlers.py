@@ -30,7 +30,8 @@ from hangar.backend.components import PORT_NAMES, components_for
 from hangar.reconciler.queue import Work
 from hangar.reconciler import snapshots as snapshot_work
 from hangar.buckets import store as buckets
-from hangar.runtime import airflow_config, metadb, plugins, ports
+from hangar.domain.changes import ChangeKind, plan_change
+from hangar.runtime import airflow_config, metadb, plugins, ports, preflight, startup, upgrade
 from hangar.runtime.venvs import Runtime, ensure_runtime
 from hangar.store import repository
 from hangar.store.models import OperationRow, utcnow
@@ -50,6 +51,10 @@ class Target:
     layout: airflow_config.EnvironmentLayout
     ports: dict[str, int]
     db_url: str
+    dags: str  # the folder the DAGs link points at
+    plugins_dir: Path  # this revision's plugins folder (hangar.runtime.plugins.stage)
+    startup_script: Path | None
+    cfg_text: str  # airflow.cfg as this revision renders it; written when the revision goes live
 
 
 class Reconciler:
@@ -80,6 +85,11 @@ class Reconciler:
             operation.steps = [*operation.steps, {"step": "failed", "at": utcnow().isoformat(), "error": message}]
             if operation.kind in ("create", snapshot_work.CLONE):
                 change_status(session, env, Status.CREATE_FAILED, reason=message, error_code=code, error_message=message)
+            elif operation.kind == "update" and env.running_revision is not None and env.status != Status.ROLLING_BACK:
+                # nothing switched (pre-flight) or the switch was rolled back: the old revision serves on
+                change_status(session, env, Status.AVAILABLE, error_code=code, error_message=message,
+                              reason=f"update to revision {operation.revision} failed; revision "
+                                     f"{env.running_revision} keeps running: {message}")
             elif operation.kind in ("update", ROTATE_FERNET, snapshot_work.RESTORE):
                 change_status(session, env, Status.UPDATE_FAILED, reason=message, error_code=code, error_message=message)
             elif operation.kind == snapshot_work.SNAPSHOT and env.status == Status.CREATING_SNAPSHOT:
@@ -104,24 +114,104 @@ class Reconciler:
         self._finish(work, revision, Status.AVAILABLE, f"revision {revision} is running")
 
     def _update(self, work: Work, revision: int) -> None:
+        """Apply `revision` by the least disruptive path (hangar.domain.changes)."""
         self.ctx.backend.watch(work.env_id, False)
         with self.ctx.store.session() as session:
             env = repository.get_by_id(session, work.env_id)
             previous = env.running_revision
             old_spec = repository.get_spec(session, env.id, previous) if previous else None
-        target = self._prepare(work, revision)
-        if old_spec and old_spec.airflow_version != target.spec.airflow_version:
-            self._step(work, f"migrating the metadata database to Airflow {target.spec.airflow_version}")
-            metadb.migrate(runtime=target.runtime, url=target.db_url)
-        processes = self._launch(work, target)
-        try:
-            self._wait_ready(work, processes)
-        except ComponentFailed as exc:
-            if previous is None:
-                raise
-            self._roll_back(work, previous, exc)
+            new_spec = repository.get_spec(session, env.id, revision)
+        if previous is None or old_spec is None:  # it never ran: start it as a create would
+            target = self._prepare(work, revision)
+            self._wait_ready(work, self._launch(work, target))
+            self._finish(work, revision, Status.AVAILABLE, f"revision {revision} is running")
             return
-        self._finish(work, revision, Status.AVAILABLE, f"revision {revision} is running")
+        plan = plan_change(old_spec, new_spec, root=self._layout(work.env_id).root,
+                           from_revision=previous, to_revision=revision)
+        self._step(work, f"change plan ({plan.kind}): " + "; ".join(plan.steps))
+        old = self._stage(work, previous)
+        target = self._stage(work, revision)
+        if plan.kind in (ChangeKind.RUNTIME, ChangeKind.UPGRADE):
+            self._preflight(work, target, old)
+        if plan.kind == ChangeKind.UPGRADE:
+            if not self._upgrade(work, target, old):
+                return
+        else:
+            try:
+                self._wait_ready(work, self._go_live(work, target))
+            except ComponentFailed as exc:
+                self._roll_back(work, old, exc)
+                return
+        self._finish(work, revision, Status.AVAILABLE, f"revision {revision} is running ({plan.kind} change)")
+
+    def _preflight(self, work: Work, target: Target, old: Target) -> None:
+        """Check the new runtime before anything switches; a failure leaves the old revision serving."""
+        env = self._preflight_env(target)
+        timeout = self.ctx.settings.startup_timeout
+        if target.spec.requirements and target.runtime.key != old.runtime.key:
+            self._step(work, "pre-flight: importing the requirements in the new runtime")
+            preflight.check_imports(runtime=target.runtime, requirements=target.spec.requirements, env=env)
+        if target.plugins_dir != old.plugins_dir or target.runtime.key != old.runtime.key:
+            self._step(work, "pre-flight: importing the plugins in the new runtime")
+            preflight.check_plugins(runtime=target.runtime, plugins_dir=target.plugins_dir, env=env)
+        if target.spec.startup_script:
+            self._step(work, "pre-flight: running the startup script in a sandbox")
+            result = preflight.check_startup_script(script=target.spec.startup_script, env=env, timeout=timeout)
+            for warning in getattr(result, "warnings", []):
+                self._step(work, f"pre-flight: {warning}")
+        if target.runtime.key != old.runtime.key:
+            self._step(work, "pre-flight: parsing the DAGs with the new runtime")
+            new_errors = preflight.parse_dags(runtime=target.runtime, dags_dir=Path(target.dags), env=env)
+            if new_errors:
+                old_errors = preflight.parse_dags(runtime=old.runtime, dags_dir=Path(old.dags), env=self._preflight_env(old))
+                broken = preflight.new_dag_errors(old_errors, new_errors)
+                if broken:
+                    raise preflight.DagImportErrors(broken)
+        self._step(work, "pre-flight passed")
+
+    def _preflight_env(self, target: Target) -> dict[str, str]:
+        """The components' environment, reading the revision's configuration from a side file."""
+        env = dict(self.launch_plan(target).env)
+        side = target.layout.root / f"airflow.r{target.revision}.cfg"
+        airflow_config.write_cfg_file(side, target.cfg_text)
+        env["AIRFLOW_CONFIG"] = str(side)
+        return env
+
+    def _upgrade(self, work: Work, target: Target, old: Target) -> bool:
+        """Drain and stop, snapshot the metadata database, migrate, start on the new runtime.
+        Any failure after the stop restores the snapshot and brings the old revision back."""
+        from hangar.domain import snapshots  # the snapshot store sits beside the reconciler
+
+        processes = self.ctx.backend.get(work.env_id)
+        self._step(work, "draining the scheduler and stopping the components")
+        if processes is not None:
+            processes.stop(drain=True)
+        self.ctx.backend.stop_environment(work.env_id, target.layout.root)
+        self._status(work, Status.CREATING_SNAPSHOT, f"snapshotting the metadata database before Airflow {target.spec.airflow_version}")
+        try:
+            snapshot_id = snapshots.take_snapshot(self.ctx, env_id=work.env_id, revision=old.revision, kind="pre-upgrade")
+        except Exception:
+            self._status(work, Status.UPDATING, "the snapshot failed; starting the previous revision again")
+            self._wait_ready(work, self._go_live(work, old))
+            raise
+        self._status(work, Status.UPDATING, f"snapshot {snapshot_id} taken; migrating the metadata database")
+        try:
+            path = upgrade.plan_upgrade(current=old.spec.airflow_version, target=target.spec.airflow_version,
+                                        allow_downgrade=True)
+            if path.kind == "downgrade":
+                upgrade.downgrade(old=target.runtime, new=old.runtime, url=target.db_url, progress=self._progress_of(work))
+            else:
+                upgrade.migrate(old=old.runtime, new=target.runtime, url=target.db_url, progress=self._progress_of(work))
+            self._wait_ready(work, self._go_live(work, target))
+        except HangarError as exc:
+            self.ctx.backend.stop_environment(work.env_id, target.layout.root)
+            self._set_rolling_back(work, old.revision, exc)
+            self._step(work, f"restoring the metadata database from snapshot {snapshot_id}")
+            snapshots.restore_database(self.ctx, env_id=work.env_id, snapshot_id=snapshot_id)
+            self._wait_ready(work, self._go_live(work, old))
+            self._rolled_back(work, old.revision)
+            return False
+        return True
 
     def _delete(self, work: Work, revision: int) -> None:
         self.ctx.backend.watch(work.env_id, False)
@@ -138,21 +228,32 @@ class Reconciler:
         shutil.rmtree(root, ignore_errors=True)
         self._finish(work, revision, Status.DELETED, "deleted")
 
-    def _roll_back(self, work: Work, previous: int, exc: ComponentFailed) -> None:
+    def _roll_back(self, work: Work, old: Target, exc: HangarError) -> None:
+        """The switch began and a component did not come up: the last good revision returns,
+        through the same one-at-a-time replacement."""
+        self._set_rolling_back(work, old.revision, exc)
+        self._wait_ready(work, self._go_live(work, old))
+        self._rolled_back(work, old.revision)
+
+    def _set_rolling_back(self, work: Work, previous: int, exc: HangarError) -> None:
         with self.ctx.store.session() as session:
             env = repository.get_by_id(session, work.env_id)
             change_status(session, env, Status.ROLLING_BACK, reason=f"rolling back to revision {previous}: {exc.message}",
                           error_code=exc.code, error_message=exc.message)
-        target = self._prepare(work, previous)
-        processes = self._launch(work, target)
-        self._wait_ready(work, processes)
+
+    def _rolled_back(self, work: Work, previous: int) -> None:
         with self.ctx.store.session() as session:
             env = repository.get_by_id(session, work.env_id)
             env.running_revision = previous
             change_status(session, env, Status.AVAILABLE, reason=f"rolled back to revision {previous}")
             operation = session.get_one(OperationRow, work.operation_id)
             operation.done = True
+            operation.steps = [*operation.steps, {"step": "rolled back", "at": utcnow().isoformat()}]
         self.ctx.backend.watch(work.env_id)
+
+    def _status(self, work: Work, status: Status, reason: str) -> None:
+        with self.ctx.store.session() as session:
+            change_status(session, repository.get_by_id(session, work.env_id), status, reason=reason)
 
     # --- fernet key rotation ---
     #
@@ -205,7 +306,8 @@ class Reconciler:
     def resume(self, env_id: str, revision: int) -> EnvironmentProcesses:
         """At start-up: run `revision` again, adopting the processes that still run."""
         target = self._prepare(Work(env_id=env_id, operation_id=None), revision)
-        return self.ctx.backend.launch(self.launch_plan(target), adopt=True)
+        processes, _ = self.ctx.backend.launch(self.launch_plan(target), adopt=True)
+        return processes
 
     # --- steps ---
 
@@ -213,6 +315,14 @@ class Reconciler:
         return airflow_config.EnvironmentLayout(root=self.ctx.settings.environments_dir / env_id)
 
     def _prepare(self, work: Work, revision: int) -> Target:
+        """_stage, and make its files the live ones (for a revision that is about to run)."""
+        target = self._stage(work, revision)
+        self._activate(target)
+        return target
+
+    def _stage(self, work: Work, revision: int) -> Target:
+        """Everything `revision` needs, built next to what runs: runtime, metadata database,
+        plugins folder, startup script and configuration text. Nothing running changes."""
         settings = self.ctx.settings
         with self.ctx.store.session() as session:
             env = repository.get_by_id(session, work.env_id)
@@ -227,16 +337,15 @@ class Reconciler:
 
         layout = self._layout(work.env_id)
         layout.create()
+        plugin_archive = None
         if spec.source is not None:
-            spec = self._from_bucket(work, spec, layout)
+            spec, plugin_archive = self._from_bucket(work, spec, layout)
         runtime = ensure_runtime(
             root=settings.runtimes_dir, python=settings.runtime_python, airflow_version=spec.airflow_version,
             requirements=spec.requirements, progress=_Throttled(lambda text: self._progress(work, text)),
         )
         self._step(work, f"runtime {runtime.key} ready")
         if external:
-            self._step(work, "migrating the external metadata database")
-            metadb.migrate(runtime=runtime, url=external)
             db_url = external
         else:
             assert database is not None
@@ -245,11 +354,32 @@ class Reconciler:
             self.ctx.postgres.create_from_template(database, template=template)
             db_url = self.ctx.postgres.url(database)
             self._step(work, f"metadata database {database} ready")
-        airflow_config.write_cfg(spec=spec, layout=layout, ports=env_ports)
+        plugins_dir = plugins.stage(layout.root / "plugins", source=Path(spec.plugins) if spec.plugins else None,
+                                    archive=plugin_archive)
+        script = None
+        if spec.startup_script:
+            digest = hashlib.sha256(spec.startup_script.encode()).hexdigest()[:16]
+            script = layout.root / "startup" / f"{digest}.sh"
+            script.parent.mkdir(parents=True, exist_ok=True)
+            script.write_text(spec.startup_script)
+        assert spec.dags is not None
         return Target(env_id=work.env_id, name=name, revision=revision, spec=spec, runtime=runtime, layout=layout,
-                      ports=env_ports, db_url=db_url)
+                      ports=env_ports, db_url=db_url, dags=spec.dags, plugins_dir=plugins_dir, startup_script=script,
+                      cfg_text=airflow_config.render_cfg(spec=spec, layout=layout, ports=env_ports, plugins_dir=plugins_dir))
 
-    def _from_bucket(self, work: Work, spec: Spec, layout: airflow_config.EnvironmentLayout) -> Spec:
+    def _activate(self, target: Target) -> None:
+        """The revision's configuration and DAGs become the ones Airflow reads. Components
+        that read nothing that changed go on; the rest are replaced by _launch."""
+        if target.spec.external_metadata_db:
+            metadb.migrate(runtime=target.runtime, url=target.db_url)
+        airflow_config.write_cfg_text(target.layout, target.cfg_text)
+        target.layout.point_dags_at(target.dags)
+
+    def _go_live(self, work: Work, target: Target) -> EnvironmentProcesses:
+        self._activate(target)
+        return self._launch(work, target)
+
+    def _from_bucket(self, work: Work, spec: Spec, layout: airflow_config.EnvironmentLayout) -> tuple[Spec, bytes | None]:
         """The spec as it runs: DAGs mirrored from the bucket, requirements and plugins at their pinned versions."""
         source = spec.source
         assert source is not None
@@ -261,11 +391,15 @@ class Reconciler:
             changes["requirements"] = buckets.get_object(
                 self.ctx, bucket=source.bucket, key=source.requirements_s3_path,
                 version_id=source.requirements_s3_object_version).data.decode()
+        if source.startup_script_s3_path:
+            changes["startup_script"] = buckets.get_object(
+                self.ctx, bucket=source.bucket, key=source.startup_script_s3_path,
+                version_id=source.startup_script_s3_object_version).data.decode(errors="replace")
+        archive = None
         if source.plugins_s3_path:
             archive = buckets.get_object(self.ctx, bucket=source.bucket, key=source.plugins_s3_path,
                                          version_id=source.plugins_s3_object_version).data
-            plugins.unpack_zip(archive, layout.plugins)
-        return spec.model_copy(update=changes)
+        return spec.model_copy(update=changes), archive
 
     def launch_plan(self, target: Target) -> LaunchPlan:
         with self.ctx.store.session() as session:
@@ -276,19 +410,34 @@ class Reconciler:
             spec=target.spec, layout=target.layout, runtime_bin=target.runtime.path / "bin", secrets=secrets,
             db_url=target.db_url,
         )
+        wrapper: list[str] = []
+        if target.startup_script is not None:
+            env.update(startup.launch_env())
+            wrapper = startup.launch_argv(python=target.runtime.python, script=target.startup_script,
+                                          timeout=self.ctx.settings.startup_timeout, argv=[])
         major = parse_version(target.spec.airflow_version)[0]
+        names = [c.name for c in components_for(major)]
+        digests = airflow_config.config_digests(target.cfg_text, names)
         return LaunchPlan(
             env_id=target.env_id, major=major, airflow_bin=target.runtime.airflow,
             env=env, root=target.layout.root, web_port=target.ports["web"],
             start_seconds=self.ctx.settings.start_seconds, start_retries=self.ctx.settings.start_retries,
-            stable_seconds=self.ctx.settings.stable_seconds,
-            component_env={c.name: airflow_config.component_env(target.spec, c.name) for c in components_for(major)},
-            config_hash=hashlib.sha256(target.layout.cfg.read_bytes()).hexdigest(),
+            stable_seconds=self.ctx.settings.stable_seconds, wrapper=wrapper,
+            drain_seconds=self.ctx.settings.drain_seconds,
+            component_env={n: {**airflow_config.component_env(target.spec, n), "HANGAR_CONFIG_DIGEST": digests[n]}
+                           for n in names},
         )
 
     def _launch(self, work: Work, target: Target) -> EnvironmentProcesses:
+        """Start what does not run; replace what runs differently, one component at a time,
+        each healthy before the next (the scheduler drains, see Component.replace)."""
         self._step(work, "starting components")
-        return self.ctx.backend.launch(self.launch_plan(target), adopt=True)
+        processes, changed = self.ctx.backend.launch(self.launch_plan(target), adopt=True)
+        for name in changed:
+            self._step(work, f"replacing {name}" + (" (its running tasks finish first)" if name == "scheduler" else ""))
+            processes.replace(name)
+            self._wait_ready(work, processes)
+        return processes
 
     def _wait_ready(self, work: Work, processes: EnvironmentProcesses) -> None:
         deadline = time.monotonic() + self.ctx.settings.ready_timeout
@@ -326,6 +475,9 @@ class Reconciler:
             operation = session.get_one(OperationRow, work.operation_id)
             operation.steps = [*operation.steps, {"step": text, "at": utcnow().isoformat()}]
             repository.get_by_id(session, work.env_id).status_reason = text
+
+    def _progress_of(self, work: Work):
+        return _Throttled(lambda text: self._progress(work, text))
 
     def _progress(self, work: Work, text: str) -> None:
         if work.operation_id is None:

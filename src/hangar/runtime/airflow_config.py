@@ -9,6 +9,7 @@ apply on top of Hangar's defaults; keys Hangar owns were refused by validation.
 from __future__ import annotations
 
 import configparser
+import hashlib
 import io
 import json
 import os
@@ -44,6 +45,21 @@ class EnvironmentLayout:
     def dags(self) -> Path:
         """Where DAGs from a bucket are mirrored (a local `dags` folder is used in place)."""
         return self.root / "dags"
+
+    @property
+    def dags_link(self) -> Path:
+        """Airflow's dags_folder: a symlink to the revision's DAGs, so that a change of DAGs
+        alone is a swap of the link that no component needs a restart to see."""
+        return self.root / "dags-current"
+
+    def point_dags_at(self, folder: str | Path) -> None:
+        link = self.dags_link
+        if link.is_symlink() and os.readlink(link) == str(folder):
+            return
+        tmp = link.with_name(f".{link.name}.tmp")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(folder, target_is_directory=True)
+        tmp.replace(link)  # rename(2) is atomic: Airflow sees the old or the new folder, never none
 
     @property
     def plugins(self) -> Path:
@@ -102,19 +118,58 @@ def component_env(spec: Spec, component: str) -> dict[str, str]:
     return {"AIRFLOW__LOGGING__LOGGING_LEVEL": min(levels, key=_VERBOSITY.index)}
 
 
+# Which components read a configuration section; a section not named here is read by all.
+# A change to airflow.cfg restarts only the components that read what changed.
+SECTION_READERS = {
+    "api": ("api-server",),
+    "webserver": ("api-server", "webserver"),
+    "fab": ("api-server", "webserver"),
+    "scheduler": ("scheduler",),
+    "dag_processor": ("dag-processor",),
+    "triggerer": ("triggerer",),
+}
+# core options only the executor (inside the scheduler) reads
+SCHEDULER_CORE_KEYS = frozenset({
+    "parallelism", "max_active_tasks_per_dag", "max_active_runs_per_dag", "default_pool_task_slot_count",
+})
+
+
+def readers(section: str, key: str) -> tuple[str, ...] | None:
+    """The components that read `section.key`, or None for all of them."""
+    if section == "core" and key in SCHEDULER_CORE_KEYS:
+        return ("scheduler",)
+    return SECTION_READERS.get(section)
+
+
+def config_digests(cfg_text: str, components: list[str]) -> dict[str, str]:
+    """Per component, a digest of the configuration it reads (see SECTION_READERS)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(cfg_text)
+    seen: dict[str, list[str]] = {name: [] for name in components}
+    for section in parser.sections():
+        for key, value in parser[section].items():
+            wanted = readers(section, key)
+            for name in components:
+                if wanted is None or name in wanted:
+                    seen[name].append(f"{section}.{key}={value}")
+    return {name: hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()[:16] for name, lines in seen.items()}
+
+
 def base_url(ports: dict[str, int]) -> str:
     return f"http://127.0.0.1:{ports['web']}"
 
 
-def hangar_options(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int]) -> dict[str, dict[str, str]]:
+def hangar_options(
+    *, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int], plugins_dir: Path | None = None
+) -> dict[str, dict[str, str]]:
     major = parse_version(spec.airflow_version)[0]
     preset = PRESETS[spec.environment_class]
     slots = parallelism(preset, max_workers=spec.max_workers)
     url = base_url(ports)
     options: dict[str, dict[str, str]] = {
         "core": {
-            "dags_folder": spec.dags,
-            "plugins_folder": str(layout.plugins),
+            "dags_folder": str(layout.dags_link),
+            "plugins_folder": str(plugins_dir or layout.plugins),
             "executor": "LocalExecutor",
             "load_examples": "False",
             "parallelism": str(slots),
@@ -152,8 +207,8 @@ def hangar_options(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, in
     return options
 
 
-def render_cfg(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int]) -> str:
-    options = hangar_options(spec=spec, layout=layout, ports=ports)
+def render_cfg(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int], plugins_dir: Path | None = None) -> str:
+    options = hangar_options(spec=spec, layout=layout, ports=ports, plugins_dir=plugins_dir)
     for dotted, value in spec.airflow_configuration_options.items():
         section, key = dotted.split(".", 1)
         options.setdefault(section, {})[key] = value
@@ -166,11 +221,18 @@ def render_cfg(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int]) 
     return buffer.getvalue()
 
 
-def write_cfg(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int]) -> None:
-    text = render_cfg(spec=spec, layout=layout, ports=ports)
-    tmp = layout.cfg.with_suffix(".tmp")
+def write_cfg(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int], plugins_dir: Path | None = None) -> None:
+    write_cfg_text(layout, render_cfg(spec=spec, layout=layout, ports=ports, plugins_dir=plugins_dir))
+
+
+def write_cfg_text(layout: EnvironmentLayout, text: str) -> None:
+    write_cfg_file(layout.cfg, text)
+
+
+def write_cfg_file(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
-    tmp.replace(layout.cfg)
+    tmp.replace(path)
 
 
 def process_env(

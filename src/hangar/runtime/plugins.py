@@ -5,6 +5,7 @@ so an archive can never write anywhere else. Hangar's own plugin file stays.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import zipfile
@@ -36,3 +37,41 @@ def unpack_zip(archive: bytes, target: Path) -> list[str]:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
     zf.extractall(root)
     return names
+
+
+HANGAR_PLUGIN = "from hangar_airflow.plugin import HangarPlugin  # noqa: F401\n"
+
+
+def content_sha256(source: Path) -> str:
+    """A digest of a plugins folder or plugins.zip: names and bytes of every file, so a
+    revision can tell whether the plugins changed even when the path did not."""
+    digest = hashlib.sha256()
+    if source.is_file():
+        digest.update(source.read_bytes())
+        return digest.hexdigest()
+    for path in sorted(p for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(source)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def stage(parent: Path, *, source: Path | None = None, archive: bytes | None = None) -> Path:
+    """The plugins folder of one revision: Hangar's own plugin plus the user's, under a
+    name that is their digest, so the running revision's folder is never written while
+    the next one is built and checked. Built aside and renamed into place."""
+    if source is not None and source.is_file():
+        archive, source = source.read_bytes(), None
+    key = hashlib.sha256(archive).hexdigest() if archive is not None else (
+        content_sha256(source) if source is not None else "none")
+    target = parent / key[:16]
+    if target.is_dir():
+        return target
+    building = parent / f".{key[:16]}.building"
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    if source is not None:
+        shutil.copytree(source, building, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    (building / "hangar_login.py").write_text(HANGAR_PLUGIN)
+    if archive is not None:
+        unpack_zip(archive, building)
+    building.rename(target)
+    return target

@@ -246,6 +246,10 @@ def pending_operations(session: Session) -> list[OperationRow]:
     return list(session.scalars(select(OperationRow).where(OperationRow.done.is_(False)).order_by(OperationRow.id)))
 
 
+def list_operations(session: Session, env_id: str) -> list[OperationRow]:
+    return list(session.scalars(select(OperationRow).where(OperationRow.environment_id == env_id).order_by(OperationRow.id)))
+
+
 def latest_operation(session: Session, env_id: str) -> OperationRow | None:
     return session.scalar(
         select(OperationRow).where(OperationRow.environment_id == env_id).order_by(OperationRow.id.desc()).limit(1)

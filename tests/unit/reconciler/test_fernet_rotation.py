@@ -100,7 +100,8 @@ def _target(ctx: Context, env_id: str, tmp_path: Path) -> Target:
     write_cfg(spec=spec, layout=layout, ports=ports)
     runtime = Runtime(key="k", path=tmp_path / "runtime", airflow_version="3.3.2")
     return Target(env_id=env_id, name="fern", revision=1, spec=spec, runtime=runtime, layout=layout, ports=ports,
-                  db_url=DB_URL)
+                  db_url=DB_URL, dags=str(spec.dags), plugins_dir=layout.plugins, startup_script=None,
+                  cfg_text=layout.cfg.read_text())
 
 
 def test_while_a_new_key_is_pending_components_get_new_then_old(ctx, tmp_path):

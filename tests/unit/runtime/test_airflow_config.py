@@ -75,7 +75,7 @@ def test_airflow2_uses_the_webserver_section_and_no_execution_api(layout):
 def test_common_hangar_options(layout, version):
     cfg = render(layout, version=version)
     assert cfg["core"]["executor"] == "LocalExecutor"
-    assert cfg["core"]["dags_folder"] == "/srv/dags"
+    assert cfg["core"]["dags_folder"] == str(layout.dags_link)
     assert cfg["core"]["plugins_folder"] == str(layout.plugins)
     assert cfg["core"]["load_examples"] == "False"
     assert cfg["logging"]["base_log_folder"] == str(layout.logs)

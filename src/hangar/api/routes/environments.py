@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict
 
 from hangar.api.auth import principal, require
 from hangar.context import Context
 from hangar.domain import environments
 from hangar.domain.access import Principal
-from hangar.domain.spec import EnvironmentCreate, EnvironmentPublic, EnvironmentUpdate, EventPublic, TokenPublic
+from hangar.domain.changes import ChangePlan
+from hangar.domain.spec import (
+    EnvironmentCreate, EnvironmentPublic, EnvironmentUpdate, EventPublic, RevisionPublic, TokenPublic,
+)
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(principal)], tags=["environments"])
 
@@ -34,6 +38,28 @@ def get(name: str, c: Context = Depends(ctx)) -> EnvironmentPublic:
 @router.patch("/environments/{name}", name="environments.update", dependencies=[Depends(require("update"))])
 def update(name: str, body: EnvironmentUpdate, c: Context = Depends(ctx)) -> EnvironmentPublic:
     return environments.update_environment(c, name=name, request=body)
+
+
+@router.post("/environments/{name}/plan", dependencies=[Depends(require("update"))])
+def plan(name: str, body: EnvironmentUpdate, c: Context = Depends(ctx)) -> ChangePlan:
+    """What PATCH with this body would do (a dry run): nothing is changed."""
+    return environments.plan_update(c, name=name, request=body)
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: int
+    allow_downgrade: bool = False
+
+
+@router.post("/environments/{name}/rollback", name="environments.rollback", dependencies=[Depends(require("update"))])
+def rollback(name: str, body: RollbackRequest, c: Context = Depends(ctx)) -> EnvironmentPublic:
+    return environments.rollback_environment(c, name=name, to=body.to, allow_downgrade=body.allow_downgrade)
+
+
+@router.get("/environments/{name}/history", dependencies=[Depends(require("read"))])
+def history(name: str, c: Context = Depends(ctx)) -> list[RevisionPublic]:
+    return environments.list_history(c, name=name)
 
 
 @router.delete("/environments/{name}", status_code=202, name="environments.delete", dependencies=[Depends(require("admin"))])

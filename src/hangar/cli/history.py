@@ -1,0 +1,47 @@
+"""`hangar env history` and `hangar env rollback`: the revisions of an environment, and
+applying an earlier one through the same safe path as any update."""
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+
+from hangar.cli.client import call
+
+out = Console()
+
+
+def install(*, env_app: typer.Typer) -> None:
+    env_app.command("history")(env_history)
+    env_app.command("rollback")(env_rollback)
+
+
+def env_history(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the revisions with their status, time and what each changed."""
+    revisions = call("GET", f"/api/v1/environments/{name}/history")
+    if as_json:
+        print(json.dumps(revisions, indent=2))
+        return
+    for rev in revisions:
+        marks = " ".join(m for m, on in (("running", rev["running"]), ("last-good", rev["last_good"])) if on)
+        out.print(f"revision {rev['revision']:<4} {rev['status']:<12} {rev['created_at']}  {marks}", markup=False)
+        for line in rev["changes"]:
+            out.print(f"    {line}", markup=False, soft_wrap=True)
+        if rev.get("error"):
+            out.print(f"    error: {rev['error'].splitlines()[0]}", markup=False, soft_wrap=True)
+
+
+def env_rollback(
+    name: str,
+    to: int = typer.Option(..., "--to", help="the revision to apply again"),
+    allow_downgrade: bool = typer.Option(False, "--allow-downgrade", help="allow an older Airflow version"),
+    wait: bool = typer.Option(False, "--wait"),
+    timeout: float = typer.Option(900),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Apply an earlier revision again (as a new revision), through the same safe path as an update."""
+    from hangar.cli.main import _send_and_report
+
+    _send_and_report("POST", f"/api/v1/environments/{name}/rollback", {"to": to, "allow_downgrade": allow_downgrade},
+                     name=name, wait=wait, timeout=timeout, as_json=as_json)
