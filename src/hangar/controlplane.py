@@ -18,6 +18,7 @@ from hangar.crypto import Envelope, load_or_create_master_key
 from hangar.domain import keys
 from hangar.domain.lifecycle import change_status
 from hangar.domain.status import Status
+from hangar.reconciler import snapshot_schedule
 from hangar.reconciler.handlers import Reconciler
 from hangar.reconciler.queue import ReconcileQueues, Work
 from hangar.runtime.metadb import EmbeddedPostgres
@@ -56,6 +57,8 @@ class ControlPlane:
         self.backend.start_monitor()
         self._dag_sync = threading.Thread(target=self._sync_dags_loop, name="hangar-dag-sync", daemon=True)
         self._dag_sync.start()
+        threading.Thread(target=snapshot_schedule.loop, args=(self.ctx,), kwargs={"stop": self._closing},
+                         name="hangar-snapshot-schedule", daemon=True).start()
 
     def close(self) -> None:
         """Stop the control plane only; environments keep running."""

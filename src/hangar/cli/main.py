@@ -482,6 +482,10 @@ from hangar.cli.history import install as _install_history_commands  # noqa: E40
 
 _install_history_commands(env_app=env_app)
 
+from hangar.cli.snapshots import install as _install_snapshot_commands  # noqa: E402
+
+_install_snapshot_commands(env_app=env_app)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,116 @@
+"""Snapshots end to end: take one while the environment serves, clone it into a new
+environment that has the earlier runs and runs DAGs, restore it in place, refuse a
+tampered archive without touching the target, and take scheduled snapshots with retention.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.e2e.harness import ControlPlane, wait_for
+
+DAG = "hello_taskflow"
+
+
+def _pids(env: dict) -> dict[str, int]:
+    return {c["name"]: c["pid"] for c in env["components"]}
+
+
+def _snapshots(plane: ControlPlane, name: str) -> list[dict]:
+    return json.loads(plane.cli("env", "snapshot", "list", name, "--json").stdout)
+
+
+def _archive(plane: ControlPlane, snapshot_id: str) -> Path:
+    (path,) = plane.home.glob(f"snapshots/*/{snapshot_id}.tar.gz")
+    return path
+
+
+def test_snapshot_clone_restore_and_tampering(plane: ControlPlane, dags: Path) -> None:
+    created = plane.create("snapsrc", dags)
+    source = plane.airflow("snapsrc")
+    first_run = source.trigger(DAG)
+    assert source.wait_for_run(DAG, first_run) == "success"
+
+    # taking a snapshot leaves every component running
+    taken = json.loads(plane.cli("env", "snapshot", "create", "snapsrc", "--wait", "--json").stdout)
+    assert taken["kind"] == "manual" and taken["revision"] == created["revision"]
+    assert [s["id"] for s in _snapshots(plane, "snapsrc")] == [taken["id"]]
+    env = plane.get("snapsrc")
+    assert env["status"] == "AVAILABLE" and _pids(env) == _pids(created)
+    events = json.loads(plane.cli("env", "events", "snapsrc", "--json").stdout)
+    assert [e["status"] for e in events][-2:] == ["CREATING_SNAPSHOT", "AVAILABLE"]
+
+    # a clone: a new environment with the snapshot's runs, which runs DAGs of its own
+    clone = json.loads(plane.cli("env", "snapshot", "restore", "snapsrc", taken["id"], "--into", "snapclone",
+                                 "--wait", "--json").stdout)
+    assert clone["status"] == "AVAILABLE", clone
+    assert clone["spec"]["dags"].endswith(f"/restored/{taken['id']}/dags")
+    cloned = plane.airflow("snapclone")
+    cloned.wait_for_dag(DAG)
+    earlier = cloned.request("GET", f"/dags/{DAG}/dagRuns/{first_run}")
+    assert earlier.status_code == 200 and earlier.json()["state"] == "success", earlier.text
+    assert cloned.run_dag(DAG) == "success"
+    plane.cli("env", "delete", "snapclone", "--wait")
+
+    # in place: a run made after the snapshot is gone, the earlier one is back, DAGs run
+    later_run = source.trigger(DAG)
+    assert source.wait_for_run(DAG, later_run) == "success"
+    restored = json.loads(plane.cli("env", "snapshot", "restore", "snapsrc", taken["id"], "--wait", "--json").stdout)
+    assert restored["status"] == "AVAILABLE" and restored["revision"] == created["revision"] + 1, restored
+    source = plane.airflow("snapsrc")
+    source.wait_for_dag(DAG)
+    assert source.request("GET", f"/dags/{DAG}/dagRuns/{first_run}").json()["state"] == "success"
+    assert source.request("GET", f"/dags/{DAG}/dagRuns/{later_run}").status_code == 404
+    assert source.run_dag(DAG) == "success"
+
+    # a flipped byte: refused before anything stops, into the same or a new environment
+    archive = _archive(plane, taken["id"])
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    archive.write_bytes(bytes(data))
+    before = plane.get("snapsrc")
+    for extra in ((), ("--into", "snapbad")):
+        refused = plane.cli("env", "snapshot", "restore", "snapsrc", taken["id"], *extra, "--wait", check=False)
+        assert refused.returncode == 1
+        assert "SNAPSHOT_CORRUPTED" in refused.stderr and "sha256" in refused.stderr, refused.stderr
+    after = plane.get("snapsrc")
+    assert after["status"] == "AVAILABLE" and after["revision"] == before["revision"]
+    assert _pids(after) == _pids(before)
+    assert source.request("GET", f"/dags/{DAG}").status_code == 200
+    assert plane.cli("env", "get", "snapbad", check=False).returncode == 1  # no clone was made
+    response = plane.api("POST", f"/api/v1/environments/snapsrc/snapshots/{taken['id']}/restore", json={})
+    assert response.status_code == 409 and response.json()["error"]["code"] == "SNAPSHOT_CORRUPTED"
+
+    plane.cli("env", "snapshot", "delete", "snapsrc", taken["id"])
+    assert _snapshots(plane, "snapsrc") == [] and not archive.exists()
+    missing = plane.cli("env", "snapshot", "delete", "snapsrc", taken["id"], check=False)
+    assert missing.returncode == 1 and "has no snapshot" in missing.stderr
+    plane.cli("env", "delete", "snapsrc", "--wait")
+
+
+def test_scheduled_snapshots_keep_the_newest(plane: ControlPlane, dags: Path) -> None:
+    plane.create("snapsched", dags)
+    manual = json.loads(plane.cli("env", "snapshot", "create", "snapsched", "--wait", "--json").stdout)
+    response = plane.api("PATCH", "/api/v1/environments/snapsched",
+                         json={"snapshot_schedule": "* * * * *", "snapshot_retention": 1})
+    assert response.status_code == 200, response.text
+    env = json.loads(plane.cli("env", "wait", "snapsched", "--json").stdout)
+    assert env["status"] == "AVAILABLE" and env["spec"]["snapshot_schedule"] == "* * * * *"
+
+    def scheduled() -> list[str]:
+        return [s["id"] for s in _snapshots(plane, "snapsched") if s["kind"] == "scheduled"]
+
+    (first,) = wait_for(scheduled, timeout=150, interval=3, what="a scheduled snapshot")
+    first_archive = _archive(plane, first)
+    # the next one replaces it: retention 1 keeps the newest scheduled snapshot only
+    (second,) = wait_for(lambda: (ids := scheduled()) and first not in ids and ids, timeout=150, interval=3,
+                         what="the first scheduled snapshot to give way to the next")
+    assert second != first and not first_archive.exists()
+    assert manual["id"] in [s["id"] for s in _snapshots(plane, "snapsched")]  # retention never takes a manual one
+
+    # the schedule goes (refused while a snapshot is being taken), then the environment
+    wait_for(lambda: plane.api("PATCH", "/api/v1/environments/snapsched",
+                               json={"snapshot_schedule": None}).status_code == 200,
+             timeout=120, interval=2, what="the schedule to be removed")
+    plane.cli("env", "wait", "snapsched")
+    plane.cli("env", "delete", "snapsched", "--wait")
