@@ -6,6 +6,9 @@ never contain secrets.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 
 class HangarError(Exception):
     """Base class. `code` is the machine-readable name shown in last_update.error."""
@@ -147,3 +150,50 @@ class SnapshotCorrupted(PermanentError):
     """An archive whose checksum, manifest or members do not match what was recorded; never restored."""
 
     code = "SNAPSHOT_CORRUPTED"
+
+
+# --- pre-flight checks on a new runtime, before anything switches to it (hangar.runtime.preflight) ---
+
+
+class RequirementImportFailed(PermanentError):
+    """A requirement installed, but one of its modules raises when imported."""
+
+    code = "REQUIREMENT_IMPORT_FAILED"
+
+
+class PluginImportFailed(PermanentError):
+    code = "PLUGIN_IMPORT_FAILED"
+
+
+class StartupScriptFailed(PermanentError):
+    code = "STARTUP_SCRIPT_FAILED"
+
+
+class StartupScriptTimedOut(PermanentError):
+    code = "STARTUP_SCRIPT_TIMED_OUT"
+
+
+class PreflightTimedOut(PermanentError):
+    """A check did not finish in time (an import that hangs, a DAG that blocks at parse time)."""
+
+    code = "PREFLIGHT_TIMED_OUT"
+
+
+class _LocatedError(Protocol):
+    file: str
+    line: int | None
+    message: str
+
+
+class DagImportErrors(PermanentError):
+    """DAG files that fail to import with the new runtime; each is listed as file:line: message."""
+
+    code = "DAG_IMPORT_ERRORS"
+
+    def __init__(self, errors: Sequence[_LocatedError]) -> None:
+        listed = "\n".join(
+            f"{error.file}:{error.line}: {error.message}" if error.line is not None else f"{error.file}: {error.message}"
+            for error in errors
+        )
+        super().__init__(f"{len(errors)} DAG file(s) fail to import with the new runtime:\n{listed}")
+        self.errors = list(errors)

@@ -53,7 +53,8 @@ def test_a_script_ending_with_exit_0_still_reports_its_exports(tmp_path):
 
 
 def test_a_failing_script_reports_its_exit_code(tmp_path):
-    result = run_script(script(tmp_path, "echo about to fail\nexit 7\n"), env={"PATH": os.environ["PATH"]}, timeout=60, cwd=tmp_path)
+    path = script(tmp_path, "echo about to fail\nexit 7\n")
+    result = run_script(path, env={"PATH": os.environ["PATH"]}, timeout=60, cwd=tmp_path)
     assert result.returncode == 7 and not result.ok
     assert "about to fail" in result.output
 
@@ -94,7 +95,8 @@ def test_launch_keeps_the_pid_it_was_started_with(tmp_path):
 
 
 def test_reserved_variables_are_reset_with_a_warning(tmp_path):
-    code = "import os; print(os.environ['AIRFLOW__CORE__EXECUTOR'], os.environ.get('AIRFLOW__CORE__FERNET_KEY_CMD'), os.environ['OTHER'])"
+    code = ("import os; e = os.environ; "
+            "print(e['AIRFLOW__CORE__EXECUTOR'], e.get('AIRFLOW__CORE__FERNET_KEY_CMD'), e['OTHER'])")
     done = launch(
         tmp_path,
         "export AIRFLOW__CORE__EXECUTOR=SequentialExecutor\nexport AIRFLOW__CORE__FERNET_KEY_CMD='cat key'\nexport OTHER=ok\n",

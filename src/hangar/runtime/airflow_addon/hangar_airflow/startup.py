@@ -56,21 +56,32 @@ class ScriptResult:
 def run_script(path: str | os.PathLike[str], *, env: dict[str, str], timeout: float, cwd: str | os.PathLike[str]) -> ScriptResult:
     with tempfile.TemporaryDirectory(prefix="hangar-startup-") as scratch:
         dump = Path(scratch) / "env"
-        log = Path(scratch) / "output"
-        with open(log, "wb") as out:
-            process = subprocess.Popen(
-                ["bash", "-c", _SOURCE, "hangar-startup", str(path), str(dump)],
-                env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        timed_out = not _wait_unreaped(process.pid, timeout)
-        # bash leads the group, so its pid is the group id; it stays unreaped (a zombie)
-        # until the group is gone, so the id cannot be reused by another group meanwhile
-        kill_group(process.pid)
-        returncode = process.wait()
-        output = log.read_bytes().decode(errors="replace")
+        returncode, output, timed_out = run_group(
+            ["bash", "-c", _SOURCE, "hangar-startup", str(path), str(dump)], env=env, timeout=timeout, cwd=cwd
+        )
         exports = {} if timed_out else _exports(dump, env)
     return ScriptResult(returncode=returncode, exports=exports, output=output, timed_out=timed_out)
+
+
+def run_group(
+    argv: list[str], *, env: dict[str, str], timeout: float, cwd: str | os.PathLike[str]
+) -> tuple[int, str, bool]:
+    """Run `argv` in its own session: (returncode, stdout+stderr, timed_out).
+
+    When it ends or times out, whatever is left of its process group is killed."""
+    with tempfile.TemporaryFile() as out:
+        process = subprocess.Popen(
+            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        timed_out = not _wait_unreaped(process.pid, timeout)
+        # the leader's pid is the group id; it stays unreaped (a zombie) until the group
+        # is gone, so no other group can take the id meanwhile
+        kill_group(process.pid)
+        returncode = process.wait()
+        out.seek(0)
+        output = out.read().decode(errors="replace")
+    return returncode, output, timed_out
 
 
 def kill_group(pgid: int, *, grace: float = KILL_GRACE) -> None:
