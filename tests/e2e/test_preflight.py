@@ -238,3 +238,14 @@ def test_package_diff_to_an_airflow_that_does_not_exist_says_so(runtimes):
     with pytest.raises(AirflowVersionNotFound) as caught:
         package_diff(old=runtimes.plain, airflow_version="3.99.0", requirements=None)
     assert "3.99.0" in caught.value.message
+
+
+def test_hangars_own_plugin_loads_beside_the_users(runtimes, env, tmp_path):
+    # what plugins.stage puts into every revision's folder; the add-on is on the components' PYTHONPATH
+    from hangar.runtime.airflow_config import ADDON_PATH
+    from hangar.runtime.plugins import HANGAR_PLUGIN
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "hangar_login.py").write_text(HANGAR_PLUGIN)
+    check_plugins(runtime=runtimes.plain, plugins_dir=plugins, env={**env, "PYTHONPATH": str(ADDON_PATH)})
