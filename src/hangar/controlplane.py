@@ -18,7 +18,7 @@ from hangar.crypto import Envelope, load_or_create_master_key
 from hangar.domain import keys
 from hangar.domain.lifecycle import change_status
 from hangar.domain.status import Status
-from hangar.reconciler import snapshot_schedule
+from hangar.reconciler import maintenance, snapshot_schedule
 from hangar.reconciler.handlers import Reconciler
 from hangar.reconciler.queue import ReconcileQueues, Work
 from hangar.runtime.metadb import EmbeddedPostgres
@@ -59,6 +59,8 @@ class ControlPlane:
         self._dag_sync.start()
         threading.Thread(target=snapshot_schedule.loop, args=(self.ctx,), kwargs={"stop": self._closing},
                          name="hangar-snapshot-schedule", daemon=True).start()
+        threading.Thread(target=maintenance.loop, args=(self.ctx,), kwargs={"stop": self._closing},
+                         name="hangar-maintenance", daemon=True).start()
 
     def close(self) -> None:
         """Stop the control plane only; environments keep running."""

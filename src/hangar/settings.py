@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     drain_seconds: float = 240.0
     # Seconds a startup script may run before each component starts (MWAA's limit is 5 minutes).
     startup_timeout: float = 300.0
+    # Seconds between checks for patched releases of environments' installed packages; a hit
+    # only records pending maintenance, which runs in the environment's weekly window.
+    maintenance_check_seconds: float = 21600.0
 
     @model_validator(mode="after")
     def _port_range(self) -> "Settings":

@@ -486,6 +486,10 @@ from hangar.cli.snapshots import install as _install_snapshot_commands  # noqa: 
 
 _install_snapshot_commands(env_app=env_app)
 
+from hangar.cli.maintenance import install as _install_maintenance_commands  # noqa: E402
+
+_install_maintenance_commands(env_app=env_app)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -29,6 +29,7 @@ from hangar.errors import ComponentFailed, HangarError, PermanentError
 from hangar.backend.components import PORT_NAMES, components_for
 from hangar.reconciler.queue import Work
 from hangar.reconciler import snapshots as snapshot_work
+from hangar.reconciler import maintenance as maintenance_work
 from hangar.buckets import store as buckets
 from hangar.domain.changes import ChangeKind, plan_change
 from hangar.runtime import airflow_config, metadb, plugins, ports, preflight, startup, upgrade
@@ -71,7 +72,8 @@ class Reconciler:
             operation.attempts += 1
             kind, revision = operation.kind, operation.revision
         {"create": self._create, "update": self._update, "delete": self._delete,
-         ROTATE_FERNET: self._rotate_fernet, **snapshot_work.handlers(self)}[kind](work, revision)
+         ROTATE_FERNET: self._rotate_fernet, **snapshot_work.handlers(self),
+         **maintenance_work.handlers(self)}[kind](work, revision)
 
     def fail(self, work: Work, exc: Exception) -> None:
         code = getattr(exc, "code", "INTERNAL_ERROR")
@@ -97,11 +99,13 @@ class Reconciler:
                 change_status(session, env, Status.AVAILABLE, reason=f"snapshot failed: {message}")
             elif operation.kind == snapshot_work.SNAPSHOT:
                 env.status_reason = f"snapshot failed: {message}"
+            elif operation.kind == maintenance_work.MAINTENANCE:
+                maintenance_work.failed(session, env, operation, code=code, message=message)
             else:
                 env.status_reason = f"delete failed, will retry on the next delete: {message}"
         if operation.kind in ("create", snapshot_work.CLONE):
             self.ctx.backend.stop_environment(work.env_id)
-        elif operation.kind in ("update", ROTATE_FERNET, snapshot_work.RESTORE):
+        elif operation.kind in ("update", ROTATE_FERNET, snapshot_work.RESTORE, maintenance_work.MAINTENANCE):
             self.ctx.backend.watch(work.env_id)
 
     # --- operations ---
@@ -327,7 +331,7 @@ class Reconciler:
         with self.ctx.store.session() as session:
             env = repository.get_by_id(session, work.env_id)
             spec = repository.get_spec(session, env.id, revision)
-            name, database = env.name, env.database_name
+            name, database, epoch = env.name, env.database_name, env.runtime_epoch
             if not env.ports:
                 env.ports = ports.allocate(
                     PORT_NAMES, start=settings.env_port_start, end=settings.env_port_end, taken=repository.used_ports(session)
@@ -342,7 +346,7 @@ class Reconciler:
             spec, plugin_archive = self._from_bucket(work, spec, layout)
         runtime = ensure_runtime(
             root=settings.runtimes_dir, python=settings.runtime_python, airflow_version=spec.airflow_version,
-            requirements=spec.requirements, progress=_Throttled(lambda text: self._progress(work, text)),
+            requirements=spec.requirements, progress=_Throttled(lambda text: self._progress(work, text)), epoch=epoch,
         )
         self._step(work, f"runtime {runtime.key} ready")
         if external:

@@ -5,6 +5,11 @@ crash mid-build never leaves a half-built runtime under its key. Every
 environment with the same key shares it. Airflow is pinned in the same resolve as
 the user's requirements, so a requirement that needs another Airflow fails to
 resolve with uv's own message.
+
+An epoch above 0 (an environment's runtime_epoch, raised by maintenance) is mixed
+into the key and builds with uv's --refresh, so a runtime that resolves the same
+requirements again picks up patched releases instead of the cached ones. Epoch 0
+gives the keys runtimes always had, so existing runtimes stay valid.
 """
 from __future__ import annotations
 
@@ -51,10 +56,12 @@ def base_packages(airflow_version: str) -> list[str]:
     return [f"apache-airflow[postgres]=={airflow_version}", "psycopg2-binary"]
 
 
-def runtime_key(*, python: str, airflow_version: str, requirements: str | None) -> str:
+def runtime_key(*, python: str, airflow_version: str, requirements: str | None, epoch: int = 0) -> str:
     normalized = "\n".join(sorted(line.strip() for line in (requirements or "").splitlines() if line.strip()))
-    payload = "\0".join([python, airflow_version, *base_packages(airflow_version), normalized])
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    parts = [python, airflow_version, *base_packages(airflow_version), normalized]
+    if epoch:
+        parts.append(f"epoch={epoch}")
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
 @contextmanager
@@ -99,9 +106,9 @@ def _failure(output: str, airflow_version: str) -> Exception:
 
 
 def ensure_runtime(
-    *, root: Path, python: str, airflow_version: str, requirements: str | None, progress: Progress
+    *, root: Path, python: str, airflow_version: str, requirements: str | None, progress: Progress, epoch: int = 0
 ) -> Runtime:
-    key = runtime_key(python=python, airflow_version=airflow_version, requirements=requirements)
+    key = runtime_key(python=python, airflow_version=airflow_version, requirements=requirements, epoch=epoch)
     final = root / key
     runtime = Runtime(key=key, path=final, airflow_version=airflow_version)
     if (final / READY_MARKER).exists():
@@ -121,6 +128,8 @@ def ensure_runtime(
             raise RuntimeBuildFailed(f"uv could not create a Python {python} venv: {output[-1000:]}")
         args = ["pip", "install", "--compile-bytecode", "--python", str(building / "bin" / "python"),
                 *base_packages(airflow_version)]
+        if epoch:  # a rebuild for patched releases: revalidate what uv has cached
+            args.append("--refresh")
         if requirements and requirements.strip():
             req_file = building / "hangar-requirements.txt"
             req_file.write_text(requirements)

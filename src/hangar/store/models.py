@@ -53,6 +53,11 @@ class EnvironmentRow(Base):
     last_update_revision: Mapped[int | None] = mapped_column(Integer)
     last_update_error_code: Mapped[str | None] = mapped_column(String(64))
     last_update_error_message: Mapped[str | None] = mapped_column(Text)
+    # maintenance (hangar.domain.maintenance): raised to rebuild the runtime under a new key;
+    # a rebuild Hangar wants, with why, waits here for the weekly window
+    runtime_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    maintenance_pending: Mapped[str | None] = mapped_column(Text)
+    maintenance_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         Index("uq_environments_live_name", "name", unique=True, sqlite_where=text("status != 'DELETED'")),

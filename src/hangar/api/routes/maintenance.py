@@ -1,0 +1,31 @@
+"""Native routes for an environment's maintenance under /api/v1/environments/{name}/maintenance.
+
+Reading needs read; asking for a runtime rebuild in the next window needs what an update
+needs (Op or higher). The request only records the rebuild: it runs in the window.
+"""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from hangar.api.auth import principal, require
+from hangar.context import Context
+from hangar.domain import maintenance
+from hangar.domain.maintenance import MaintenancePublic, MaintenanceRequest
+
+router = APIRouter(prefix="/api/v1/environments/{name}/maintenance", dependencies=[Depends(principal)],
+                   tags=["maintenance"])
+
+
+def ctx(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+@router.get("", dependencies=[Depends(require("read"))])
+def show(name: str, c: Context = Depends(ctx)) -> MaintenancePublic:
+    return maintenance.maintenance_status(c, name=name)
+
+
+@router.post("", status_code=202, name="maintenance.request", dependencies=[Depends(require("update"))])
+def request_(name: str, body: MaintenanceRequest | None = None, c: Context = Depends(ctx)) -> MaintenancePublic:
+    body = body or MaintenanceRequest()
+    return maintenance.request_maintenance(c, name=name, reason=body.reason)
