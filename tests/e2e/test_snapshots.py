@@ -7,13 +7,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.harness import ControlPlane, wait_for
+import httpx
+
+from tests.e2e.harness import Airflow, ControlPlane, wait_for
 
 DAG = "hello_taskflow"
 
 
 def _pids(env: dict) -> dict[str, int]:
     return {c["name"]: c["pid"] for c in env["components"]}
+
+
+def _serving(airflow: Airflow) -> Airflow:
+    """Once its REST API answers; other test sessions on this machine may briefly hold a port it was given."""
+
+    def answers() -> bool:
+        try:
+            return airflow.request("GET", "/version").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(answers, timeout=120, interval=1, what=f"{airflow.base} to answer")
+    return airflow
 
 
 def _snapshots(plane: ControlPlane, name: str) -> list[dict]:
@@ -45,7 +60,7 @@ def test_snapshot_clone_restore_and_tampering(plane: ControlPlane, dags: Path) -
                                  "--wait", "--json").stdout)
     assert clone["status"] == "AVAILABLE", clone
     assert clone["spec"]["dags"].endswith(f"/restored/{taken['id']}/dags")
-    cloned = plane.airflow("snapclone")
+    cloned = _serving(plane.airflow("snapclone"))
     cloned.wait_for_dag(DAG)
     earlier = cloned.request("GET", f"/dags/{DAG}/dagRuns/{first_run}")
     assert earlier.status_code == 200 and earlier.json()["state"] == "success", earlier.text
@@ -57,7 +72,7 @@ def test_snapshot_clone_restore_and_tampering(plane: ControlPlane, dags: Path) -
     assert source.wait_for_run(DAG, later_run) == "success"
     restored = json.loads(plane.cli("env", "snapshot", "restore", "snapsrc", taken["id"], "--wait", "--json").stdout)
     assert restored["status"] == "AVAILABLE" and restored["revision"] == created["revision"] + 1, restored
-    source = plane.airflow("snapsrc")
+    source = _serving(plane.airflow("snapsrc"))
     source.wait_for_dag(DAG)
     assert source.request("GET", f"/dags/{DAG}/dagRuns/{first_run}").json()["state"] == "success"
     assert source.request("GET", f"/dags/{DAG}/dagRuns/{later_run}").status_code == 404

@@ -6,8 +6,8 @@ update and never races one. Like every handler they are safe to run again after 
 crash: a recorded snapshot is not taken twice, an unpack starts from an empty
 folder, and a database load replaces the database whole.
 
-Order in a restore: the archive is verified and unpacked, and the runtime made ready,
-while the old revision still runs; only then are the components stopped and the
+Order in a restore: the archive is verified and unpacked, and the revision staged
+(runtime, configuration, plugins) while the old revision still runs; only then are the components stopped and the
 database replaced. A corrupted archive or a runtime that does not build therefore
 leaves the environment running as it was.
 """
@@ -46,13 +46,14 @@ def restore(reconciler: Reconciler, work: Work, revision: int) -> None:
     ctx.backend.watch(work.env_id, False)
     reconciler._step(work, f"verifying and unpacking snapshot {snapshot_id}")
     folder = snapshots.unpack(ctx, env_id=work.env_id, snapshot_id=snapshot_id)
-    target = reconciler._prepare(work, revision)
+    target = reconciler._stage(work, revision)  # runtime and files built while the old revision serves
     reconciler._step(work, "stopping components")
     ctx.backend.stop_environment(work.env_id, target.layout.root)
     reconciler._step(work, f"loading the metadata database from snapshot {snapshot_id}")
     snapshots.load_database(ctx, env_id=work.env_id, dump=folder / DB_DUMP)
     snapshots.adopt_fernet_key(ctx, env_id=work.env_id, snapshot_id=snapshot_id)
     (folder / DB_DUMP).unlink(missing_ok=True)
+    reconciler._activate(target)
     reconciler._wait_ready(work, reconciler._launch(work, target))
     reconciler._finish(work, revision, Status.AVAILABLE, f"snapshot {snapshot_id} restored as revision {revision}")
 
