@@ -369,9 +369,9 @@ class Spec(BaseModel):
 
     def merged(self, update: EnvironmentUpdate) -> "Spec":
         changes: dict[str, Any] = {k: getattr(update, k) for k in update.model_fields_set - {"allow_downgrade"}}
-        if "dags" in changes:
+        if "dags" in changes:  # a local folder replaces a bucket source, and the other way round
             changes["source"] = None
-        if "source" in changes:
+        elif "source" in changes:
             changes["dags"] = None
         if "environment_class" in changes:  # sizing follows the new class unless given
             for field in ("max_workers", "schedulers", "min_webservers", "max_webservers"):

@@ -347,3 +347,12 @@ def test_merged_with_explicit_null_never_yields_an_invalid_spec(dags, field):
         return  # rejecting the null is a fine answer
     merged = spec.merged(update)
     Spec.model_validate(merged.model_dump())  # a null must not slip into the stored revision
+
+
+def test_an_update_of_the_dags_folder_keeps_it(tmp_path):
+    from hangar.domain.spec import EnvironmentUpdate, Spec
+
+    (tmp_path / "b").mkdir()
+    spec = Spec(dags=str(tmp_path), airflow_version="3.3.2")
+    merged = spec.merged(EnvironmentUpdate(dags=str(tmp_path / "b")))
+    assert merged.dags == str(tmp_path / "b") and merged.source is None
