@@ -53,7 +53,13 @@ class Runtime:
 
 
 def base_packages(airflow_version: str) -> list[str]:
-    return [f"apache-airflow[postgres]=={airflow_version}", "psycopg2-binary"]
+    packages = [f"apache-airflow[postgres]=={airflow_version}", "psycopg2-binary"]
+    major, minor, _ = parse_version(airflow_version)
+    if major == 3 and minor <= 2:
+        # measured on 3.2.2: with pydantic 2.14, which the index resolves to, every component fails
+        # at import ("Model 'TITerminalStatePayload' needs a discriminator field"); 2.13 works
+        packages.append("pydantic<2.14")
+    return packages
 
 
 def runtime_key(*, python: str, airflow_version: str, requirements: str | None, epoch: int = 0) -> str:
