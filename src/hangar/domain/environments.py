@@ -104,7 +104,7 @@ def plan_update(ctx: Context, *, name: str, request: EnvironmentUpdate) -> Chang
         spec = _next_spec(ctx, session, env, lambda current: current.merged(request), allow_downgrade=request.allow_downgrade)
         running_revision = env.running_revision or env.revision
         running = repository.get_spec(session, env.id, running_revision)
-        env_id, next_revision = env.id, env.revision + 1
+        env_id, next_revision, epoch = env.id, env.revision + 1, env.runtime_epoch
     plan = plan_change(running, spec, root=ctx.settings.environments_dir / env_id, from_revision=running_revision,
                        to_revision=next_revision)
     if plan.kind in (ChangeKind.RUNTIME, ChangeKind.UPGRADE) and running.source is None and spec.source is None:
@@ -112,7 +112,7 @@ def plan_update(ctx: Context, *, name: str, request: EnvironmentUpdate) -> Chang
         from hangar.runtime.venvs import runtime_key, Runtime
 
         key = runtime_key(python=ctx.settings.runtime_python, airflow_version=running.airflow_version,
-                          requirements=running.requirements)
+                          requirements=running.requirements, epoch=epoch)
         old = Runtime(key=key, path=ctx.settings.runtimes_dir / key, airflow_version=running.airflow_version)
         if old.python.exists():
             diff = preflight.package_diff(old=old, airflow_version=spec.airflow_version, requirements=spec.requirements)
@@ -199,7 +199,7 @@ def delete_environment(ctx: Context, *, name: str) -> EnvironmentPublic:
             operation = repository.open_operation(session, env_id=env.id, kind="delete", revision=env.revision)
             env_id, operation_id = env.id, operation.id
         else:
-            if env.status in (Status.UPDATING, Status.ROLLING_BACK):
+            if env.status in (Status.UPDATING, Status.ROLLING_BACK, Status.MAINTENANCE, Status.CREATING_SNAPSHOT):
                 raise EnvironmentBusy(name, env.status)
             change_status(session, env, Status.DELETING, reason="delete requested")
             operation = repository.open_operation(session, env_id=env.id, kind="delete", revision=env.revision)
