@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,7 +18,9 @@ def plane() -> ControlPlane:
     # its own user when the tests run as root, so it must be able to reach HANGAR_HOME
     home = Path(tempfile.mkdtemp(prefix="hangar-e2e-"))
     home.chmod(0o755)
-    control = ControlPlane(home=home, port=free_port(), env_port_start=29000)
+    # a range of its own per test session, so that test sessions run side by side never hand out
+    # a port another session's environment holds while it restarts
+    control = ControlPlane(home=home, port=free_port(), env_port_start=29000 + (os.getpid() % 30) * 1000)
     control.start()
     yield control
     control.cleanup()

@@ -62,6 +62,8 @@ class ControlPlane:
             "HANGAR_HOME": str(self.home), "HANGAR_URL": self.url,
             "HANGAR_ENV_PORT_START": str(self.env_port_start),
             "HANGAR_ENV_PORT_END": str(self.env_port_start + 999),
+            # a hanging startup script is given up on quickly in tests
+            "HANGAR_STARTUP_TIMEOUT": "20",
         }
 
     def start(self) -> None:

@@ -1,0 +1,132 @@
+"""Updates of every kind while a DAG runs: no task is killed, each update takes its own path.
+
+The `relay` DAG is a chain of tasks that each wait up to 45 s for a release file; it
+runs across all ten updates (every scheduler replacement drains the tasks it started),
+and the test releases it once the last update is AVAILABLE.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from tests.e2e.harness import ControlPlane, wait_for
+
+RELAY = '''
+import os
+import time
+
+import pendulum
+
+try:
+    from airflow.sdk import dag, task
+except ImportError:  # Airflow 2
+    from airflow.decorators import dag, task
+
+
+@task
+def hop(marker: str) -> None:
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline and not os.path.exists(marker):
+        time.sleep(1)
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False)
+def relay():
+    previous = None
+    for i in range(30):
+        current = hop.override(task_id=f"hop_{i}", retries=0)(marker="{{ dag_run.conf['marker'] }}")
+        if previous is not None:
+            previous >> current
+        previous = current
+
+
+relay()
+'''
+
+
+def _update(plane: ControlPlane, name: str, *args: str) -> dict:
+    env = json.loads(plane.cli("env", "update", name, *args, "--wait", "--json").stdout)
+    assert env["status"] == "AVAILABLE" and env["last_update"]["status"] == "SUCCESS", env["last_update"]
+    assert env["running_revision"] == env["revision"]
+    return env
+
+
+def _pids(env: dict) -> dict[str, int]:
+    return {c["name"]: c["pid"] for c in env["components"]}
+
+
+def test_ten_updates_of_every_kind_while_a_dag_runs(plane: ControlPlane, dags: Path, tmp_path: Path) -> None:
+    (dags / "relay.py").write_text(RELAY)
+    other = tmp_path / "dags2"
+    shutil.copytree(dags, other)
+    (other / "second.py").write_text((dags / "hello_taskflow.py").read_text().replace("hello_taskflow", "second"))
+    with_six = tmp_path / "with-inflection.txt"
+    with_six.write_text("inflection\n")
+    marker = tmp_path / "release"
+
+    env = plane.create("relay", dags)
+    airflow = plane.airflow("relay")
+    airflow.wait_for_dag("relay")
+    assert airflow.request("PATCH", "/dags/relay", json={"is_paused": False}).status_code == 200
+    response = airflow.request("POST", "/dags/relay/dagRuns", json={"logical_date": None, "conf": {"marker": str(marker)}})
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    wait_for(lambda: airflow.request("GET", f"/dags/relay/dagRuns/{run_id}/taskInstances/hop_0").json().get("state")
+             == "running", timeout=180, what="the first relay task to run")
+
+    before = _pids(env)
+    # 1. DAGs only: the DAGs link moves, nothing restarts, the new DAG appears
+    plan = json.loads(plane.cli("env", "update", "relay", "--dags", str(other), "--dry-run", "--json").stdout)
+    assert plan["kind"] == "dags" and plan["restart"] == []
+    env = _update(plane, "relay", "--dags", str(other))
+    assert _pids(env) == before
+    plane.airflow("relay").wait_for_dag("second", timeout=60)
+    # 2. a scheduler option: only the scheduler is replaced (the old one drains the running task)
+    plan = json.loads(plane.cli("env", "update", "relay", "--config", "scheduler.task_queued_timeout=601",
+                                "--dry-run", "--json").stdout)
+    assert plan["kind"] == "config" and plan["restart"] == ["scheduler"]
+    env = _update(plane, "relay", "--config", "scheduler.task_queued_timeout=601")
+    after = _pids(env)
+    assert after["scheduler"] != before["scheduler"]
+    assert {n: p for n, p in after.items() if n != "scheduler"} == {n: p for n, p in before.items() if n != "scheduler"}
+    # 3. an environment variable: every component, one at a time
+    env = _update(plane, "relay", "--env", "TEAM=blue")
+    # 4. a requirement added: a new runtime, checked, then switched to
+    plan = json.loads(plane.cli("env", "update", "relay", "--requirements", str(with_six), "--dry-run", "--json").stdout)
+    assert plan["kind"] == "runtime"
+    assert any(p["name"] == "inflection" and p["new"] and not p["old"] for p in plan["packages"]), plan["packages"]
+    env = _update(plane, "relay", "--requirements", str(with_six))
+    # 5. a triggerer option: only the triggerer
+    before = _pids(env)
+    env = _update(plane, "relay", "--config", "triggerer.capacity=999")
+    changed = {n for n, p in _pids(env).items() if before[n] != p}
+    assert changed == {"triggerer", "scheduler"}  # the scheduler option of update 2 was left out of this set
+    # 6. DAGs only, back to the first folder
+    env = _update(plane, "relay", "--dags", str(dags))
+    # 7. the requirement removed: back to the runtime without it
+    env = _update(plane, "relay", "--no-requirements")
+    # 8. another environment variable value
+    env = _update(plane, "relay", "--env", "TEAM=green")
+    # 9. a core option read by every component
+    env = _update(plane, "relay", "--config", "core.default_task_retries=0")
+    # 10. DAGs only again
+    before = _pids(env)
+    env = _update(plane, "relay", "--dags", str(other))
+    assert _pids(env) == before
+    assert env["revision"] == 11
+
+    assert airflow.run_state("relay", run_id) == "running", "the run should still be going after the ten updates"
+    marker.write_text("go")
+    airflow = plane.airflow("relay")
+    assert airflow.wait_for_run("relay", run_id, timeout=600) == "success"
+    tis = airflow.request("GET", f"/dags/relay/dagRuns/{run_id}/taskInstances", params={"limit": 100}).json()
+    states = {ti["task_id"]: (ti["state"], ti["try_number"]) for ti in tis["task_instances"]}
+    assert all(state == "success" and tries == 1 for state, tries in states.values()), states
+
+    history = json.loads(plane.cli("env", "history", "relay", "--json").stdout)
+    assert [h["revision"] for h in history] == list(range(1, 12))
+    assert all(h["status"] == "APPLIED" for h in history)
+    assert history[-1]["running"] and history[-1]["last_good"]
+    assert any("TEAM" in line for line in history[2]["changes"])
+    plane.cli("env", "delete", "relay", "--wait")

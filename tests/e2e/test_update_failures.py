@@ -1,0 +1,108 @@
+"""Bad updates are refused or fail with the cause named, and the running revision serves on.
+
+Each failing update must leave the environment AVAILABLE on its previous revision with
+the same processes, and `last_update` FAILED with an error that names the cause.
+"""
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import ControlPlane, wait_for
+from tests.e2e.test_preflight import broken_wheel
+
+
+def _pids(env: dict) -> dict[str, int]:
+    return {c["name"]: c["pid"] for c in env["components"]}
+
+
+@pytest.fixture(scope="module")
+def serving(plane: ControlPlane, tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("dags")
+    from tests.e2e.harness import EXAMPLES
+
+    (folder / "hello_taskflow.py").write_text((EXAMPLES / "hello_taskflow.py").read_text())
+    plane.create("fails", folder)
+    yield "fails"
+    plane.cli("env", "delete", "fails", "--wait", check=False)
+
+
+def _fails(plane: ControlPlane, name: str, *args: str, code: str, text: str) -> dict:
+    before = plane.get(name)
+    result = plane.cli("env", "update", name, *args, "--wait", check=False)
+    assert result.returncode != 0, result.stdout
+    env = plane.get(name)
+    assert env["status"] == "AVAILABLE", env["status_reason"]
+    assert env["running_revision"] == before["running_revision"]
+    assert env["last_update"]["status"] == "FAILED"
+    error = env["last_update"]["error"]
+    assert error["code"] == code, error
+    assert text in error["message"], error["message"]
+    assert _pids(env) == _pids(before)  # nothing switched: the previous revision kept serving
+    return env
+
+
+def test_a_package_that_fails_on_import(plane: ControlPlane, serving: str, tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"brokenpkg @ {broken_wheel(tmp_path).as_uri()}\n")
+    _fails(plane, serving, "--requirements", str(requirements), code="REQUIREMENT_IMPORT_FAILED",
+           text="brokenpkg needs BROKENPKG_LICENSE to be set")
+
+
+def test_a_plugin_that_raises_on_import(plane: ControlPlane, serving: str, tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "exploding.py").write_text("raise ValueError('the exploding plugin exploded')\n")
+    _fails(plane, serving, "--plugins", str(plugins), code="PLUGIN_IMPORT_FAILED", text="the exploding plugin exploded")
+
+
+def test_a_startup_script_that_fails_and_one_that_hangs(plane: ControlPlane, serving: str, tmp_path: Path) -> None:
+    failing = tmp_path / "fail.sh"
+    failing.write_text("echo preparing the environment\necho 'license server unreachable' >&2\nexit 3\n")
+    env = _fails(plane, serving, "--startup-script", str(failing), code="STARTUP_SCRIPT_FAILED", text="code 3")
+    assert "license server unreachable" in env["last_update"]["error"]["message"]
+    hanging = tmp_path / "hang.sh"
+    hanging.write_text("sleep 1000\n")
+    _fails(plane, serving, "--startup-script", str(hanging), code="STARTUP_SCRIPT_TIMED_OUT", text="20")
+
+
+def test_a_startup_script_runs_before_each_component_and_reserved_variables_are_reset(
+    plane: ControlPlane, serving: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "startup.sh"
+    script.write_text("export TEAM_FROM_SCRIPT=platform\nexport AIRFLOW__CORE__EXECUTOR=SequentialExecutor\n")
+    env = json.loads(plane.cli("env", "update", serving, "--startup-script", str(script), "--wait", "--json").stdout)
+    assert env["status"] == "AVAILABLE" and env["last_update"]["status"] == "SUCCESS"
+    logs = {p.stem: p.read_text() for p in (plane.home / "environments").glob("*/logs/components/*.log")}
+    assert any("reserved variable AIRFLOW__CORE__EXECUTOR" in text for text in logs.values())
+    assert plane.airflow(serving).run_dag("hello_taskflow") == "success"
+    plane.cli("env", "update", serving, "--no-startup-script", "--wait")
+
+
+def test_blocked_key_and_unsupported_upgrade_paths_are_refused_at_once(plane: ControlPlane, serving: str) -> None:
+    before = plane.get(serving)
+    blocked = plane.cli("env", "update", serving, "--config", "core.executor=CeleryExecutor", check=False)
+    assert blocked.returncode != 0 and "core.executor" in blocked.stderr + blocked.stdout
+    down = plane.cli("env", "update", serving, "--airflow-version", "2.11.2", check=False)
+    assert down.returncode != 0 and "2.11.2" in down.stderr + down.stdout
+    older = plane.cli("env", "update", serving, "--airflow-version", "3.2.2", check=False)
+    assert older.returncode != 0 and "allow" in (older.stderr + older.stdout).lower()
+    after = plane.get(serving)
+    assert after["revision"] == before["revision"] and _pids(after) == _pids(before)
+
+
+def test_control_plane_killed_in_the_middle_of_an_update_finishes_it(plane: ControlPlane, serving: str) -> None:
+    before = plane.get(serving)
+    plane.cli("env", "update", serving, "--env", "AFTER_CRASH=1")
+    wait_for(lambda: "replacing" in (plane.get(serving).get("status_reason") or ""), timeout=120,
+             what="the update to start replacing components")
+    plane.restart(signal.SIGKILL)
+    env = json.loads(plane.cli("env", "wait", serving, "--json", check=False).stdout)
+    assert env["status"] == "AVAILABLE"
+    assert env["revision"] == before["revision"] + 1
+    # completed, or rolled back to the previous revision: never stuck in UPDATING
+    assert env["running_revision"] in (before["revision"], before["revision"] + 1)
+    assert plane.airflow(serving).run_dag("hello_taskflow") == "success"
