@@ -44,9 +44,8 @@ from hangar.domain.lifecycle import change_status
 from hangar.domain.spec import EnvironmentPublic, Name, Spec
 from hangar.domain.status import UPDATABLE, Status
 from hangar.errors import EnvironmentAlreadyExists, EnvironmentBusy, SnapshotNotFound
-from hangar.runtime import metadb, snapshot_archive
+from hangar.runtime import metadb, plugins, snapshot_archive
 from hangar.runtime.airflow_config import EnvironmentLayout
-from hangar.runtime.plugins import KEEP as HANGAR_PLUGIN_FILES
 from hangar.store import repository
 from hangar.store import snapshots as store
 from hangar.store.models import EnvironmentRow, OperationRow, SnapshotRow, utcnow
@@ -159,7 +158,7 @@ def take_snapshot(ctx: Context, *, env_id: str, revision: int, kind: str, snapsh
     external = secrets.get("metadata_db_url")
     # a fernet rotation under way: the database may hold values under either key
     fernet = ",".join(filter(None, (secrets.get(_FERNET_NEXT), secrets["fernet_key"])))
-    layout = EnvironmentLayout(root=ctx.settings.environments_dir / env_id)
+    layout = EnvironmentLayout(root=ctx.settings.environments_dir / env_id)  # DAGs mirrored from a bucket
     folder = ctx.settings.snapshots_dir / env_id
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
@@ -177,8 +176,8 @@ def take_snapshot(ctx: Context, *, env_id: str, revision: int, kind: str, snapsh
             ctx.postgres.dump(database, dump)
         written = snapshot_archive.write_archive(
             folder / f"{snapshot_id}.tar.gz", manifest=manifest, db_dump=dump,
-            dags=Path(spec.dags) if spec.dags else layout.dags, plugins=layout.plugins,
-            skip_plugins=frozenset(HANGAR_PLUGIN_FILES),
+            dags=Path(spec.dags) if spec.dags else layout.dags, plugins=_user_plugins(ctx, spec, Path(scratch)),
+            skip_plugins=frozenset(plugins.KEEP),
         )
     try:
         with ctx.store.session() as session:
@@ -352,6 +351,25 @@ def _self_contained(ctx: Context, spec: Spec) -> Spec:
             changes[target] = buckets.get_object(ctx, bucket=source.bucket, key=key,
                                                  version_id=getattr(source, version_field)).data.decode()
     return spec.model_copy(update=changes)
+
+
+def _user_plugins(ctx: Context, spec: Spec, scratch: Path) -> Path | None:
+    """The user's plugins of `spec` as a folder (a plugins.zip, local or in a bucket, unpacked into `scratch`)."""
+    source = spec.source
+    archive = None
+    if source is not None and source.plugins_s3_path:
+        archive = buckets.get_object(ctx, bucket=source.bucket, key=source.plugins_s3_path,
+                                     version_id=source.plugins_s3_object_version).data
+    elif spec.plugins and Path(spec.plugins).is_file():
+        archive = Path(spec.plugins).read_bytes()
+    elif spec.plugins:
+        return Path(spec.plugins)
+    if archive is None:
+        return None
+    folder = scratch / "plugins"
+    folder.mkdir()
+    plugins.unpack_zip(archive, folder)
+    return folder
 
 
 def _unpack_to(ctx: Context, *, env_id: str, snapshot_id: str, target: Path, own: bool) -> None:

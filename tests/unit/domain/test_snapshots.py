@@ -21,6 +21,7 @@ from hangar.domain import snapshots
 from hangar.domain.spec import Spec
 from hangar.domain.status import Status
 from hangar.errors import SnapshotCorrupted, SnapshotNotFound
+from hangar.runtime import snapshot_archive
 from hangar.runtime.metadb import EmbeddedPostgres
 from hangar.settings import Settings
 from hangar.store import repository
@@ -125,3 +126,20 @@ def test_delete_removes_row_and_file(ctx: Context, env: EnvironmentRow) -> None:
     archive = ctx.settings.snapshots_dir / env.id / f"{snapshot_id}.tar.gz"
     snapshots.delete_snapshot(ctx, name="snap", snapshot_id=snapshot_id)
     assert not archive.exists() and snapshots.list_snapshots(ctx, name="snap") == []
+
+
+def test_the_users_plugins_go_in_hangars_own_stay_out(ctx: Context, env: EnvironmentRow, tmp_path: Path) -> None:
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "mine.py").write_text("X = 1\n")
+    (folder / "hangar_login.py").write_text("# Hangar's own, added to every plugins folder\n")
+    with ctx.store.session() as session:
+        row = repository.get_by_id(session, env.id)
+        spec = repository.get_spec(session, env.id, 1).model_copy(update={"plugins": str(folder)})
+        repository.add_revision(session, row, spec, 2)
+    snapshot_id = snapshots.take_snapshot(ctx, env_id=env.id, revision=2, kind=snapshots.MANUAL)
+    (taken,) = snapshots.list_snapshots(ctx, name="snap")
+    manifest = snapshot_archive.verify(ctx.settings.snapshots_dir / env.id / f"{snapshot_id}.tar.gz",
+                                       sha256=taken.sha256)
+    assert sorted(manifest.members) == ["dags/hello.py", "db.dump", "plugins/mine.py"]
+    assert manifest.revision == 2 and manifest.spec["plugins"] == str(folder)
