@@ -56,9 +56,10 @@ def base_packages(airflow_version: str) -> list[str]:
     packages = [f"apache-airflow[postgres]=={airflow_version}", "psycopg2-binary"]
     major, minor, _ = parse_version(airflow_version)
     if major == 3 and minor <= 2:
-        # measured on 3.2.2: with pydantic 2.14, which the index resolves to, every component fails
-        # at import ("Model 'TITerminalStatePayload' needs a discriminator field"); 2.13 works
-        packages.append("pydantic<2.14")
+        # measured on 3.2.2: with the fastapi the index resolves to (0.165) the execution API cannot be
+        # built ("Model 'TITerminalStatePayload' needs a discriminator field") and every component
+        # fails; 3.3.2 resolves fastapi 0.136.3, with which 3.2.2 works too
+        packages.append("fastapi<0.137")
     return packages
 
 
