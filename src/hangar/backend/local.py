@@ -263,6 +263,7 @@ class LocalBackend:
         replaces those one at a time (EnvironmentProcesses.replace), waiting for health."""
         with self._lock:
             processes = self._envs.get(plan.env_id)
+            fresh = processes is None
             if processes is None:
                 processes = EnvironmentProcesses(plan)
                 self._envs[plan.env_id] = processes
@@ -271,6 +272,8 @@ class LocalBackend:
                 changed = processes.changed(plan)
                 processes.use(plan)
         processes.start(adopt=adopt)
+        if fresh:  # adopted processes that a cut-short update left on another spec
+            changed = [n for n in REPLACE_ORDER if n in processes.processes and processes.processes[n].stale]
         return processes, changed
 
     def get(self, env_id: str) -> EnvironmentProcesses | None:

@@ -21,6 +21,7 @@ The clock is injectable so the state machine can be tested without sleeping.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -56,6 +57,11 @@ class ProcessSpec:
     stable_seconds: float = 60.0
     stop_grace: float = 20.0
 
+    def digest(self) -> str:
+        """What the process was started with (command and environment), as a one-way hash."""
+        payload = json.dumps([self.argv, sorted(self.env.items()), str(self.cwd)])
+        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
 
 @dataclass(kw_only=True)
 class ManagedProcess:
@@ -66,6 +72,7 @@ class ManagedProcess:
     create_time: float | None = None
     failures: int = 0
     restarts: int = 0
+    stale: bool = False  # adopted, but started with another spec than this one
     reason: str | None = None
     _started_at: float = 0.0
     _retry_at: float = 0.0
@@ -96,6 +103,8 @@ class ManagedProcess:
         if record is None or not _alive(record["pid"], record["create_time"]):
             return False
         self.pid, self.create_time = record["pid"], record["create_time"]
+        # started from another command or environment (an update was cut short): replace it
+        self.stale = record.get("spec") != self.spec.digest()
         self.state = ProcessState.RUNNING  # adopted: it has been up longer than start_seconds
         self.failures = 0
         self.reason = None
@@ -237,7 +246,8 @@ class ManagedProcess:
     def _write_pid_file(self) -> None:
         self.spec.pid_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.spec.pid_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": self.pid, "create_time": self.create_time, "argv": self.spec.argv}))
+        tmp.write_text(json.dumps({"pid": self.pid, "create_time": self.create_time, "argv": self.spec.argv,
+                                   "spec": self.spec.digest()}))
         tmp.replace(self.spec.pid_file)
 
     def _read_pid_file(self) -> dict | None:

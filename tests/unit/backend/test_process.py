@@ -413,3 +413,25 @@ def wait_for_child(leader: "psutil.Process") -> "psutil.Process":
             return children[0]
         time.sleep(0.05)
     raise AssertionError("the leader never forked its child")
+
+
+def test_an_adopted_process_started_from_another_spec_is_stale(make, clock):
+    first = make(["sleep", "60"])
+    first.start()
+    same = make(["sleep", "60"])
+    assert same.adopt() and not same.stale
+    other = make(["sleep", "61"])  # what an update cut short by a crash had not yet replaced
+    assert other.adopt() and other.stale
+
+
+def test_drain_signals_the_leader_alone_and_waits_for_it(make, clock, tmp_path):
+    # the leader traps TERM and finishes its "task" (a child in its group) before exiting
+    done = tmp_path / "task-finished"
+    script = f"trap 'wait $child; exit 0' TERM; (sleep 1; touch {done}) & child=$!; while true; do sleep 0.1; done"
+    mp = make(["bash", "-c", script])
+    mp.start()
+    wait_until(lambda: len(psutil.Process(mp.pid).children()) >= 1, what="the child to start")
+    mp.drain(grace=60)
+    assert mp.state == ProcessState.STOPPING
+    wait_until(lambda: (mp.tick(), mp.state == ProcessState.STOPPED)[1], what="the drained leader to exit")
+    assert done.exists()  # SIGTERM to the whole group would have killed the task before it finished
