@@ -186,6 +186,10 @@ def hangar_options(
     }
     if major >= 3:
         options["core"]["execution_api_server_url"] = f"{url}/execution/"
+        # A task reaches the execution API through the api-server, which an update replaces (it holds
+        # the port, so it stops before its successor starts): Airflow's default 5 retries give up
+        # after ~31 s, less than a busy machine needs to restart it; 10 retries wait ~6 minutes.
+        options["workers"] = {"execution_api_retries": "10"}
         options["core"]["simple_auth_manager_users"] = "admin:admin"
         options["core"]["simple_auth_manager_passwords_file"] = str(layout.passwords)
         options["api"] = {"host": bind_host(spec), "port": str(ports["web"]), "base_url": url}
