@@ -158,13 +158,20 @@ def list_history(ctx: Context, *, name: str) -> list[RevisionPublic]:
 
 def _next_spec(ctx: Context, session, env: EnvironmentRow, build: Callable[[Spec], Spec], *, allow_downgrade: bool) -> Spec:
     """The next revision's spec, checked: the Airflow version path, the bucket pins, the plugins digest."""
-    current = repository.get_spec(session, env.id, env.revision)
+    current = repository.get_spec(session, env.id, _base_revision(env))
     spec = pin_plugins(pin_source(ctx, _valid(lambda: build(current))))
     # the metadata database is at the running revision's version
     on = repository.get_spec(session, env.id, env.running_revision) if env.running_revision else current
     if spec.airflow_version != on.airflow_version:
         upgrade.plan_upgrade(current=on.airflow_version, target=spec.airflow_version, allow_downgrade=allow_downgrade)
     return spec
+
+
+def _base_revision(env: EnvironmentRow) -> int:
+    """What an update changes: the latest revision, or the running one when the latest failed
+    (as on MWAA, a failed update leaves the configuration it failed to apply behind)."""
+    failed = env.last_update_status == "FAILED" and env.last_update_revision == env.revision
+    return env.running_revision if failed and env.running_revision is not None else env.revision
 
 
 def _open_update(ctx: Context, session, env: EnvironmentRow, spec: Spec, *, reason: str) -> tuple[str, int]:

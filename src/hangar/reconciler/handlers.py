@@ -353,9 +353,10 @@ class Reconciler:
             db_url = external
         else:
             assert database is not None
-            template = f"hangar_tpl_{runtime.key}"
-            self.ctx.postgres.ensure_template(template, runtime=runtime, progress=lambda t: self._progress(work, t))
-            self.ctx.postgres.create_from_template(database, template=template)
+            if self.ctx.postgres.database_state(database) is None:  # an update's database exists already
+                template = f"hangar_tpl_{runtime.key}"
+                self.ctx.postgres.ensure_template(template, runtime=runtime, progress=lambda t: self._progress(work, t))
+                self.ctx.postgres.create_from_template(database, template=template)
             db_url = self.ctx.postgres.url(database)
             self._step(work, f"metadata database {database} ready")
         plugins_dir = plugins.stage(layout.root / "plugins", source=Path(spec.plugins) if spec.plugins else None,
@@ -369,7 +370,8 @@ class Reconciler:
         assert spec.dags is not None
         return Target(env_id=work.env_id, name=name, revision=revision, spec=spec, runtime=runtime, layout=layout,
                       ports=env_ports, db_url=db_url, dags=spec.dags, plugins_dir=plugins_dir, startup_script=script,
-                      cfg_text=airflow_config.render_cfg(spec=spec, layout=layout, ports=env_ports, plugins_dir=plugins_dir))
+                      cfg_text=airflow_config.render_cfg(spec=spec, layout=layout, ports=env_ports, plugins_dir=plugins_dir,
+                                                         drain_seconds=settings.drain_seconds))
 
     def _activate(self, target: Target) -> None:
         """The revision's configuration and DAGs become the ones Airflow reads. Components

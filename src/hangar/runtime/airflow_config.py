@@ -24,6 +24,9 @@ from hangar.domain.spec import AccessMode, Spec, parse_version
 ADDON_PATH = Path(__file__).parent / "airflow_addon"
 SECRET_NAMES = ("fernet_key", "jwt_secret", "secret_key")
 
+# How long a replaced scheduler may take to let its running tasks finish (Settings.drain_seconds).
+DRAIN_SECONDS = 240.0
+
 # Scheduling latency knobs that matter on a small machine: the defaults were chosen
 # for big deployments and make short tasks wait on heartbeats.
 _FAST = {
@@ -160,7 +163,8 @@ def base_url(ports: dict[str, int]) -> str:
 
 
 def hangar_options(
-    *, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int], plugins_dir: Path | None = None
+    *, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int], plugins_dir: Path | None = None,
+    drain_seconds: float = DRAIN_SECONDS,
 ) -> dict[str, dict[str, str]]:
     major = parse_version(spec.airflow_version)[0]
     preset = PRESETS[spec.environment_class]
@@ -182,7 +186,14 @@ def hangar_options(
             "worker_log_server_port": str(ports["worker_logs"]),
             "trigger_log_server_port": str(ports["trigger_logs"]),
         },
-        "scheduler": dict(_FAST["scheduler"]),
+        "scheduler": {
+            **_FAST["scheduler"],
+            # A replaced scheduler drains: it no longer heartbeats while its running tasks finish.
+            # Every scheduler that starts meanwhile resets the tasks of schedulers silent for longer
+            # than this threshold, so it covers the drain (Airflow's own task heartbeat timeout,
+            # which finds killed tasks, is 300 s).
+            "scheduler_health_check_threshold": str(int(drain_seconds)),
+        },
     }
     if major >= 3:
         options["core"]["execution_api_server_url"] = f"{url}/execution/"
@@ -211,8 +222,9 @@ def hangar_options(
     return options
 
 
-def render_cfg(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int], plugins_dir: Path | None = None) -> str:
-    options = hangar_options(spec=spec, layout=layout, ports=ports, plugins_dir=plugins_dir)
+def render_cfg(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int], plugins_dir: Path | None = None,
+               drain_seconds: float = DRAIN_SECONDS) -> str:
+    options = hangar_options(spec=spec, layout=layout, ports=ports, plugins_dir=plugins_dir, drain_seconds=drain_seconds)
     for dotted, value in spec.airflow_configuration_options.items():
         section, key = dotted.split(".", 1)
         options.setdefault(section, {})[key] = value
