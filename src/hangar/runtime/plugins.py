@@ -68,10 +68,14 @@ def stage(parent: Path, *, source: Path | None = None, archive: bytes | None = N
     building = parent / f".{key[:16]}.building"
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
-    if source is not None:
-        shutil.copytree(source, building, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-    (building / "hangar_login.py").write_text(HANGAR_PLUGIN)
-    if archive is not None:
-        unpack_zip(archive, building)
+    try:
+        if source is not None:
+            shutil.copytree(source, building, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        (building / "hangar_login.py").write_text(HANGAR_PLUGIN)
+        if archive is not None:
+            unpack_zip(archive, building)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
     building.rename(target)
     return target
