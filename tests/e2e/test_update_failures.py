@@ -106,3 +106,36 @@ def test_control_plane_killed_in_the_middle_of_an_update_finishes_it(plane: Cont
     # completed, or rolled back to the previous revision: never stuck in UPDATING
     assert env["running_revision"] in (before["revision"], before["revision"] + 1)
     assert plane.airflow(serving).run_dag("hello_taskflow") == "success"
+
+
+def test_a_component_that_fails_after_the_switch_rolls_back(plane: ControlPlane, serving: str) -> None:
+    # an invalid value that only the triggerer reads: the new triggerer exits at every start
+    before = plane.get(serving)
+    result = plane.cli("env", "update", serving, "--config", "triggerer.capacity=lots", "--wait", check=False)
+    assert result.returncode != 0
+    env = plane.get(serving)
+    assert env["status"] == "AVAILABLE" and env["running_revision"] == before["running_revision"]
+    assert env["last_update"]["status"] == "FAILED"
+    assert env["last_update"]["error"]["code"] == "COMPONENT_FAILED"
+    assert "triggerer" in env["last_update"]["error"]["message"]
+    events = json.loads(plane.cli("env", "events", serving, "--json").stdout)
+    assert events[-2]["status"] == "ROLLING_BACK" and events[-1]["status"] == "AVAILABLE"
+    # only the triggerer was replaced, twice; the others never stopped
+    after = _pids(env)
+    assert {n: p for n, p in after.items() if n != "triggerer"} == {n: p for n, p in _pids(before).items() if n != "triggerer"}
+    assert plane.airflow(serving).run_dag("hello_taskflow") == "success"
+
+
+def test_history_and_rollback_to_an_earlier_revision(plane: ControlPlane, serving: str) -> None:
+    plane.cli("env", "update", serving, "--env", "STAGE=one", "--wait")
+    history = json.loads(plane.cli("env", "history", serving, "--json").stdout)
+    failed = [h for h in history if h["status"] == "FAILED"]
+    assert failed and all(h["error"] for h in failed)
+    assert history[-1]["status"] == "APPLIED" and history[-1]["running"]
+    assert any("STAGE" in line for line in history[-1]["changes"])
+    env = json.loads(plane.cli("env", "rollback", serving, "--to", "1", "--wait", "--json").stdout)
+    assert env["status"] == "AVAILABLE" and env["last_update"]["status"] == "SUCCESS"
+    assert env["revision"] == history[-1]["revision"] + 1 == env["running_revision"]
+    assert env["spec"]["environment_variables"] == {}
+    text = plane.cli("env", "history", serving).stdout
+    assert f"revision {env['revision']}" in text and "running" in text
