@@ -490,6 +490,10 @@ from hangar.cli.maintenance import install as _install_maintenance_commands  # n
 
 _install_maintenance_commands(env_app=env_app)
 
+from hangar.cli.export import install as _install_export_commands  # noqa: E402
+
+_install_export_commands(env_app=env_app)
+
 
 if __name__ == "__main__":
     sys.exit(main())
