@@ -46,6 +46,7 @@ CARRIED_OPTIONS = (
     ("dag_processor", "parsing_processes"),
     ("dag_processor", "refresh_interval"),
     ("scheduler", "dag_dir_list_interval"),
+    ("scheduler", "parsing_processes"),
 )
 
 # Airflow's own sensitive options (airflow.configuration's sensitive_config_values) that a user may set.

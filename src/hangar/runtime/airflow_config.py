@@ -211,7 +211,7 @@ def hangar_options(
         # preloaded forkserver cost 97 CPU-seconds against fork's 20, because every task then
         # re-imports what a forked child inherits (see bench/RESULTS.md).
     else:
-        options["core"]["parsing_processes"] = str(preset.parsing_processes)
+        options["scheduler"]["parsing_processes"] = str(preset.parsing_processes)  # [scheduler] on Airflow 2
         options["webserver"] = {
             "web_server_host": bind_host(spec), "web_server_port": str(ports["web"]), "base_url": url,
             "workers": "2", "warn_deployment_exposure": "False",

@@ -67,7 +67,7 @@ def test_airflow2_uses_the_webserver_section_and_no_execution_api(layout):
     assert cfg["webserver"]["web_server_port"] == str(PORTS["web"])
     assert cfg["webserver"]["web_server_host"] == "127.0.0.1"
     assert cfg["webserver"]["base_url"] == base_url(PORTS)
-    assert cfg["core"]["parsing_processes"] == str(PRESETS[EnvironmentClass.small].parsing_processes)
+    assert cfg["scheduler"]["parsing_processes"] == str(PRESETS[EnvironmentClass.small].parsing_processes)
     assert not cfg.has_section("dag_processor")
 
 
