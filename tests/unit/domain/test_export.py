@@ -165,7 +165,7 @@ def test_airflow_3_and_2_11_use_their_own_keys():
     assert two["webserverSecretKeySecretName"] == "a2-webserver-secret-key"
     assert "apiSecretKeySecretName" not in two and "jwtSecretName" not in two
     assert "dag_processor" not in two["config"]
-    assert two["config"]["scheduler"] == {"dag_dir_list_interval": "5"}
+    assert two["config"]["scheduler"] == {"dag_dir_list_interval": "5", "parsing_processes": "1"}
     assert [s.name for s in kubernetes_secrets(spec(airflow_version="2.11.0"), name="a2")] == [
         "a2-fernet-key", "a2-webserver-secret-key", "a2-metadata"]
 
