@@ -76,8 +76,8 @@ def test_a_startup_script_runs_before_each_component_and_reserved_variables_are_
     script.write_text("export TEAM_FROM_SCRIPT=platform\nexport AIRFLOW__CORE__EXECUTOR=SequentialExecutor\n")
     env = json.loads(plane.cli("env", "update", serving, "--startup-script", str(script), "--wait", "--json").stdout)
     assert env["status"] == "AVAILABLE" and env["last_update"]["status"] == "SUCCESS"
-    logs = {p.stem: p.read_text() for p in (plane.home / "environments").glob("*/logs/components/*.log")}
-    assert any("reserved variable AIRFLOW__CORE__EXECUTOR" in text for text in logs.values())
+    logs = [p.read_text() for p in (plane.home / "environments").glob("*/logs/components/*.log")]
+    assert any("reserved variable AIRFLOW__CORE__EXECUTOR" in text for text in logs)
     assert plane.airflow(serving).run_dag("hello_taskflow") == "success"
     plane.cli("env", "update", serving, "--no-startup-script", "--wait")
 
