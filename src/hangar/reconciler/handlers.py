@@ -443,7 +443,27 @@ class Reconciler:
             self._step(work, f"replacing {name}" + (" (its running tasks finish first)" if name == "scheduler" else ""))
             processes.replace(name)
             self._wait_ready(work, processes)
+            self._wait_job(work, processes, name, target.db_url)
         return processes
+
+    def _wait_job(self, work: Work, processes: EnvironmentProcesses, name: str, db_url: str) -> None:
+        """A replaced component counts as up once its Airflow job runs: staying up a few seconds
+        is not enough, since an Airflow component may import for longer than that before it
+        fails on its configuration."""
+        job_type = metadb.COMPONENT_JOBS.get(name)
+        process = processes.processes[name]
+        if job_type is None or process.create_time is None:
+            return
+        deadline = time.monotonic() + self.ctx.settings.ready_timeout
+        while not metadb.job_running_since(db_url, job_type=job_type, since=process.create_time - 1):
+            health = processes.health()
+            if health.fatal or processes.processes[name] is not process or process.failures:
+                raise ComponentFailed(f"{name} did not start: {health.reason or process.reason}\n{_log_tail(processes)}")
+            if time.monotonic() > deadline:
+                raise ComponentFailed(f"{name} started no {job_type} within {self.ctx.settings.ready_timeout:.0f} s\n"
+                                      f"{_log_tail(processes)}")
+            self._progress(work, f"waiting for {name} to start its {job_type}")
+            time.sleep(0.5)
 
     def _wait_ready(self, work: Work, processes: EnvironmentProcesses) -> None:
         deadline = time.monotonic() + self.ctx.settings.ready_timeout

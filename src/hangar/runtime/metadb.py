@@ -276,3 +276,27 @@ def _pg(program: str, *args: str, password: str | None = None, timeout: float = 
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-10:])
         raise MetadataDatabaseFailed(f"{program} failed (exit {result.returncode}):\n{_redact(tail, password)}")
+
+
+# The Airflow job each long-running component records (and heartbeats) once it is past start-up.
+COMPONENT_JOBS = {"scheduler": "SchedulerJob", "triggerer": "TriggererJob", "dag-processor": "DagProcessorJob"}
+
+
+def job_running_since(url: str, *, job_type: str, since: float) -> bool:
+    """Whether a component of `job_type` started at or after `since` (epoch seconds) has a
+    running job in Airflow's `job` table: it read its configuration and entered its loop."""
+    try:
+        connection = psycopg2.connect(libpq_url(url), connect_timeout=5)
+    except psycopg2.OperationalError:
+        return False
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM job WHERE job_type = %s AND state = 'running' AND start_date >= to_timestamp(%s) LIMIT 1",
+                (job_type, since),
+            )
+            return cursor.fetchone() is not None
+    except psycopg2.Error:
+        return False
+    finally:
+        connection.close()
