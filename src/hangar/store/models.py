@@ -207,3 +207,21 @@ class SnapshotRow(Base):
     airflow_version: Mapped[str] = mapped_column(String(16))
     fernet_wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     fernet_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# --- worker autoscaling (hangar.reconciler.autoscaler) ---
+
+
+class WorkerSampleRow(Base):
+    """One autoscaler reading of a Celery environment: the time series behind `workers` in
+    `hangar env get` and the observability pages. Old samples are pruned by the autoscaler."""
+
+    __tablename__ = "worker_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    current: Mapped[int] = mapped_column(Integer)
+    desired: Mapped[int] = mapped_column(Integer)
+    queued: Mapped[int] = mapped_column(Integer)
+    running: Mapped[int] = mapped_column(Integer)
