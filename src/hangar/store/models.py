@@ -225,3 +225,49 @@ class WorkerSampleRow(Base):
     desired: Mapped[int] = mapped_column(Integer)
     queued: Mapped[int] = mapped_column(Integer)
     running: Mapped[int] = mapped_column(Integer)
+
+
+# --- worker hosts that joined a Celery environment (hangar.domain.workers) ---
+
+
+class WorkerTokenRow(Base):
+    """A token a host presents to join one environment's Celery workers.
+
+    Only the sha256 of the token is kept: the token itself is shown once, when issued.
+    A revoked token stays, so the hosts that used it show as REVOKED."""
+
+    __tablename__ = "worker_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"), index=True)
+    label: Mapped[str | None] = mapped_column(String(200))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WorkerHostRow(Base):
+    """A host running Celery workers for an environment, as its last heartbeat described it.
+
+    One row per (environment, hostname): a host that joins again updates its row."""
+
+    __tablename__ = "worker_hosts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"))
+    token_id: Mapped[str] = mapped_column(ForeignKey("worker_tokens.id"), index=True)
+    hostname: Mapped[str] = mapped_column(String(253))
+    address: Mapped[str] = mapped_column(String(64))  # the peer address the API saw
+    concurrency: Mapped[int] = mapped_column(Integer)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    state: Mapped[str] = mapped_column(String(16))  # RUNNING, DRAINING or STOPPED, as the host reports it
+    running_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    workers: Mapped[list] = mapped_column(JSON, default=list)  # Celery worker names on the host
+    airflow_version: Mapped[str | None] = mapped_column(String(32))
+    runtime_key: Mapped[str | None] = mapped_column(String(128))
+
+    __table_args__ = (
+        Index("uq_worker_hosts_environment_hostname", "environment_id", "hostname", unique=True),
+    )
