@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # Seconds between checks for patched releases of environments' installed packages; a hit
     # only records pending maintenance, which runs in the environment's weekly window.
     maintenance_check_seconds: float = 21600.0
+    # Seconds without a heartbeat after which a joined worker host is LOST.
+    worker_lost_seconds: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _port_range(self) -> "Settings":
