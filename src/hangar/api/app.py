@@ -10,6 +10,7 @@ from hangar.api import audit, errors
 from hangar.api.auth import load_or_create_admin_key
 from hangar.api.mwaa import routes as mwaa
 from hangar.api.routes import access, buckets, environments, export, keys, maintenance, snapshots
+from hangar.api.routes import workers
 from hangar.controlplane import ControlPlane
 from hangar.settings import Settings
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(snapshots.router)
     app.include_router(maintenance.router)
     app.include_router(export.router)
+    app.include_router(workers.router)
     app.include_router(mwaa.router)
 
     @app.get("/health", tags=["health"])

@@ -1,0 +1,83 @@
+"""Native routes for hosts that join an environment's Celery workers.
+
+Two kinds of caller, on two routers:
+- people, with the API's own keys: issuing a worker token needs Admin (a token lets a host run
+  the environment's tasks); revoking one needs what an update needs (Op or higher); listing
+  tokens and hosts needs read;
+- joined hosts, with a worker token (`Authorization: Bearer hwt_...`) and nothing else: the
+  heartbeat here, and any route that declares `Depends(require_worker_token)`. The token must
+  belong to the environment in the path. The API's own keys are not accepted on these routes,
+  and worker tokens are accepted nowhere else (every other router requires a principal).
+
+A worker call is audited with `worker-token/<id>` as its principal; the token never is.
+"""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from hangar.api.auth import principal, require
+from hangar.context import Context
+from hangar.domain import workers
+from hangar.domain.access import Principal, Role
+from hangar.domain.workers import (
+    Heartbeat, HeartbeatAccepted, VerifiedWorkerToken, WorkerHostPublic, WorkerTokenCreate, WorkerTokenCreated,
+    WorkerTokenInvalid, WorkerTokenPublic,
+)
+
+PREFIX = "/api/v1/environments/{name}"
+worker_bearer = HTTPBearer(auto_error=False, scheme_name="WorkerToken",
+                           description="a worker token (hwt_...) from `hangar worker token create`")
+
+
+def ctx(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+def require_worker_token(
+    name: str, request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(worker_bearer),
+) -> VerifiedWorkerToken:
+    """The live worker token of environment `name` the request carries; 401 or 403 otherwise."""
+    if credentials is None:
+        raise WorkerTokenInvalid(name)
+    caller = workers.verify_token(request.app.state.ctx, name=name, token=credentials.credentials)
+    # for the audit log only: no route reads this principal for authorization
+    request.state.principal = Principal(id=f"worker-token/{caller.token_id}", role=Role.Viewer)
+    return caller
+
+
+people = APIRouter(prefix=PREFIX, dependencies=[Depends(principal)], tags=["workers"])
+hosts = APIRouter(prefix=PREFIX, tags=["workers"])
+
+
+@people.post("/worker-tokens", status_code=201, name="workers.token_create", dependencies=[Depends(require("admin"))])
+def create_token(name: str, body: WorkerTokenCreate | None = None, c: Context = Depends(ctx)) -> WorkerTokenCreated:
+    body = body or WorkerTokenCreate()
+    return workers.issue_token(c, name=name, label=body.label)
+
+
+@people.get("/worker-tokens", dependencies=[Depends(require("read"))])
+def list_tokens(name: str, c: Context = Depends(ctx)) -> list[WorkerTokenPublic]:
+    return workers.list_tokens(c, name=name)
+
+
+@people.delete("/worker-tokens/{token_id}", name="workers.token_revoke", dependencies=[Depends(require("update"))])
+def revoke_token(name: str, token_id: str, c: Context = Depends(ctx)) -> WorkerTokenPublic:
+    return workers.revoke_token(c, name=name, token_id=token_id)
+
+
+@people.get("/workers", dependencies=[Depends(require("read"))])
+def list_hosts(name: str, c: Context = Depends(ctx)) -> list[WorkerHostPublic]:
+    return workers.list_hosts(c, name=name)
+
+
+@hosts.post("/workers/heartbeat", name="workers.heartbeat")
+def heartbeat(body: Heartbeat, request: Request, caller: VerifiedWorkerToken = Depends(require_worker_token),
+              c: Context = Depends(ctx)) -> HeartbeatAccepted:
+    address = request.client.host if request.client else "unknown"
+    return workers.record_heartbeat(c, caller=caller, report=body, address=address)
+
+
+router = APIRouter()
+router.include_router(people)
+router.include_router(hosts)
