@@ -18,7 +18,7 @@ from hangar.crypto import Envelope, load_or_create_master_key
 from hangar.domain import keys
 from hangar.domain.lifecycle import change_status
 from hangar.domain.status import Status
-from hangar.reconciler import maintenance, snapshot_schedule
+from hangar.reconciler import autoscaler, maintenance, snapshot_schedule
 from hangar.reconciler.handlers import Reconciler
 from hangar.reconciler.queue import ReconcileQueues, Work
 from hangar.runtime.metadb import EmbeddedPostgres
@@ -61,6 +61,8 @@ class ControlPlane:
                          name="hangar-snapshot-schedule", daemon=True).start()
         threading.Thread(target=maintenance.loop, args=(self.ctx,), kwargs={"stop": self._closing},
                          name="hangar-maintenance", daemon=True).start()
+        threading.Thread(target=autoscaler.loop, args=(self.ctx,), kwargs={"stop": self._closing},
+                         name="hangar-autoscaler", daemon=True).start()
 
     def close(self) -> None:
         """Stop the control plane only; environments keep running."""

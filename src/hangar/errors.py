@@ -197,3 +197,17 @@ class DagImportErrors(PermanentError):
         )
         super().__init__(f"{len(errors)} DAG file(s) fail to import with the new runtime:\n{listed}")
         self.errors = list(errors)
+
+
+class CeleryBrokerNotConfigured(ValidationFailed):
+    code = "CELERY_BROKER_NOT_CONFIGURED"
+
+    def __init__(self) -> None:
+        super().__init__("executor 'celery' needs a broker: start the control plane with "
+                         "`hangar server --celery-broker-url redis://...|amqp://...` or HANGAR_CELERY_BROKER_URL")
+
+
+class BrokerUnreachable(ValidationFailed):
+    """The Celery broker did not answer; the message carries the broker client's own error."""
+
+    code = "BROKER_UNREACHABLE"

@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     maintenance_check_seconds: float = 21600.0
     # Seconds without a heartbeat after which a joined worker host is LOST.
     worker_lost_seconds: float = Field(default=30.0, gt=0)
+    # The broker Celery environments use (redis://... or amqp://...). Each environment gets its
+    # own queue (and, on Redis, its own key prefix) on it. A secret: never logged or shown.
+    celery_broker_url: str | None = None
+    # Seconds between autoscaler readings of every Celery environment's queued and running tasks.
+    autoscale_interval: float = 2.0
+    # Seconds the demand must stay below the running workers before one is scaled down.
+    autoscale_cooldown: float = 120.0
+    # Seconds a worker being scaled down may take to finish its tasks (Celery's warm shutdown)
+    # before it is killed: long, since the point of a warm shutdown is that no task is killed.
+    worker_drain_seconds: float = 21600.0
+    # Hours of autoscaler readings kept.
+    worker_samples_hours: float = 24.0
 
     @model_validator(mode="after")
     def _port_range(self) -> "Settings":

@@ -46,6 +46,8 @@ class ControlPlane:
     port: int
     env_port_start: int
     process: subprocess.Popen | None = None
+    # more HANGAR_* settings (a broker URL, a shorter autoscaler cooldown)
+    extra_env: dict[str, str] = field(default_factory=dict)
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -64,6 +66,7 @@ class ControlPlane:
             "HANGAR_ENV_PORT_END": str(self.env_port_start + 999),
             # a hanging startup script is given up on quickly in tests
             "HANGAR_STARTUP_TIMEOUT": "20",
+            **self.extra_env,
         }
 
     def start(self) -> None:
@@ -142,7 +145,7 @@ class ControlPlane:
     def cleanup(self) -> None:
         """Stop everything this control plane started, even after a failed test."""
         self.stop()
-        for pid_file in self.home.glob("environments/*/run/*.pid"):
+        for pid_file in [*self.home.glob("environments/*/run/*.pid"), *self.home.glob("environments/*/run/draining/*.pid")]:
             try:
                 record = json.loads(pid_file.read_text())
                 os.killpg(record["pid"], signal.SIGKILL)

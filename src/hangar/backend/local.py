@@ -16,8 +16,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
+import psutil
 
-from hangar.backend.components import REPLACE_ORDER, Component, components_for, web_component
+from hangar.backend.components import (
+    WORKER_PREFIX, Component, WorkerPlan, components_for, is_worker, replace_order, web_component, worker_component,
+)
 from hangar.backend.process import ManagedProcess, ProcessSpec, ProcessState, kill_group_from_pid_file
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,21 @@ class LaunchPlan:
     wrapper: list[str] = field(default_factory=list)
     # how long a draining scheduler may take to finish its running tasks
     drain_seconds: float = 240.0
+    schedulers: int = 1
+    # Celery environments: how their workers run (None: LocalExecutor, no workers)
+    workers: WorkerPlan | None = None
+    # how long a worker being scaled down or replaced may take to finish its tasks
+    worker_drain_seconds: float = 21600.0
+
+    def component(self, name: str) -> Component:
+        """The component `name` as this plan runs it."""
+        if is_worker(name):
+            assert self.workers is not None
+            return worker_component(int(name.removeprefix(WORKER_PREFIX)), self.workers)
+        return {c.name: c for c in components_for(self.major, schedulers=self.schedulers)}[name]
+
+    def drain_grace(self, component: Component) -> float:
+        return self.worker_drain_seconds if component.role == "worker" else self.drain_seconds
 
 
 class EnvironmentProcesses:
@@ -64,7 +82,7 @@ class EnvironmentProcesses:
         self.plan = plan
         self.lock = threading.RLock()
         self.web = web_component(plan.major)
-        self.components: dict[str, Component] = {c.name: c for c in components_for(plan.major)}
+        self.components: dict[str, Component] = {c.name: c for c in self._fixed(plan)}
         self.processes: dict[str, ManagedProcess] = {
             c.name: ManagedProcess(spec=self._spec(c)) for c in self.components.values()
         }
@@ -73,12 +91,17 @@ class EnvironmentProcesses:
         self._web_failing_since: float | None = None
         self.web_ok = False
 
+    @staticmethod
+    def _fixed(plan: LaunchPlan) -> list[Component]:
+        """The components `plan` always runs (workers come and go with the autoscaler)."""
+        return components_for(plan.major, schedulers=plan.schedulers)
+
     def _spec(self, component: Component) -> ProcessSpec:
         root = self.plan.root
         return ProcessSpec(
             name=component.name,
             argv=[*self.plan.wrapper, str(self.plan.airflow_bin), *component.args],
-            env={**self.plan.env, **self.plan.component_env.get(component.name, {})},
+            env={**self.plan.env, **self.plan.component_env.get(component.role, {})},
             cwd=root,
             log_file=root / "logs" / "components" / f"{component.name}.log",
             pid_file=root / "run" / f"{component.name}.pid",
@@ -91,6 +114,8 @@ class EnvironmentProcesses:
         """Start every component that is not already running; return the adopted ones."""
         adopted = []
         with self.lock:
+            if adopt and self.plan.workers is not None:
+                self._adopt_workers()
             for name, process in self.processes.items():
                 if adopt and process.adopt():
                     adopted.append(name)
@@ -98,18 +123,97 @@ class EnvironmentProcesses:
                     process.start()
             if adopt:
                 self._adopt_draining()
+            self._reshape()
         return adopted
+
+    def _adopt_workers(self) -> None:
+        """Workers a previous control plane started: their pid files name them."""
+        for pid_file in sorted(self.plan.root.joinpath("run").glob(f"{WORKER_PREFIX}*.pid")):
+            name = pid_file.stem
+            if name in self.processes or not name.removeprefix(WORKER_PREFIX).isdigit():
+                continue
+            component = self.plan.component(name)
+            self.components[name] = component
+            self.processes[name] = ManagedProcess(spec=self._spec(component))
+
+    def _reshape(self) -> None:
+        """Start the components the plan adds (another scheduler, the minimum of workers) and
+        retire those it drops (a scheduler fewer; every worker when it leaves Celery): they
+        drain, so their tasks finish."""
+        wanted = {c.name: c for c in self._fixed(self.plan)}
+        for name in [n for n in self.components if n not in wanted and not (is_worker(n) and self.plan.workers)]:
+            self._retire(name)
+        for name, component in wanted.items():
+            if name not in self.processes:
+                self.components[name] = component
+                self.processes[name] = ManagedProcess(spec=self._spec(component))
+                self.processes[name].start()
+        if self.plan.workers is not None:
+            missing = self.plan.workers.min_workers - len(self.workers())
+            for _ in range(max(0, missing)):
+                self._add_worker()
+
+    def workers(self) -> list[str]:
+        """The workers that take tasks (not those draining)."""
+        with self.lock:
+            return sorted((n for n in self.processes if is_worker(n)), key=lambda n: int(n.removeprefix(WORKER_PREFIX)))
+
+    def _add_worker(self) -> str:
+        used = {int(n.removeprefix(WORKER_PREFIX)) for n in self.processes if is_worker(n)}
+        used |= {int(p.spec.name.removeprefix(WORKER_PREFIX)) for p in self.draining if is_worker(p.spec.name)}
+        index = next(i for i in range(1, len(used) + 2) if i not in used)
+        component = self.plan.component(f"{WORKER_PREFIX}{index}")
+        self.components[component.name] = component
+        self.processes[component.name] = process = ManagedProcess(spec=self._spec(component))
+        process.start()
+        return component.name
+
+    def _retire(self, name: str) -> None:
+        """Take `name` out of service without killing its work: a draining component drains,
+        anything else stops."""
+        component = self.components.pop(name)
+        process = self.processes.pop(name)
+        if not process.is_alive():
+            process.stop()
+            return
+        process.move_pid_file(self._draining_dir / f"{name}-{process.pid}.pid")
+        if component.replace == "drain":
+            process.drain(grace=self.plan.drain_grace(component))
+        else:
+            process.stop()
+        self.draining.append(process)
+
+    def scale_workers(self, count: int, *, pick: Callable[[list[ManagedProcess]], list[ManagedProcess]] | None = None) -> list[str]:
+        """Run `count` workers: start new ones at once, or warm-shut-down the surplus (they finish
+        their tasks and take no new ones). Returns the workers started or retired."""
+        with self.lock:
+            if self.plan.workers is None:
+                return []
+            names = self.workers()
+            if count > len(names):
+                return [self._add_worker() for _ in range(count - len(names))]
+            surplus = len(names) - count
+            if surplus <= 0:
+                return []
+            chosen = (pick or least_busy)([self.processes[n] for n in names])[:surplus]
+            retired = [p.spec.name for p in chosen]
+            for name in retired:
+                self._retire(name)
+            return retired
 
     def _adopt_draining(self) -> None:
         """Drains a previous control plane started go on; they were signalled once already."""
         for pid_file in sorted(self._draining_dir.glob("*.pid")):
             name = pid_file.stem.rsplit("-", 1)[0]
-            component = self.components.get(name)
+            try:
+                component = self.components.get(name) or self.plan.component(name)
+            except (KeyError, AssertionError, ValueError):
+                component = None
             if component is None or any(p.spec.pid_file == pid_file for p in self.draining):
                 continue
             process = ManagedProcess(spec=replace(self._spec(component), pid_file=pid_file))
             if process.adopt():
-                process.watch_drain(grace=self.plan.drain_seconds)
+                process.watch_drain(grace=self.plan.drain_grace(component))
                 self.draining.append(process)
             else:
                 pid_file.unlink(missing_ok=True)
@@ -119,25 +223,31 @@ class EnvironmentProcesses:
         return self.plan.root / "run" / "draining"
 
     def changed(self, plan: LaunchPlan) -> list[str]:
-        """Components whose command or environment `plan` changes, in REPLACE_ORDER."""
+        """Running components whose command or environment `plan` changes, in REPLACE_ORDER
+        (components the plan adds or drops are started or retired by use())."""
         with self.lock:
             previous, self.plan = self.plan, plan
             try:
-                differ = {n for n, c in self.components.items() if self.processes[n].spec != self._spec(c)}
+                kept = {c.name for c in self._fixed(plan)} | ({n for n in self.components if is_worker(n)}
+                                                              if plan.workers else set())
+                components = [plan.component(n) for n in self.components if n in kept]
+                differ = {c.name for c in components if self.processes[c.name].spec != self._spec(c)}
             finally:
                 self.plan = previous
-        return [n for n in REPLACE_ORDER if n in differ]
+        return [n for n in replace_order(components) if n in differ]
 
     def use(self, plan: LaunchPlan) -> None:
-        """Take `plan` for every later (re)start; nothing running is touched."""
+        """Take `plan` for every later (re)start, start what it adds and retire what it drops;
+        nothing else running is touched."""
         with self.lock:
             self.plan = plan
+            self._reshape()
 
     def replace(self, name: str) -> None:
         """Start `name` afresh from the current plan; the old process drains, overlaps or stops
         first, as its Component says. No task is killed: the scheduler drains."""
-        component = self.components[name]
         with self.lock:
+            component = self.components[name] = self.plan.component(name)
             old = self.processes[name]
             first = component.replace == "stop-first" or not old.is_alive()
             if first:
@@ -152,7 +262,7 @@ class EnvironmentProcesses:
             if not first:
                 old.move_pid_file(self._draining_dir / f"{name}-{old.pid}.pid")
                 if component.replace == "drain":
-                    old.drain(grace=self.plan.drain_seconds)
+                    old.drain(grace=self.plan.drain_grace(component))
                 else:
                     old.stop()
                 self.draining.append(old)
@@ -165,10 +275,12 @@ class EnvironmentProcesses:
     def stop(self, *, drain: bool = False) -> None:
         """Stop every component; with `drain`, the scheduler's running tasks finish first."""
         if drain:
-            draining = [self.processes[n] for n, c in self.components.items() if c.replace == "drain"]
             with self.lock:
-                for process in draining:
-                    process.drain(grace=self.plan.drain_seconds)
+                draining = []
+                for name, component in self.components.items():
+                    if component.replace == "drain":
+                        self.processes[name].drain(grace=self.plan.drain_grace(component))
+                        draining.append(self.processes[name])
             while any(p.state == ProcessState.STOPPING for p in draining):
                 with self.lock:
                     for process in draining:
@@ -188,7 +300,7 @@ class EnvironmentProcesses:
             self.draining.clear()
             for component in self.components.values():
                 kill_group_from_pid_file(self._spec(component).pid_file)
-            for pid_file in self._draining_dir.glob("*.pid"):
+            for pid_file in [*self._draining_dir.glob("*.pid"), *self.plan.root.joinpath("run").glob(f"{WORKER_PREFIX}*.pid")]:
                 kill_group_from_pid_file(pid_file)
 
     def probe_web(self, client: httpx.Client) -> bool:
@@ -222,14 +334,22 @@ class EnvironmentProcesses:
                 self.web_ok, self._web_failing_since = False, None
             return self.health()
 
+    def _replicated(self, role: str) -> bool:
+        return role == "worker" or (role == "scheduler" and self.plan.schedulers > 1)
+
     def health(self) -> Health:
         rows = [
             {"name": n, "state": p.state.value, "pid": p.pid, "restarts": p.restarts, "reason": p.reason}
             for n, p in self.processes.items()
         ]
         fatal = [p for p in self.processes.values() if p.state == ProcessState.FATAL]
-        down = [p for p in self.processes.values() if p.state in (ProcessState.BACKOFF, ProcessState.STOPPED)]
-        starting = [p for p in self.processes.values() if p.state == ProcessState.STARTING]
+        # A role run by several processes (schedulers, workers) serves while one of them runs: the
+        # others' restarts are shown per component but do not make the environment unavailable.
+        serving = {self.components[n].role for n, p in self.processes.items() if p.state == ProcessState.RUNNING}
+        counted = [p for n, p in self.processes.items() if not (self._replicated(self.components[n].role)
+                                                                and self.components[n].role in serving)]
+        down = [p for p in counted if p.state in (ProcessState.BACKOFF, ProcessState.STOPPED)]
+        starting = [p for p in counted if p.state == ProcessState.STARTING]
         if fatal:
             reason = "; ".join(f"{p.spec.name} is FATAL: {p.reason}" for p in fatal)
         elif down:
@@ -245,6 +365,19 @@ class EnvironmentProcesses:
 
 
 HealthCallback = Callable[[str, Health], None]
+
+
+def least_busy(workers: list[ManagedProcess]) -> list[ManagedProcess]:
+    """Workers in the order to scale them down: those running the fewest task processes first
+    (a Celery prefork child runs each task under a supervisor process of its own), the newest
+    first among equals."""
+    def load(process: ManagedProcess) -> tuple[int, int]:
+        try:
+            count = len(psutil.Process(process.pid).children(recursive=True)) if process.pid else 0
+        except psutil.Error:
+            count = 0
+        return count, -int(process.spec.name.removeprefix(WORKER_PREFIX))
+    return sorted(workers, key=load)
 
 
 class LocalBackend:
@@ -273,7 +406,7 @@ class LocalBackend:
                 processes.use(plan)
         processes.start(adopt=adopt)
         if fresh:  # adopted processes that a cut-short update left on another spec
-            changed = [n for n in REPLACE_ORDER if n in processes.processes and processes.processes[n].stale]
+            changed = [n for n in replace_order(list(processes.components.values())) if processes.processes[n].stale]
         return processes, changed
 
     def get(self, env_id: str) -> EnvironmentProcesses | None:

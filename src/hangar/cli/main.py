@@ -68,6 +68,11 @@ def _print_env(env: dict, as_json: bool) -> None:
     error = (env.get("last_update") or {}).get("error")
     if error:
         out.print(f"  last update failed: {error['code']}: {error['message']}", markup=False)
+    workers = env.get("workers")
+    if workers:
+        out.print(f"  workers: {workers['current']} running, {workers['desired']} wanted (min {workers['min']}, max "
+                  f"{workers['max']}, {workers['concurrency']} tasks each); tasks queued {workers['queued_tasks']}, "
+                  f"running {workers['running_tasks']}")
     for component in env.get("components", []):
         out.print(f"  {component['name']:<14} {component['state']:<9} pid {component['pid']}  restarts {component['restarts']}")
 
@@ -150,9 +155,13 @@ def server(
     home: Optional[Path] = typer.Option(None, help="HANGAR_HOME (default ~/.hangar)"),
     host: Optional[str] = typer.Option(None, help="address to listen on (default 127.0.0.1)"),
     port: Optional[int] = typer.Option(None, help="port to listen on (default 8765)"),
+    celery_broker_url: Optional[str] = typer.Option(
+        None, "--celery-broker-url", help="redis://... or amqp://... for Celery environments (or HANGAR_CELERY_BROKER_URL)"),
 ) -> None:
     """Run the control plane in the foreground (or use start|stop|status)."""
     ctx.obj = _settings(home, host, port)
+    if celery_broker_url is not None:
+        ctx.obj = ctx.obj.model_copy(update={"celery_broker_url": celery_broker_url})
     if ctx.invoked_subcommand is None:
         try:
             serverctl.serve(ctx.obj)
@@ -258,6 +267,11 @@ def env_create(
     maintenance_window: Optional[str] = typer.Option(None, "--maintenance-window", help="weekly start, e.g. TUE:03:30"),
     snapshot_schedule: Optional[str] = typer.Option(None, "--snapshot-schedule", help="cron expression"),
     snapshot_retention: Optional[int] = typer.Option(None, "--snapshot-retention", help="scheduled snapshots kept"),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local or celery"),
+    min_workers: Optional[int] = typer.Option(None, "--min-workers", help="Celery workers kept running"),
+    max_workers: Optional[int] = typer.Option(None, "--max-workers", help="Celery workers the autoscaler may add"),
+    schedulers: Optional[int] = typer.Option(None, "--schedulers", help="schedulers run at once (1-5)"),
+    worker_concurrency: Optional[int] = typer.Option(None, "--worker-concurrency", help="tasks one Celery worker runs at once"),
     wait: bool = typer.Option(False, "--wait"),
     timeout: float = typer.Option(900, help="seconds --wait waits"),
     as_json: bool = typer.Option(False, "--json"),
@@ -265,6 +279,7 @@ def env_create(
     """Create an environment."""
     body = {"name": name, **_spec_body(dags, airflow_version, requirements, config, env, env_class)}
     body.update(_extras_body(plugins, startup_script, maintenance_window, snapshot_schedule, snapshot_retention))
+    body.update(_scale_body(executor, min_workers, max_workers, schedulers, worker_concurrency))
     if metadata_db_url:
         body["metadata_db_url"] = metadata_db_url
     if kms_key:
@@ -293,6 +308,11 @@ def env_update(
     snapshot_schedule: Optional[str] = typer.Option(None, "--snapshot-schedule", help="cron expression"),
     snapshot_retention: Optional[int] = typer.Option(None, "--snapshot-retention", help="scheduled snapshots kept"),
     allow_downgrade: bool = typer.Option(False, "--allow-downgrade", help="allow an older Airflow version"),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local or celery"),
+    min_workers: Optional[int] = typer.Option(None, "--min-workers", help="Celery workers kept running"),
+    max_workers: Optional[int] = typer.Option(None, "--max-workers", help="Celery workers the autoscaler may add"),
+    schedulers: Optional[int] = typer.Option(None, "--schedulers", help="schedulers run at once (1-5)"),
+    worker_concurrency: Optional[int] = typer.Option(None, "--worker-concurrency", help="tasks one Celery worker runs at once"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the change plan; change nothing"),
     wait: bool = typer.Option(False, "--wait"),
     timeout: float = typer.Option(900),
@@ -301,6 +321,7 @@ def env_update(
     """Update an environment: stores a new revision and applies it by the least disruptive path."""
     body = _spec_body(dags, airflow_version, requirements, config, env, env_class)
     body.update(_extras_body(plugins, startup_script, maintenance_window, snapshot_schedule, snapshot_retention))
+    body.update(_scale_body(executor, min_workers, max_workers, schedulers, worker_concurrency))
     for flag, field in ((no_requirements, "requirements"), (no_plugins, "plugins"), (no_startup_script, "startup_script")):
         if flag:
             if field in body:
@@ -315,6 +336,12 @@ def env_update(
         return
     _send_and_report("PATCH", f"/api/v1/environments/{name}", body, name=name, wait=wait, timeout=timeout,
                      as_json=as_json)
+
+
+def _scale_body(executor, min_workers, max_workers, schedulers, worker_concurrency) -> dict:
+    given = {"executor": executor, "min_workers": min_workers, "max_workers": max_workers, "schedulers": schedulers,
+             "worker_concurrency": worker_concurrency}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _extras_body(plugins, startup_script, maintenance_window, snapshot_schedule, snapshot_retention) -> dict:
@@ -493,6 +520,11 @@ _install_maintenance_commands(env_app=env_app)
 from hangar.cli.export import install as _install_export_commands  # noqa: E402
 
 _install_export_commands(env_app=env_app)
+
+# `hangar worker ...`: joined hosts and their tokens; `hangar worker join` is added to worker_app by its own module
+from hangar.cli.workers import worker_app  # noqa: E402
+
+app.add_typer(worker_app, name="worker")
 
 
 if __name__ == "__main__":

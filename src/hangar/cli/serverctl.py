@@ -61,9 +61,12 @@ def start_background(settings: Settings, *, timeout: float = 60.0) -> str:
     settings.ensure_dirs()
     argv = [sys.executable, "-m", "hangar.cli.main", "server", "--home", str(settings.home),
             "--host", settings.host, "--port", str(settings.port)]
+    env = dict(os.environ)
+    if settings.celery_broker_url:  # in the environment, not argv: it may hold a password
+        env["HANGAR_CELERY_BROKER_URL"] = settings.celery_broker_url
     with open(settings.server_log_file, "ab") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+                                   start_new_session=True, env=env)
     client = Client(url=f"http://{settings.host}:{settings.port}", key=None)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

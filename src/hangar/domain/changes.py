@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from hangar.backend.components import REPLACE_ORDER, components_for
-from hangar.domain.spec import Spec, parse_version
+from hangar.domain.spec import Executor, Spec, parse_version
 from hangar.runtime import airflow_config
 
 _PORTS = {"web": 1, "worker_logs": 2, "trigger_logs": 3}  # ports never change between revisions
@@ -38,6 +38,7 @@ class ChangeKind(StrEnum):
 
 # spec fields (and bucket source fields) by the path a change of them takes
 RUNTIME_FIELDS = frozenset({
+    "executor",  # a Celery runtime carries the Celery provider
     "requirements", "plugins", "plugins_sha256", "startup_script",
     "source.requirements_s3_path", "source.requirements_s3_object_version",
     "source.plugins_s3_path", "source.plugins_s3_object_version",
@@ -80,25 +81,33 @@ def changed_fields(old: Spec, new: Spec) -> list[str]:
     return fields
 
 
+def roles(spec: Spec) -> list[str]:
+    """The kinds of component `spec` runs, in REPLACE_ORDER (several schedulers are one role)."""
+    present = {c.role for c in components_for(parse_version(spec.airflow_version)[0])}
+    if spec.executor == Executor.celery:
+        present.add("worker")
+    return [r for r in REPLACE_ORDER if r in present]
+
+
 def restarts(old: Spec, new: Spec, *, root: Path) -> list[str]:
-    """Components whose configuration, environment variables or log level differ."""
-    major = parse_version(new.airflow_version)[0]
-    names = [c.name for c in components_for(major)]
+    """Roles whose configuration, environment variables, log level or command differ."""
+    names = roles(new)
     layout = airflow_config.EnvironmentLayout(root=root)
 
     def view(spec: Spec) -> dict[str, tuple]:
         digests = airflow_config.config_digests(airflow_config.render_cfg(spec=spec, layout=layout, ports=_PORTS), names)
-        return {n: (digests[n], spec.environment_variables, airflow_config.component_env(spec, n)) for n in names}
+        command = {"worker": spec.worker_concurrency}
+        return {n: (digests[n], spec.environment_variables, airflow_config.component_env(spec, n), command.get(n))
+                for n in names}
 
     before, after = view(old), view(new)
-    return [n for n in REPLACE_ORDER if n in names and before[n] != after[n]]
+    return [n for n in names if before[n] != after[n]]
 
 
 def plan_change(old: Spec, new: Spec, *, root: Path, from_revision: int | None = None,
                 to_revision: int | None = None) -> ChangePlan:
     fields = changed_fields(old, new)
-    major = parse_version(new.airflow_version)[0]
-    everything = [n for n in REPLACE_ORDER if n in {c.name for c in components_for(major)}]
+    everything = roles(new)
     plan = ChangePlan(from_revision=from_revision, to_revision=to_revision, kind=ChangeKind.NONE, changed=fields)
     if "airflow_version" in fields:
         plan.kind, plan.restart = ChangeKind.UPGRADE, everything
@@ -119,12 +128,20 @@ def plan_change(old: Spec, new: Spec, *, root: Path, from_revision: int | None =
         restart = restarts(old, new, root=root)
         if restart:
             plan.kind, plan.restart = ChangeKind.CONFIG, restart
-            plan.steps = [f"restart {n}" + (" (draining its running tasks)" if n == "scheduler" else "") for n in restart]
+            plan.steps = [f"restart {n}" + (" (draining its running tasks)" if n in ("scheduler", "worker") else "")
+                          for n in restart]
         elif DAG_FIELDS & set(fields):
             plan.kind = ChangeKind.DAGS
             plan.steps = ["point the DAGs folder at the new DAGs; nothing restarts"]
+        elif "schedulers" in fields:
+            plan.kind = ChangeKind.CONFIG
+            plan.steps = [f"run {new.schedulers} schedulers (one that goes drains its running tasks)"]
         else:
             plan.steps = ["record the new revision; nothing restarts"]
+        if plan.kind == ChangeKind.CONFIG and "schedulers" in fields and plan.restart:
+            plan.steps.append(f"run {new.schedulers} schedulers (one that goes drains its running tasks)")
+    if {"min_workers", "max_workers"} & set(fields) and new.executor == Executor.celery:
+        plan.steps.append(f"autoscale between {new.min_workers} and {new.max_workers} workers")
     if plan.kind != ChangeKind.NONE and DAG_FIELDS & set(fields) and plan.kind != ChangeKind.DAGS:
         plan.steps.insert(0, "point the DAGs folder at the new DAGs")
     return plan

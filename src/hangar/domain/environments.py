@@ -23,15 +23,16 @@ from hangar.domain.access import Principal
 from hangar.domain.lifecycle import change_status
 from hangar.domain.spec import (
     ComponentPublic, EnvironmentCreate, EnvironmentPublic, EnvironmentUpdate, ErrorInfo, EventPublic, LastUpdate,
-    RevisionPublic, Spec, TokenPublic, parse_version,
+    Executor, RevisionPublic, Spec, TokenPublic, WorkerSamplePublic, WorkersPublic, parse_version,
 )
+from hangar.domain.classes import EnvironmentClass
 from hangar.domain.changes import ChangeKind, ChangePlan, PackageChange, describe_changes, plan_change
 from hangar.domain.status import UPDATABLE, Status
-from hangar.errors import EnvironmentAlreadyExists, EnvironmentBusy, ValidationFailed
+from hangar.errors import CeleryBrokerNotConfigured, EnvironmentAlreadyExists, EnvironmentBusy, ValidationFailed
 from hangar.runtime import plugins, upgrade
 from hangar.runtime.airflow_config import base_url
 from hangar.runtime.airflow_addon.hangar_airflow.tokens import mint
-from hangar.store import repository
+from hangar.store import repository, worker_samples
 from hangar.store.models import EnvironmentRow, utcnow
 
 TOKEN_SECONDS = 2 * 3600
@@ -42,6 +43,10 @@ def create_environment(ctx: Context, *, request: EnvironmentCreate) -> Environme
         if repository.find_live(session, request.name) is not None:
             raise EnvironmentAlreadyExists(request.name)
     spec = pin_plugins(pin_source(ctx, _valid(request.to_spec)))
+    if "executor" not in request.model_fields_set and ctx.settings.celery_broker_url and \
+            spec.environment_class in CELERY_BY_DEFAULT:
+        spec = spec.model_copy(update={"executor": Executor.celery})
+    check_executor(ctx, spec)
     kms_key_id = keys.key_id_for(ctx, ref=spec.kms_key)  # an unknown KmsKey is refused before anything is stored
     with ctx.store.session() as session:
         if repository.find_live(session, request.name) is not None:
@@ -112,10 +117,11 @@ def plan_update(ctx: Context, *, name: str, request: EnvironmentUpdate) -> Chang
         from hangar.runtime.venvs import runtime_key, Runtime
 
         key = runtime_key(python=ctx.settings.runtime_python, airflow_version=running.airflow_version,
-                          requirements=running.requirements, epoch=epoch)
+                          requirements=running.requirements, epoch=epoch, celery=running.executor == Executor.celery)
         old = Runtime(key=key, path=ctx.settings.runtimes_dir / key, airflow_version=running.airflow_version)
         if old.python.exists():
-            diff = preflight.package_diff(old=old, airflow_version=spec.airflow_version, requirements=spec.requirements)
+            diff = preflight.package_diff(old=old, airflow_version=spec.airflow_version, requirements=spec.requirements,
+                                          celery=spec.executor == Executor.celery)
             plan.packages = ([PackageChange(name=p.name, new=p.version) for p in diff.added]
                              + [PackageChange(name=p.name, old=p.version) for p in diff.removed]
                              + [PackageChange(name=p.name, old=p.old, new=p.new) for p in diff.changed])
@@ -164,7 +170,26 @@ def _next_spec(ctx: Context, session, env: EnvironmentRow, build: Callable[[Spec
     on = repository.get_spec(session, env.id, env.running_revision) if env.running_revision else current
     if spec.airflow_version != on.airflow_version:
         upgrade.plan_upgrade(current=on.airflow_version, target=spec.airflow_version, allow_downgrade=allow_downgrade)
+    check_executor(ctx, spec)
     return spec
+
+
+# Classes that run Celery workers when the control plane has a broker and the request does not
+# name an executor; the smallest classes keep the LocalExecutor.
+CELERY_BY_DEFAULT = frozenset(EnvironmentClass) - {EnvironmentClass.small, EnvironmentClass.mw1_micro,
+                                                   EnvironmentClass.mw1_small}
+
+
+def check_executor(ctx: Context, spec: Spec) -> None:
+    """A Celery revision needs the control plane's broker, and the broker must answer now:
+    refused here, nothing is stored and a running environment keeps its executor."""
+    if spec.executor != Executor.celery:
+        return
+    from hangar.runtime import broker
+
+    if not ctx.settings.celery_broker_url:
+        raise CeleryBrokerNotConfigured()
+    broker.check_reachable(ctx.settings.celery_broker_url)
 
 
 def _base_revision(env: EnvironmentRow) -> int:
@@ -365,5 +390,28 @@ def _public(ctx: Context, session, env: EnvironmentRow) -> EnvironmentPublic:
         name=env.name, status=env.status, status_reason=env.status_reason, airflow_version=spec.airflow_version,
         webserver_url=base_url(env.ports) if env.ports else None, created_at=env.created_at, last_update=last_update,
         revision=env.revision, running_revision=env.running_revision, last_good_revision=env.last_good_revision,
-        spec=desired, components=components,
+        spec=desired, components=components, executor=spec.executor.value, workers=_workers(session, env, spec),
     )
+
+
+def _workers(session, env: EnvironmentRow, spec: Spec) -> WorkersPublic | None:
+    """The autoscaler's last reading (hangar.reconciler.autoscaler) with the running revision's bounds."""
+    if spec.executor != Executor.celery:
+        return None
+    sample = worker_samples.latest(session, env.id)
+    assert spec.max_workers is not None and spec.worker_concurrency is not None
+    if sample is None:
+        return WorkersPublic(current=0, desired=spec.min_workers, min=spec.min_workers, max=spec.max_workers,
+                             queued_tasks=0, running_tasks=0, concurrency=spec.worker_concurrency)
+    return WorkersPublic(current=sample.current, desired=sample.desired, min=spec.min_workers, max=spec.max_workers,
+                         queued_tasks=sample.queued, running_tasks=sample.running, concurrency=spec.worker_concurrency,
+                         at=sample.at)
+
+
+def worker_history(ctx: Context, *, name: str, minutes: float = 60) -> list[WorkerSamplePublic]:
+    """The autoscaler's readings of the last `minutes`, oldest first."""
+    with ctx.store.session() as session:
+        env = repository.get_live(session, name)
+        start = utcnow() - timedelta(minutes=minutes)
+        return [WorkerSamplePublic(at=s.at, current=s.current, desired=s.desired, queued_tasks=s.queued,
+                                   running_tasks=s.running) for s in worker_samples.since(session, env.id, start)]

@@ -156,6 +156,13 @@ class AccessMode(StrEnum):
     PUBLIC_AND_PRIVATE = "PUBLIC_AND_PRIVATE"  # all interfaces
 
 
+class Executor(StrEnum):
+    """Where tasks run: inside the scheduler (LocalExecutor) or on Celery workers fed by a broker."""
+
+    local = "local"
+    celery = "celery"
+
+
 class LogLevel(StrEnum):
     CRITICAL = "CRITICAL"
     ERROR = "ERROR"
@@ -215,6 +222,9 @@ class _Options(_Strict):
     schedulers: int | None = Field(default=None, ge=1, le=5)
     min_webservers: int | None = Field(default=None, ge=1, le=5)
     max_webservers: int | None = Field(default=None, ge=1, le=5)
+    executor: Executor | None = None
+    # tasks one Celery worker runs at once; the class's value when not given
+    worker_concurrency: int | None = Field(default=None, ge=1, le=128)
     webserver_access_mode: AccessMode | None = None
     logging: LoggingConfiguration | None = None
     weekly_maintenance_window_start: str | None = None
@@ -330,6 +340,8 @@ class Spec(BaseModel):
     schedulers: int | None = None
     min_webservers: int | None = None
     max_webservers: int | None = None
+    executor: Executor = Executor.local
+    worker_concurrency: int | None = None
     webserver_access_mode: AccessMode = AccessMode.PRIVATE_ONLY
     logging: LoggingConfiguration = Field(default_factory=LoggingConfiguration)
     weekly_maintenance_window_start: str | None = None
@@ -355,6 +367,8 @@ class Spec(BaseModel):
             self.min_webservers = min(2 if mw1 else 1, preset.max_webservers)
         if self.max_webservers is None:
             self.max_webservers = max(self.min_webservers, min(2 if mw1 else 1, preset.max_webservers))
+        if self.worker_concurrency is None:
+            self.worker_concurrency = preset.worker_concurrency
         checks = [
             (self.min_workers <= self.max_workers, f"min_workers {self.min_workers} is above max_workers {self.max_workers}"),
             (self.max_workers <= preset.max_workers, f"{self.environment_class} allows at most {preset.max_workers} workers, not {self.max_workers}"),
@@ -374,7 +388,7 @@ class Spec(BaseModel):
         elif "source" in changes:
             changes["dags"] = None
         if "environment_class" in changes:  # sizing follows the new class unless given
-            for field in ("max_workers", "schedulers", "min_webservers", "max_webservers"):
+            for field in ("max_workers", "schedulers", "min_webservers", "max_webservers", "worker_concurrency"):
                 changes.setdefault(field, None)
         base = self.model_dump(mode="json")
         return Spec.model_validate({**base, **{k: v for k, v in changes.items()}})
@@ -414,6 +428,29 @@ class EnvironmentPublic(BaseModel):
     last_good_revision: int | None
     spec: Spec
     components: list[ComponentPublic] = Field(default_factory=list)
+    executor: str = "local"
+    workers: "WorkersPublic | None" = None
+
+
+class WorkersPublic(BaseModel):
+    """A Celery environment's workers as the autoscaler last saw them."""
+
+    current: int
+    desired: int
+    min: int
+    max: int
+    queued_tasks: int
+    running_tasks: int
+    concurrency: int
+    at: datetime | None = None
+
+
+class WorkerSamplePublic(BaseModel):
+    at: datetime
+    current: int
+    desired: int
+    queued_tasks: int
+    running_tasks: int
 
 
 class RevisionPublic(BaseModel):

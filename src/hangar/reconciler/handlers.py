@@ -23,16 +23,17 @@ from hangar.backend.local import EnvironmentProcesses, LaunchPlan
 from hangar.context import Context
 from hangar.domain.environments import ROTATE_FERNET
 from hangar.domain.lifecycle import change_status
-from hangar.domain.spec import Spec, parse_version
+from hangar.domain.spec import Executor, Spec, parse_version
 from hangar.domain.status import Status
-from hangar.errors import ComponentFailed, HangarError, PermanentError
-from hangar.backend.components import PORT_NAMES, components_for
+from hangar.errors import CeleryBrokerNotConfigured, ComponentFailed, HangarError, PermanentError
+from hangar.backend.components import PORT_NAMES, WorkerPlan
+from hangar.domain.changes import roles
 from hangar.reconciler.queue import Work
 from hangar.reconciler import snapshots as snapshot_work
 from hangar.reconciler import maintenance as maintenance_work
 from hangar.buckets import store as buckets
 from hangar.domain.changes import ChangeKind, plan_change
-from hangar.runtime import airflow_config, metadb, plugins, ports, preflight, startup, upgrade
+from hangar.runtime import airflow_config, broker, metadb, plugins, ports, preflight, startup, upgrade
 from hangar.runtime.venvs import Runtime, ensure_runtime
 from hangar.store import repository
 from hangar.store.models import OperationRow, utcnow
@@ -113,6 +114,7 @@ class Reconciler:
     def _create(self, work: Work, revision: int) -> None:
         self.ctx.backend.watch(work.env_id, False)
         target = self._prepare(work, revision)
+        self._check_broker(work, target)
         processes = self._launch(work, target)
         self._wait_ready(work, processes)
         self._finish(work, revision, Status.AVAILABLE, f"revision {revision} is running")
@@ -148,8 +150,20 @@ class Reconciler:
                 return
         self._finish(work, revision, Status.AVAILABLE, f"revision {revision} is running ({plan.kind} change)")
 
+    def _check_broker(self, work: Work, target: Target) -> None:
+        """A Celery revision starts only when its broker answers (checked again here: the broker
+        may have gone away since the request was accepted)."""
+        if target.spec.executor != Executor.celery:
+            return
+        url = self.ctx.settings.celery_broker_url
+        if not url:
+            raise CeleryBrokerNotConfigured()
+        self._step(work, "checking the Celery broker")
+        broker.check_reachable(url)
+
     def _preflight(self, work: Work, target: Target, old: Target) -> None:
         """Check the new runtime before anything switches; a failure leaves the old revision serving."""
+        self._check_broker(work, target)
         env = self._preflight_env(target)
         timeout = self.ctx.settings.startup_timeout
         if target.spec.requirements and target.runtime.key != old.runtime.key:
@@ -347,6 +361,7 @@ class Reconciler:
         runtime = ensure_runtime(
             root=settings.runtimes_dir, python=settings.runtime_python, airflow_version=spec.airflow_version,
             requirements=spec.requirements, progress=_Throttled(lambda text: self._progress(work, text)), epoch=epoch,
+            celery=spec.executor == Executor.celery,
         )
         self._step(work, f"runtime {runtime.key} ready")
         if external:
@@ -371,7 +386,8 @@ class Reconciler:
         return Target(env_id=work.env_id, name=name, revision=revision, spec=spec, runtime=runtime, layout=layout,
                       ports=env_ports, db_url=db_url, dags=spec.dags, plugins_dir=plugins_dir, startup_script=script,
                       cfg_text=airflow_config.render_cfg(spec=spec, layout=layout, ports=env_ports, plugins_dir=plugins_dir,
-                                                         drain_seconds=settings.drain_seconds))
+                                                         drain_seconds=settings.drain_seconds,
+                                                         broker_url=settings.celery_broker_url))
 
     def _activate(self, target: Target) -> None:
         """The revision's configuration and DAGs become the ones Airflow reads. Components
@@ -414,7 +430,7 @@ class Reconciler:
             secrets["fernet_key"] = f"{secrets[FERNET_NEXT]},{secrets['fernet_key']}"
         env = airflow_config.process_env(
             spec=target.spec, layout=target.layout, runtime_bin=target.runtime.path / "bin", secrets=secrets,
-            db_url=target.db_url,
+            db_url=target.db_url, broker_url=self.ctx.settings.celery_broker_url,
         )
         wrapper: list[str] = []
         if target.startup_script is not None:
@@ -422,14 +438,21 @@ class Reconciler:
             wrapper = startup.launch_argv(python=target.runtime.python, script=target.startup_script,
                                           timeout=self.ctx.settings.startup_timeout, argv=[])
         major = parse_version(target.spec.airflow_version)[0]
-        names = [c.name for c in components_for(major)]
+        names = roles(target.spec)
         digests = airflow_config.config_digests(target.cfg_text, names)
+        spec = target.spec
+        workers = None
+        if spec.executor == Executor.celery:
+            assert spec.worker_concurrency is not None and spec.max_workers is not None
+            workers = WorkerPlan(concurrency=spec.worker_concurrency, queue=airflow_config.celery_queue(target.layout),
+                                 hostname_suffix=target.env_id, min_workers=spec.min_workers, max_workers=spec.max_workers)
         return LaunchPlan(
             env_id=target.env_id, major=major, airflow_bin=target.runtime.airflow,
             env=env, root=target.layout.root, web_port=target.ports["web"],
             start_seconds=self.ctx.settings.start_seconds, start_retries=self.ctx.settings.start_retries,
             stable_seconds=self.ctx.settings.stable_seconds, wrapper=wrapper,
-            drain_seconds=self.ctx.settings.drain_seconds,
+            drain_seconds=self.ctx.settings.drain_seconds, schedulers=spec.schedulers or 1, workers=workers,
+            worker_drain_seconds=self.ctx.settings.worker_drain_seconds,
             component_env={n: {**airflow_config.component_env(target.spec, n), "HANGAR_CONFIG_DIGEST": digests[n]}
                            for n in names},
         )
@@ -440,7 +463,8 @@ class Reconciler:
         self._step(work, "starting components")
         processes, changed = self.ctx.backend.launch(self.launch_plan(target), adopt=True)
         for name in changed:
-            self._step(work, f"replacing {name}" + (" (its running tasks finish first)" if name == "scheduler" else ""))
+            draining = processes.components[name].replace == "drain"
+            self._step(work, f"replacing {name}" + (" (its running tasks finish first)" if draining else ""))
             processes.replace(name)
             self._wait_ready(work, processes)
             self._wait_job(work, processes, name, target.db_url)
@@ -450,7 +474,7 @@ class Reconciler:
         """A replaced component counts as up once its Airflow job runs: staying up a few seconds
         is not enough, since an Airflow component may import for longer than that before it
         fails on its configuration."""
-        job_type = metadb.COMPONENT_JOBS.get(name)
+        job_type = metadb.COMPONENT_JOBS.get(processes.components[name].role)
         process = processes.processes[name]
         if job_type is None or process.create_time is None:
             return

@@ -117,12 +117,12 @@ def detect(ctx: Context) -> list[str]:
             if not requirements or not requirements.strip():
                 continue
             key = runtime_key(python=settings.runtime_python, airflow_version=spec.airflow_version,
-                              requirements=requirements, epoch=epoch)
+                              requirements=requirements, epoch=epoch, celery=spec.executor == "celery")
             running = Runtime(key=key, path=settings.runtimes_dir / key, airflow_version=spec.airflow_version)
             if not running.python.exists():
                 continue
             diff = preflight.package_diff(old=running, airflow_version=spec.airflow_version, requirements=requirements,
-                                          python=settings.runtime_python)
+                                          python=settings.runtime_python, celery=spec.executor == "celery")
             if diff.changed:
                 changes = ", ".join(f"{c.name} {c.old} -> {c.new}" for c in diff.changed)
                 if maintenance.record_detected(ctx, env_id=env_id, reason=f"newer releases of installed packages: {changes}"):

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from hangar.crypto import write_private
 from hangar.domain.classes import PRESETS, parallelism
-from hangar.domain.spec import AccessMode, Spec, parse_version
+from hangar.domain.spec import AccessMode, Executor, Spec, parse_version
+from hangar.runtime import broker
 
 ADDON_PATH = Path(__file__).parent / "airflow_addon"
 SECRET_NAMES = ("fernet_key", "jwt_secret", "secret_key")
@@ -106,6 +107,7 @@ LOG_MODULES = {
     "scheduler": ("scheduler", "worker", "task"),
     "dag-processor": ("dag_processing",),
     "triggerer": ("worker",),
+    "worker": ("worker", "task"),
 }
 _VERBOSITY = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -130,6 +132,9 @@ SECTION_READERS = {
     "scheduler": ("scheduler",),
     "dag_processor": ("dag-processor",),
     "triggerer": ("triggerer",),
+    # the executor (in the scheduler) and the workers
+    "celery": ("scheduler", "worker"),
+    "celery_broker_transport_options": ("scheduler", "worker"),
 }
 # core options only the executor (inside the scheduler) reads
 SCHEDULER_CORE_KEYS = frozenset({
@@ -162,13 +167,21 @@ def base_url(ports: dict[str, int]) -> str:
     return f"http://127.0.0.1:{ports['web']}"
 
 
+def celery_queue(layout: EnvironmentLayout) -> str:
+    """The environment's own queue (and exchange) on the shared broker."""
+    return broker.isolation("", layout.root.name).queue
+
+
 def hangar_options(
     *, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int], plugins_dir: Path | None = None,
-    drain_seconds: float = DRAIN_SECONDS,
+    drain_seconds: float = DRAIN_SECONDS, broker_url: str | None = None,
 ) -> dict[str, dict[str, str]]:
     major = parse_version(spec.airflow_version)[0]
     preset = PRESETS[spec.environment_class]
-    slots = parallelism(preset, max_workers=spec.max_workers)
+    celery = spec.executor == Executor.celery
+    assert spec.max_workers is not None and spec.worker_concurrency is not None
+    # Celery: as many task slots as the most workers run
+    slots = spec.worker_concurrency * spec.max_workers if celery else parallelism(preset, max_workers=spec.max_workers)
     url = base_url(ports)
     options: dict[str, dict[str, str]] = {
         "core": {
@@ -195,6 +208,21 @@ def hangar_options(
             "scheduler_health_check_threshold": str(int(drain_seconds)),
         },
     }
+    if celery:
+        isolation = broker.isolation(broker_url or "", layout.root.name)
+        options["core"]["executor"] = "CeleryExecutor"
+        options["operators"] = {"default_queue": isolation.queue}
+        options["celery"] = {
+            "worker_concurrency": str(spec.worker_concurrency),
+            # a worker reserves no more than it runs, so a worker that is leaving holds no waiting task
+            "worker_prefetch_multiplier": "1",
+            "task_acks_late": "True",
+            # sending a task to the broker on a busy 2-core machine can take more than Airflow's 1 s
+            "operation_timeout": "10",
+            "sync_parallelism": "1",
+        }
+        if isolation.transport_options:
+            options["celery_broker_transport_options"] = dict(isolation.transport_options)
     if major >= 3:
         options["core"]["execution_api_server_url"] = f"{url}/execution/"
         # A task reaches the execution API through the api-server, which an update replaces (it holds
@@ -223,8 +251,9 @@ def hangar_options(
 
 
 def render_cfg(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int], plugins_dir: Path | None = None,
-               drain_seconds: float = DRAIN_SECONDS) -> str:
-    options = hangar_options(spec=spec, layout=layout, ports=ports, plugins_dir=plugins_dir, drain_seconds=drain_seconds)
+               drain_seconds: float = DRAIN_SECONDS, broker_url: str | None = None) -> str:
+    options = hangar_options(spec=spec, layout=layout, ports=ports, plugins_dir=plugins_dir, drain_seconds=drain_seconds,
+                             broker_url=broker_url)
     for dotted, value in spec.airflow_configuration_options.items():
         section, key = dotted.split(".", 1)
         options.setdefault(section, {})[key] = value
@@ -252,7 +281,8 @@ def write_cfg_file(path: Path, text: str) -> None:
 
 
 def process_env(
-    *, spec: Spec, layout: EnvironmentLayout, runtime_bin: Path, secrets: dict[str, str], db_url: str
+    *, spec: Spec, layout: EnvironmentLayout, runtime_bin: Path, secrets: dict[str, str], db_url: str,
+    broker_url: str | None = None,
 ) -> dict[str, str]:
     major = parse_version(spec.airflow_version)[0]
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HANGAR_", "VIRTUAL_ENV", "PYTHON"))}
@@ -273,4 +303,8 @@ def process_env(
         env["AIRFLOW__WEBSERVER__SECRET_KEY"] = secrets["secret_key"]
         # gunicorn's control socket lives in ~ and would be shared by every environment
         env["GUNICORN_CMD_ARGS"] = "--no-control-socket"
+    if spec.executor == Executor.celery and broker_url:
+        env["AIRFLOW__CELERY__BROKER_URL"] = broker_url
+        # Celery's results go to the environment's own metadata database
+        env["AIRFLOW__CELERY__RESULT_BACKEND"] = f"db+{db_url}"
     return env

@@ -300,3 +300,26 @@ def job_running_since(url: str, *, job_type: str, since: float) -> bool:
         return False
     finally:
         connection.close()
+
+
+# The query the official Airflow Helm chart gives KEDA to scale Celery workers, split in its two
+# counts: task instances queued for a worker, and those running on one.
+TASK_DEMAND_QUERY = (
+    "SELECT count(*) FILTER (WHERE state = 'queued'), count(*) FILTER (WHERE state = 'running') "
+    "FROM task_instance WHERE state IN ('queued', 'running')"
+)
+
+
+def task_demand(connection) -> tuple[int, int]:
+    """(queued, running) task instances, read on an open psycopg2 connection."""
+    with connection.cursor() as cursor:
+        cursor.execute(TASK_DEMAND_QUERY)
+        queued, running = cursor.fetchone()
+    connection.rollback()  # no transaction left open between readings
+    return int(queued), int(running)
+
+
+def connect(url: str, *, timeout: int = 5):
+    connection = psycopg2.connect(libpq_url(url), connect_timeout=timeout)
+    connection.autocommit = False
+    return connection

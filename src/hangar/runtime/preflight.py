@@ -286,7 +286,8 @@ def _pins(text: str) -> dict[str, str]:
     return pins
 
 
-def package_diff(*, old: Runtime, airflow_version: str, requirements: str | None, python: str = "3.11") -> PackageDiff:
+def package_diff(*, old: Runtime, airflow_version: str, requirements: str | None, python: str = "3.11",
+                 celery: bool = False) -> PackageDiff:
     """What moving from runtime `old` to (airflow_version, requirements) would add, remove and change.
 
     Resolves with uv as ensure_runtime would install, without installing; a resolution
@@ -298,7 +299,7 @@ def package_diff(*, old: Runtime, airflow_version: str, requirements: str | None
             raise RuntimeBuildFailed(f"could not list the packages of runtime {old.key}; uv said:\n{_tail(output, 20)}")
         installed = _pins(output)
         wanted = Path(scratch) / "requirements.in"
-        wanted.write_text("\n".join([*base_packages(airflow_version), requirements or ""]) + "\n")
+        wanted.write_text("\n".join([*base_packages(airflow_version, celery=celery), requirements or ""]) + "\n")
         resolved_file = Path(scratch) / "resolved.txt"
         code, output = _run_uv(
             ["pip", "compile", "--quiet", "--python-version", python, "--no-header", "--no-annotate",

@@ -52,8 +52,11 @@ class Runtime:
         return parse_version(self.airflow_version)[0]
 
 
-def base_packages(airflow_version: str) -> list[str]:
-    packages = [f"apache-airflow[postgres]=={airflow_version}", "psycopg2-binary"]
+def base_packages(airflow_version: str, *, celery: bool = False) -> list[str]:
+    """What every runtime installs; Celery environments add Airflow's celery extra (the Celery
+    provider, celery, kombu and the Redis client; the AMQP client comes with kombu)."""
+    extras = "postgres,celery" if celery else "postgres"
+    packages = [f"apache-airflow[{extras}]=={airflow_version}", "psycopg2-binary"]
     major, minor, _ = parse_version(airflow_version)
     if major == 3 and minor <= 2:
         # measured on 3.2.2: with the fastapi the index resolves to (0.165) the execution API cannot be
@@ -63,9 +66,10 @@ def base_packages(airflow_version: str) -> list[str]:
     return packages
 
 
-def runtime_key(*, python: str, airflow_version: str, requirements: str | None, epoch: int = 0) -> str:
+def runtime_key(*, python: str, airflow_version: str, requirements: str | None, epoch: int = 0,
+                celery: bool = False) -> str:
     normalized = "\n".join(sorted(line.strip() for line in (requirements or "").splitlines() if line.strip()))
-    parts = [python, airflow_version, *base_packages(airflow_version), normalized]
+    parts = [python, airflow_version, *base_packages(airflow_version, celery=celery), normalized]
     if epoch:
         parts.append(f"epoch={epoch}")
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
@@ -113,9 +117,11 @@ def _failure(output: str, airflow_version: str) -> Exception:
 
 
 def ensure_runtime(
-    *, root: Path, python: str, airflow_version: str, requirements: str | None, progress: Progress, epoch: int = 0
+    *, root: Path, python: str, airflow_version: str, requirements: str | None, progress: Progress, epoch: int = 0,
+    celery: bool = False,
 ) -> Runtime:
-    key = runtime_key(python=python, airflow_version=airflow_version, requirements=requirements, epoch=epoch)
+    key = runtime_key(python=python, airflow_version=airflow_version, requirements=requirements, epoch=epoch,
+                      celery=celery)
     final = root / key
     runtime = Runtime(key=key, path=final, airflow_version=airflow_version)
     if (final / READY_MARKER).exists():
@@ -134,7 +140,7 @@ def ensure_runtime(
         if code != 0:
             raise RuntimeBuildFailed(f"uv could not create a Python {python} venv: {output[-1000:]}")
         args = ["pip", "install", "--compile-bytecode", "--python", str(building / "bin" / "python"),
-                *base_packages(airflow_version)]
+                *base_packages(airflow_version, celery=celery)]
         if epoch:  # a rebuild for patched releases: revalidate what uv has cached
             args.append("--refresh")
         if requirements and requirements.strip():
