@@ -39,6 +39,8 @@ class Health:
     components: list[dict]
     # components that failed recently and have not been stable since
     flapping: tuple[str, ...] = ()
+    # components still starting, whether or not the environment counts as healthy meanwhile
+    settling: tuple[str, ...] = ()
 
 
 @dataclass(kw_only=True)
@@ -345,9 +347,12 @@ class EnvironmentProcesses:
         fatal = [p for p in self.processes.values() if p.state == ProcessState.FATAL]
         # A role run by several processes (schedulers, workers) serves while one of them runs: the
         # others' restarts are shown per component but do not make the environment unavailable.
+        # Workers come and go with the autoscaler and are restarted by the supervisor: the
+        # environment serves (tasks wait in the broker) while one restarts; only FATAL counts.
         serving = {self.components[n].role for n, p in self.processes.items() if p.state == ProcessState.RUNNING}
         counted = [p for n, p in self.processes.items() if not (self._replicated(self.components[n].role)
-                                                                and self.components[n].role in serving)]
+                                                                and (self.components[n].role in serving
+                                                                     or self.components[n].role == "worker"))]
         down = [p for p in counted if p.state in (ProcessState.BACKOFF, ProcessState.STOPPED)]
         starting = [p for p in counted if p.state == ProcessState.STARTING]
         if fatal:
@@ -361,7 +366,9 @@ class EnvironmentProcesses:
         else:
             reason = None
         flapping = tuple(n for n, p in self.processes.items() if p.failures)
-        return Health(healthy=reason is None, fatal=bool(fatal), reason=reason, components=rows, flapping=flapping)
+        settling = tuple(n for n, p in self.processes.items() if p.state == ProcessState.STARTING)
+        return Health(healthy=reason is None, fatal=bool(fatal), reason=reason, components=rows, flapping=flapping,
+                      settling=settling)
 
 
 HealthCallback = Callable[[str, Health], None]

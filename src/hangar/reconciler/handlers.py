@@ -494,7 +494,7 @@ class Reconciler:
         while True:
             health = processes.health()
             # a component that crashed during start must prove stable (or go FATAL) first
-            if health.healthy and not health.flapping:
+            if health.healthy and not health.flapping and not health.settling:
                 return
             if health.fatal:
                 raise ComponentFailed(f"{health.reason}\n{_log_tail(processes)}")
@@ -502,7 +502,8 @@ class Reconciler:
                 raise ComponentFailed(
                     f"not healthy after {self.ctx.settings.ready_timeout:.0f} s: {health.reason}\n{_log_tail(processes)}"
                 )
-            waiting = health.reason or f"waiting for {', '.join(health.flapping)} to prove stable after a crash"
+            waiting = health.reason or (f"waiting for {', '.join(health.flapping)} to prove stable after a crash"
+                                        if health.flapping else f"starting: {', '.join(health.settling)}")
             self._progress(work, waiting)
             time.sleep(0.25)
 

@@ -10,6 +10,7 @@ from hangar.domain import environments
 from hangar.domain.access import Principal
 from hangar.domain.changes import ChangePlan
 from hangar.domain.spec import (
+    WorkerSamplePublic,
     EnvironmentCreate, EnvironmentPublic, EnvironmentUpdate, EventPublic, RevisionPublic, TokenPublic,
 )
 
@@ -65,6 +66,11 @@ def history(name: str, c: Context = Depends(ctx)) -> list[RevisionPublic]:
 @router.delete("/environments/{name}", status_code=202, name="environments.delete", dependencies=[Depends(require("admin"))])
 def delete(name: str, c: Context = Depends(ctx)) -> EnvironmentPublic:
     return environments.delete_environment(c, name=name)
+
+
+@router.get("/environments/{name}/worker-samples", dependencies=[Depends(require("read"))])
+def worker_samples(name: str, minutes: float = 60, c: Context = Depends(ctx)) -> list[WorkerSamplePublic]:
+    return environments.worker_history(c, name=name, minutes=minutes)
 
 
 @router.get("/environments/{name}/events", dependencies=[Depends(require("read"))])

@@ -1,0 +1,113 @@
+"""What the Celery end-to-end tests share: the brokers, a control plane per broker, run checks."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.e2e.harness import Airflow, ControlPlane, free_port
+
+CELERY_DAGS = Path(__file__).parent / "celery_dags"
+REDIS = "redis://127.0.0.1:6379/0"
+RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def require_service(host: str, port: int, what: str) -> None:
+    """Skip without the service, with the reason; fail instead when CI is set (CI starts them)."""
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as exc:
+        message = f"{what} is not reachable on {host}:{port}: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and {message}")
+        pytest.skip(message)
+
+
+def control_plane(broker: str, *, cooldown: float, port_offset: int) -> ControlPlane:
+    home = Path(tempfile.mkdtemp(prefix="hangar-e2e-celery-"))
+    home.chmod(0o755)
+    plane = ControlPlane(home=home, port=free_port(), env_port_start=29000 + ((os.getpid() + port_offset) % 30) * 1000,
+                         extra_env={"HANGAR_CELERY_BROKER_URL": broker, "HANGAR_AUTOSCALE_COOLDOWN": str(cooldown)})
+    plane.start()
+    return plane
+
+
+def dispose(plane: ControlPlane) -> None:
+    plane.cleanup()
+    shutil.rmtree(plane.home, ignore_errors=True)
+
+
+def task_states(airflow: Airflow, dag_id: str, run_id: str) -> list[dict]:
+    found: list[dict] = []
+    while True:  # Airflow pages at 100
+        response = airflow.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                                   params={"limit": 100, "offset": len(found)})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        found += body["task_instances"]
+        if not body["task_instances"] or len(found) >= body["total_entries"]:
+            return sorted(found, key=lambda t: (t["task_id"], t.get("map_index", -1)))
+
+
+def workers(env: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in env["components"] if c["name"].startswith("worker-")}
+
+
+class StatusWatch:
+    """Records every status an environment shows while a test disturbs it."""
+
+    def __init__(self, plane: ControlPlane, name: str) -> None:
+        self.plane, self.name, self.seen = plane, name, set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            response = self.plane.api("GET", f"/api/v1/environments/{self.name}")
+            if response.status_code == 200:
+                self.seen.add(response.json()["status"])
+            self._stop.wait(0.5)
+
+    def __enter__(self) -> "StatusWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def alive(pid: int | None) -> bool:
+    return pid is not None and psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+
+
+def log_of(plane: ControlPlane, name: str, component: str) -> str:
+    env = plane.api("GET", f"/api/v1/environments/{name}").json()
+    root = next(p for p in (plane.home / "environments").iterdir() if (p / "run").exists() and
+                any(c["pid"] and str(c["pid"]) in (p / "run" / f"{c['name']}.pid").read_text()
+                    for c in env["components"] if (p / "run" / f"{c['name']}.pid").exists()))
+    return (root / "logs" / "components" / f"{component}.log").read_text(errors="replace")
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 1.0, what: str):
+    """Poll `predicate`; a read that times out on a loaded machine is read again."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except httpx.TimeoutException as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")

@@ -1,0 +1,106 @@
+"""Celery environments on Redis: a 200-task burst scales 1 -> 4 -> 1 workers, a worker chosen
+for scale-down finishes its long task, a worker killed mid-task has the task retried."""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from tests.e2e.celery import (
+    CELERY_DAGS, REDIS, StatusWatch, alive, control_plane, dispose, log_of, require_service, task_states,
+    wait_until, workers,
+)
+
+pytestmark = pytest.mark.e2e
+
+COOLDOWN = 15
+
+
+@pytest.fixture(scope="module")
+def plane():
+    require_service("127.0.0.1", 6379, "Redis")
+    plane = control_plane(REDIS, cooldown=COOLDOWN, port_offset=11)
+    yield plane
+    dispose(plane)
+
+
+@pytest.fixture(scope="module")
+def env(plane):
+    created = plane.create("cel", CELERY_DAGS, "--executor", "celery", "--min-workers", "1", "--max-workers", "4",
+                           "--config", "scheduler.task_instance_heartbeat_timeout=30",
+                           "--config", "scheduler.task_instance_heartbeat_timeout_detection_interval=5")
+    assert created["status"] == "AVAILABLE", created
+    assert created["executor"] == "celery"
+    assert created["workers"]["min"] == 1 and created["workers"]["max"] == 4 and created["workers"]["concurrency"] == 5
+    assert list(workers(created)) == ["worker-1"]
+    return "cel"
+
+
+def test_burst_scales_to_max_and_back_after_cooldown(plane, env):
+    airflow = plane.airflow(env)
+    run_id = airflow.trigger("burst")
+    most = 0
+
+    def finished() -> str | None:
+        nonlocal most
+        current = plane.api("GET", f"/api/v1/environments/{env}").json()
+        most = max(most, sum(1 for w in workers(current).values() if w["state"] == "RUNNING"))
+        state = airflow.run_state("burst", run_id)
+        return state if state in ("success", "failed") else None
+
+    assert wait_until(finished, timeout=900, what="the burst to finish") == "success"
+    states = task_states(airflow, "burst", run_id)
+    assert len(states) == 200
+    assert {t["state"] for t in states} == {"success"}, [t for t in states if t["state"] != "success"][:3]
+    assert most == 4, f"at most {most} workers ran at once"
+    # back to the minimum once the cooldown has passed, by warm shutdown (the retired workers exit)
+    wait_until(lambda: list(workers(plane.get(env))) == ["worker-1"], timeout=COOLDOWN + 120,
+               what="the workers to be scaled back to 1")
+    samples = plane.api("GET", f"/api/v1/environments/{env}/worker-samples", params={"minutes": 30}).json()
+    assert max(s["desired"] for s in samples) == 4
+    assert max(s["queued_tasks"] + s["running_tasks"] for s in samples) >= 16
+    assert samples[-1]["current"] == 1 and samples[-1]["desired"] == 1
+    shown = plane.cli("env", "get", env).stdout
+    assert "workers: 1 running, 1 wanted (min 1, max 4" in shown
+
+
+def test_long_task_on_a_worker_chosen_for_scale_down_finishes(plane, env):
+    """Six 75-second tasks need two workers; lowering max_workers to 1 makes the autoscaler retire
+    one of two busy workers. Its task finishes (warm shutdown) and nothing is retried."""
+    airflow = plane.airflow(env)
+    run_id = airflow.trigger("long_tasks")
+    wait_until(lambda: sum(1 for t in task_states(airflow, "long_tasks", run_id) if t["state"] == "running") == 6,
+               timeout=240, what="all six long tasks to run")
+    before = workers(plane.get(env))
+    assert set(before) == {"worker-1", "worker-2"}, before
+    plane.cli("env", "update", env, "--max-workers", "1", "--wait")
+    after = wait_until(lambda: (w := workers(plane.get(env))) and len(w) == 1 and w, timeout=COOLDOWN + 60,
+                       what="one worker to be retired")
+    (kept,) = after
+    (retired,) = set(before) - {kept}
+    assert alive(before[retired]["pid"]), "the retired worker must still be finishing its task"
+    assert airflow.wait_for_run("long_tasks", run_id, timeout=300) == "success"
+    states = task_states(airflow, "long_tasks", run_id)
+    assert [t["try_number"] for t in states] == [1] * 6
+    assert {t["state"] for t in states} == {"success"}
+    wait_until(lambda: not alive(before[retired]["pid"]), timeout=60, what=f"{retired} to exit")
+    log = log_of(plane, env, retired)
+    assert "Warm shutdown" in log and "succeeded in" in log.split("Warm shutdown", 1)[1]
+    plane.cli("env", "update", env, "--max-workers", "4", "--wait")
+
+
+def test_worker_killed_mid_task_is_retried_and_environment_stays_available(plane, env):
+    airflow = plane.airflow(env)
+    run_id = airflow.trigger("killed")
+    wait_until(lambda: task_states(airflow, "killed", run_id)[0]["state"] == "running", timeout=180,
+               what="the task to run")
+    worker = workers(plane.get(env))["worker-1"]
+    with StatusWatch(plane, env) as watch:
+        os.killpg(worker["pid"], signal.SIGKILL)  # the worker and its task vanish, as with a lost host
+        assert airflow.wait_for_run("killed", run_id, timeout=400) == "success"
+    (task,) = task_states(airflow, "killed", run_id)
+    assert task["state"] == "success" and task["try_number"] == 2
+    assert watch.seen == {"AVAILABLE"}, watch.seen
+    restarted = workers(plane.get(env))["worker-1"]
+    assert restarted["pid"] != worker["pid"] and restarted["restarts"] >= 1
