@@ -33,7 +33,7 @@ HEARTBEAT = {"hostname": "edge-1", "concurrency": 8, "state": "RUNNING", "runnin
 bundle = APIRouter(prefix="/api/v1/environments/{name}")
 
 
-@bundle.get("/worker-bundle")
+@bundle.get("/worker-probe")
 def worker_bundle(caller: VerifiedWorkerToken = Depends(require_worker_token)) -> dict:
     return {"environment": caller.environment, "token_id": caller.token_id}
 
@@ -130,7 +130,7 @@ def test_a_revoked_token_is_403_so_the_host_stops(client):
     response = heartbeat(client, created["token"])
     assert response.status_code == 403
     assert error(response) == "WORKER_TOKEN_REVOKED"
-    assert client.get("/api/v1/environments/sales/worker-bundle", headers=bearer(created["token"])).status_code == 403
+    assert client.get("/api/v1/environments/sales/worker-probe", headers=bearer(created["token"])).status_code == 403
     (host,) = client.get("/api/v1/environments/sales/workers").json()
     assert host["status"] == "REVOKED"
     unknown = client.delete("/api/v1/environments/sales/worker-tokens/wt_000000000000")
@@ -141,7 +141,7 @@ def test_a_token_of_one_environment_is_refused_by_another(client):
     sales = issue(client, "sales")
     response = heartbeat(client, sales["token"], name="ops")
     assert response.status_code == 401 and error(response) == "WORKER_TOKEN_INVALID"
-    bundle_other = client.get("/api/v1/environments/ops/worker-bundle", headers=bearer(sales["token"]))
+    bundle_other = client.get("/api/v1/environments/ops/worker-probe", headers=bearer(sales["token"]))
     assert bundle_other.status_code == 401
     assert client.get("/api/v1/environments/ops/workers").json() == []
     revoke_other = client.delete(f"/api/v1/environments/ops/worker-tokens/{sales['id']}")
@@ -158,10 +158,10 @@ def test_worker_tokens_open_only_worker_routes(client):
                          ("POST", "/api/v1/environments/sales/token")]:
         response = client.request(method, path, headers=as_worker)
         assert response.status_code == 401, (method, path, response.text)
-    got = client.get("/api/v1/environments/sales/worker-bundle", headers=as_worker)
+    got = client.get("/api/v1/environments/sales/worker-probe", headers=as_worker)
     assert got.status_code == 200 and got.json()["environment"] == "sales"
     # and the API's own keys do not open worker routes
-    assert client.get("/api/v1/environments/sales/worker-bundle").status_code == 401
+    assert client.get("/api/v1/environments/sales/worker-probe").status_code == 401
 
 
 def test_roles(ctx, client):

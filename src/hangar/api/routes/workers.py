@@ -5,21 +5,27 @@ Two kinds of caller, on two routers:
   the environment's tasks); revoking one needs what an update needs (Op or higher); listing
   tokens and hosts needs read;
 - joined hosts, with a worker token (`Authorization: Bearer hwt_...`) and nothing else: the
-  heartbeat here, and any route that declares `Depends(require_worker_token)`. The token must
-  belong to the environment in the path. The API's own keys are not accepted on these routes,
+  heartbeat, the worker bundle (hangar.domain.worker_bundle: the running revision with its
+  secrets, addresses as the host reaches them) and its DAGs and plugins archives, and any route
+  that declares `Depends(require_worker_token)`. The token must belong to the environment in the path. The API's own keys are not accepted on these routes,
   and worker tokens are accepted nowhere else (every other router requires a principal).
 
 A worker call is audited with `worker-token/<id>` as its principal; the token never is.
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+import os
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.background import BackgroundTask
 
 from hangar.api.auth import principal, require
 from hangar.context import Context
-from hangar.domain import workers
+from hangar.domain import worker_bundle, workers
 from hangar.domain.access import Principal, Role
+from hangar.domain.worker_bundle import WorkerBundle
 from hangar.domain.workers import (
     Heartbeat, HeartbeatAccepted, VerifiedWorkerToken, WorkerHostPublic, WorkerTokenCreate, WorkerTokenCreated,
     WorkerTokenInvalid, WorkerTokenPublic,
@@ -76,6 +82,29 @@ def heartbeat(body: Heartbeat, request: Request, caller: VerifiedWorkerToken = D
               c: Context = Depends(ctx)) -> HeartbeatAccepted:
     address = request.client.host if request.client else "unknown"
     return workers.record_heartbeat(c, caller=caller, report=body, address=address)
+
+
+@hosts.get("/worker-bundle", name="workers.bundle")
+def get_bundle(request: Request, response: Response, caller: VerifiedWorkerToken = Depends(require_worker_token),
+               c: Context = Depends(ctx)) -> WorkerBundle:
+    # loopback addresses become the name the host reached us by (the Host header)
+    bundle = worker_bundle.worker_bundle(c, caller=caller, host=request.url.hostname or "127.0.0.1")
+    response.headers["Cache-Control"] = "no-store"  # it holds the environment's secrets
+    return bundle
+
+
+@hosts.get("/worker-bundle/dags.tar.gz", name="workers.bundle_dags", response_class=FileResponse)
+def get_dags(caller: VerifiedWorkerToken = Depends(require_worker_token), c: Context = Depends(ctx)) -> FileResponse:
+    return _archive(worker_bundle.bundle_archive(c, caller=caller, part="dags"))
+
+
+@hosts.get("/worker-bundle/plugins.tar.gz", name="workers.bundle_plugins", response_class=FileResponse)
+def get_plugins(caller: VerifiedWorkerToken = Depends(require_worker_token), c: Context = Depends(ctx)) -> FileResponse:
+    return _archive(worker_bundle.bundle_archive(c, caller=caller, part="plugins"))
+
+
+def _archive(path) -> FileResponse:
+    return FileResponse(path, media_type="application/gzip", background=BackgroundTask(os.unlink, path))
 
 
 router = APIRouter()
