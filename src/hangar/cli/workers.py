@@ -94,3 +94,4 @@ def _age(seconds: float) -> str:
 
 def _time(value: str | None) -> str:
     return str(value)[:19].replace("T", " ") if value else "never"
+from hangar.cli import worker_join  # noqa: E402,F401  (adds `hangar worker join` to worker_app)

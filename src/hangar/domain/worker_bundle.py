@@ -96,16 +96,17 @@ def worker_bundle(ctx: Context, *, caller: VerifiedWorkerToken, host: str) -> Wo
     settings = ctx.settings
     with ctx.store.session() as session:
         env = repository.get_by_id(session, caller.environment_id)
-        if env.running_revision is None:
-            raise EnvironmentBusy(env.name, env.status)
-        spec = repository.get_spec(session, env.id, env.running_revision)
+        # what runs, or what will run first: the refusals below do not wait for it to start
+        spec = repository.get_spec(session, env.id, env.running_revision or env.revision)
         secrets = repository.get_secrets(session, ctx.envelope, env_id=env.id)
-        name, revision, epoch = env.name, env.running_revision, env.runtime_epoch
+        name, status, revision, epoch = env.name, env.status, env.running_revision, env.runtime_epoch
     if spec.executor != Executor.celery:
         raise ExecutorNotCelery(name, spec.executor.value)
     db_url = secrets.get("metadata_db_url")
     if not db_url:
         raise RemoteWorkersNeedReachableDatabase(name)
+    if revision is None:
+        raise EnvironmentBusy(name, status)
     if not settings.celery_broker_url:
         raise CeleryBrokerNotConfigured()
     if FERNET_NEXT in secrets:  # a rotation is under way: the components run with "new,old"

@@ -157,8 +157,11 @@ def test_an_environment_that_went_back_to_the_local_executor_or_never_ran_is_ref
         revision.spec = {**revision.spec, "executor": "local"}
     with pytest.raises(ExecutorNotCelery):
         worker_bundle(ctx, caller=caller, host="10.0.0.7")
-    with ctx.store.session() as session:
-        repository.get_by_id(session, env_id).running_revision = None
+    with ctx.store.session() as session:  # back on Celery, but not started yet
+        env = repository.get_by_id(session, env_id)
+        env.running_revision = None
+        revision = session.get_one(RevisionRow, (env_id, env.revision))
+        revision.spec = {**revision.spec, "executor": "celery"}
     with pytest.raises(EnvironmentBusy):
         worker_bundle(ctx, caller=caller, host="10.0.0.7")
     with pytest.raises(EnvironmentBusy):
