@@ -149,7 +149,7 @@ def render_helm_values(spec: Spec, *, name: str) -> dict:
 
 
 def executor_name(spec: Spec) -> str:
-    """Every environment runs LocalExecutor today; a spec that names an executor keeps working."""
+    """The chart's name for the spec's executor."""
     chosen = getattr(spec, "executor", "local")
     chosen = str(getattr(chosen, "value", chosen) or "local").lower()
     if chosen not in _EXECUTORS:
@@ -194,7 +194,8 @@ def _config(spec: Spec, *, executor: str) -> dict[str, dict[str, str]]:
         if key in rendered.get(section, {}):
             config.setdefault(section, {})[key] = rendered[section][key]
     if executor == "CeleryExecutor":
-        config.setdefault("celery", {})["worker_concurrency"] = str(PRESETS[spec.environment_class].worker_concurrency)
+        concurrency = spec.worker_concurrency or PRESETS[spec.environment_class].worker_concurrency
+        config.setdefault("celery", {})["worker_concurrency"] = str(concurrency)
     for dotted, value in sorted(spec.airflow_configuration_options.items()):
         section, key = dotted.split(".", 1)
         if _owned(dotted) or _sensitive_option(dotted, value):

@@ -1,0 +1,132 @@
+"""EnvironmentProcesses with Celery workers and several schedulers, on stand-in processes:
+scaling up starts workers, scaling down retires the least busy by draining (SIGTERM to the
+leader alone), and replicas that restart do not make the environment unhealthy."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from hangar.backend.components import WorkerPlan
+from hangar.backend.local import EnvironmentProcesses, LaunchPlan
+from hangar.backend.process import ProcessState
+
+pytestmark = pytest.mark.timeout(120)
+
+# stands in for `airflow`: every component just runs; a TERM to the leader ends it after a moment
+FAKE_AIRFLOW = """#!/bin/sh
+trap 'sleep 0.5; exit 0' TERM
+while true; do sleep 0.2; done
+"""
+
+
+def _plan(root: Path, *, workers: WorkerPlan | None, schedulers: int = 1) -> LaunchPlan:
+    airflow = root / "airflow"
+    if not airflow.exists():
+        airflow.write_text(FAKE_AIRFLOW)
+        airflow.chmod(0o755)
+    return LaunchPlan(env_id="e1", major=3, airflow_bin=airflow, env={"PATH": os.environ["PATH"]}, root=root,
+                      web_port=1, start_seconds=0.0, start_retries=3, stable_seconds=60.0, schedulers=schedulers,
+                      workers=workers, worker_drain_seconds=60.0)
+
+
+def _workers(minimum: int = 1) -> WorkerPlan:
+    return WorkerPlan(concurrency=5, queue="hangar.e1", hostname_suffix="e1", min_workers=minimum, max_workers=4)
+
+
+def _settle(processes: EnvironmentProcesses) -> None:
+    for _ in range(50):
+        with processes.lock:
+            for process in [*processes.processes.values(), *processes.draining]:
+                process.tick()
+            processes.draining = [p for p in processes.draining if p.state == ProcessState.STOPPING]
+        if all(p.state == ProcessState.RUNNING for p in processes.processes.values()) and not processes.draining:
+            return
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def root(tmp_path: Path):
+    yield tmp_path
+    for pid_file in [*tmp_path.glob("run/*.pid"), *tmp_path.glob("run/draining/*.pid")]:
+        try:
+            import json
+            os.killpg(json.loads(pid_file.read_text())["pid"], signal.SIGKILL)
+        except (ProcessLookupError, ValueError, FileNotFoundError):
+            pass
+
+
+def test_minimum_workers_start_with_the_environment(root):
+    processes = EnvironmentProcesses(_plan(root, workers=_workers(minimum=2), schedulers=2))
+    processes.start(adopt=False)
+    assert processes.workers() == ["worker-1", "worker-2"]
+    assert {"scheduler", "scheduler-2"} <= set(processes.processes)
+    argv = processes.processes["worker-2"].spec.argv
+    assert argv[1:] == ["celery", "worker", "--concurrency", "5", "--queues", "hangar.e1", "--celery-hostname",
+                        "worker-2@e1", "--skip-serve-logs", "--without-mingle", "--without-gossip"]
+    processes.stop()
+
+
+def test_scale_up_then_down_retires_by_warm_shutdown(root):
+    processes = EnvironmentProcesses(_plan(root, workers=_workers()))
+    processes.start(adopt=False)
+    assert processes.scale_workers(3) == ["worker-2", "worker-3"]
+    _settle(processes)
+    leaving = processes.processes["worker-3"]
+    retired = processes.scale_workers(1, pick=lambda ws: sorted(ws, key=lambda p: p.spec.name, reverse=True))
+    assert retired == ["worker-3", "worker-2"]
+    assert processes.workers() == ["worker-1"]
+    assert leaving in processes.draining and leaving.state == ProcessState.STOPPING
+    assert not (root / "run" / "worker-3.pid").exists()  # moved aside: it is no longer a serving worker
+    _settle(processes)
+    assert not processes.draining and not leaving.is_alive()
+    # a freed number is used again
+    assert processes.scale_workers(2) == ["worker-2"]
+    processes.stop()
+
+
+def test_a_dead_worker_or_second_scheduler_does_not_make_the_environment_unhealthy(root):
+    processes = EnvironmentProcesses(_plan(root, workers=_workers(), schedulers=2))
+    processes.start(adopt=False)
+    _settle(processes)
+    processes.web_ok = True
+    assert processes.health().healthy
+    for name in ("worker-1", "scheduler-2"):
+        os.killpg(processes.processes[name].pid, signal.SIGKILL)
+    time.sleep(0.5)
+    with processes.lock:
+        for process in processes.processes.values():
+            process.tick()
+    assert processes.processes["scheduler-2"].state == ProcessState.BACKOFF
+    health = processes.health()
+    assert health.healthy, health.reason
+    os.killpg(processes.processes["scheduler"].pid, signal.SIGKILL)  # no scheduler left running
+    time.sleep(0.5)
+    with processes.lock:
+        processes.processes["scheduler"].tick()
+    assert not processes.health().healthy
+    processes.stop()
+
+
+def test_workers_are_adopted_after_a_control_plane_restart(root):
+    first = EnvironmentProcesses(_plan(root, workers=_workers()))
+    first.start(adopt=False)
+    first.scale_workers(2)
+    pids = {n: first.processes[n].pid for n in first.workers()}
+    second = EnvironmentProcesses(_plan(root, workers=_workers()))
+    second.start(adopt=True)
+    assert {n: second.processes[n].pid for n in second.workers()} == pids
+    second.stop()
+
+
+def test_leaving_celery_retires_every_worker(root):
+    processes = EnvironmentProcesses(_plan(root, workers=_workers()))
+    processes.start(adopt=False)
+    processes.scale_workers(2)
+    processes.use(_plan(root, workers=None))
+    assert processes.workers() == []
+    assert len(processes.draining) == 2
+    processes.stop()
