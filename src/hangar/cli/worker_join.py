@@ -146,7 +146,6 @@ class _Applied:
     dags: str | None = None
     plugins: str | None = None
     runtime: Runtime | None = None
-    spec: ProcessSpec | None = None
 
 
 @dataclass(kw_only=True)
@@ -194,6 +193,9 @@ class JoinedHost:
         self.layout.create()
         self._adopt(bundle)
         self._apply(bundle)
+        if self.stop_reason is not None and not self._processes():
+            say(f"stopped before a worker ran: {self.stop_reason}")
+            return
         beats = threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True)
         beats.start()
         try:
@@ -236,6 +238,8 @@ class JoinedHost:
             if self.current.spec.digest() == spec.digest():
                 return
             spec = self._spec(bundle, runtime, cfg, index=self.index + 1)
+        if self.stop_reason is not None:  # asked to stop while this was being prepared: start nothing
+            return
         remote_worker.write_cfg(self.layout, cfg)  # read by a worker when it starts, and by each Airflow 2 task
         self._start(spec)
 
@@ -580,6 +584,9 @@ def join(
     try:
         host.run()
     except HangarError as exc:  # refused, unreachable at the start, a runtime that does not build, a crashing worker
+        if host.stop_reason is not None and not host._processes():
+            say(f"stopped before a worker ran: {host.stop_reason}")  # Ctrl-C also ends uv's build with an error
+            return
         fail(exc.message)
     finally:
         plane.close()
