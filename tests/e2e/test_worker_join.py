@@ -1,0 +1,205 @@
+"""`hangar worker join` from another host: a network namespace (RemoteHost) that reaches the
+control plane, the environment's API server, Redis and PostgreSQL only through forwarders on its
+veth pair, and has no package index (UV_OFFLINE=1, the runtime comes from uv's cache).
+
+It builds the runtime, heartbeats as ACTIVE, takes a share of a DAG's tasks (Airflow records its
+hostname on them), receives a DAG added later, and when its token is revoked while it runs tasks,
+lets them finish (warm shutdown) and exits 0. A bad token ends a join at once; an environment on
+the embedded database is refused with the reason."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.e2e.celery import CELERY_DAGS, REDIS, control_plane, dispose, require_service, task_states, wait_until
+from tests.e2e.netns import RemoteHost, forward, require_netns
+
+pytestmark = pytest.mark.e2e
+
+POSTGRES = ("127.0.0.1", 5432)
+# added while the host runs: it must reach the host, and its tasks outlast a revocation (retries 0: a killed one fails)
+SLOW_DAG = """
+from datetime import datetime
+
+from airflow.sdk import dag, task
+
+
+@dag(schedule=None, start_date=datetime(2024, 1, 1), catchup=False, default_args={"retries": 0})
+def slow_where():
+    @task
+    def where(i: int) -> str:
+        import socket
+        import time
+
+        time.sleep(30)
+        return socket.gethostname()
+
+    where.expand(i=list(range(10)))
+
+
+slow_where()
+"""
+
+
+@pytest.fixture(scope="module")
+def plane():
+    require_service("127.0.0.1", 6379, "Redis")
+    require_service(*POSTGRES, "PostgreSQL")
+    require_netns()
+    plane = control_plane(REDIS, cooldown=30, port_offset=17)
+    yield plane
+    dispose(plane)
+
+
+@pytest.fixture(scope="module")
+def database():
+    """A fresh database on the machine's PostgreSQL: the environment's metadata, which the host must reach."""
+    import psycopg2
+
+    name = f"hangar_join_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(host=POSTGRES[0], port=POSTGRES[1], user="postgres", dbname="postgres", connect_timeout=5)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    yield f"postgresql://postgres@{POSTGRES[0]}:{POSTGRES[1]}/{name}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()
+
+
+def join_argv(url: str, home: Path, *extra: str, name: str = "remote") -> list[str]:
+    return [sys.executable, "-m", "hangar.cli.main", "worker", "join", "--url", url, "--environment", name,
+            "--home", str(home), *extra]
+
+
+def host_env(token: str) -> dict[str, str]:
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("HANGAR_")}
+    return {**kept, "HANGAR_WORKER_TOKEN": token, "UV_OFFLINE": "1"}
+
+
+def hosts(plane) -> list[dict]:
+    return json.loads(plane.cli("worker", "list", "remote", "--json").stdout)
+
+
+def test_a_host_joins_runs_tasks_follows_dags_and_leaves_when_revoked(plane, database, tmp_path):
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    shutil.copy(CELERY_DAGS / "where_am_i.py", dags)
+    # the environment's own worker and the host's both take tasks: room for all ten at once
+    env = plane.create("remote", dags, "--executor", "celery", "--min-workers", "1", "--max-workers", "1",
+                       "--metadata-db-url", database, "--config", "core.parallelism=16",
+                       "--config", "core.max_active_tasks_per_dag=16")
+    assert env["status"] == "AVAILABLE", env
+    home = Path(tempfile.mkdtemp(prefix="hangar-e2e-join-"))
+    home.chmod(0o755)  # the namespace's commands run as this user too, but keep it like a real home
+    try:
+        created = json.loads(plane.cli("worker", "token", "create", "remote", "--label", "namespace", "--json").stdout)
+        web_port = urlsplit(env["webserver_url"]).port
+        with ExitStack() as stack:
+            host = stack.enter_context(RemoteHost())
+            hop = stack.enter_context(forward(listen=(host.host_address, 0), target=("127.0.0.1", plane.port)))
+            for port in (web_port, 6379, POSTGRES[1]):  # the execution API, the broker, the metadata database
+                stack.enter_context(forward(listen=(host.host_address, port), target=("127.0.0.1", port)))
+            url = f"http://{host.host_address}:{hop.port}"
+
+            bad = host.run(join_argv(url, home / "bad"), env=host_env("hwt_not-a-token"), timeout=120)
+            assert bad.returncode == 1, bad
+            assert bad.stderr.strip() == "error: a valid worker token for environment 'remote' is required " \
+                                         "(Authorization: Bearer hwt_..., from `hangar worker token create`)"
+            assert not (home / "bad" / "runtimes").exists() or not any((home / "bad" / "runtimes").iterdir())
+
+            output = home / "join.out"
+            with open(output, "wb") as sink:
+                joined = host.popen(join_argv(url, home / "h", "--concurrency", "4", "--refresh-seconds", "5"),
+                                    env=host_env(created["token"]), stdout=sink, stderr=subprocess.STDOUT)
+            text = lambda: output.read_text(errors="replace")  # noqa: E731
+
+            def ready() -> bool:
+                assert joined.poll() is None, f"the join exited {joined.returncode}:\n{text()}"
+                return "is ready: it takes tasks from" in text()
+
+            wait_until(ready, timeout=900, interval=2, what="the joined host's worker to be ready")
+            (listed,) = hosts(plane)
+            assert (listed["hostname"], listed["status"], listed["state"], listed["concurrency"]) == (
+                host.hostname, "ACTIVE", "RUNNING", 4), listed
+            assert listed["last_heartbeat_at"] and listed["workers"] == [
+                f"{host.hostname}-1@{listed['workers'][0].split('@')[1]}"]
+            assert listed["airflow_version"] == env["airflow_version"] and listed["runtime_key"]
+
+            airflow = plane.airflow("remote")
+            run_id = airflow.trigger("where_am_i")
+            wait_until(lambda: airflow.run_state("where_am_i", run_id) in ("success", "failed"), timeout=600,
+                       interval=2, what="where_am_i to finish")
+            states = task_states(airflow, "where_am_i", run_id)
+            assert len(states) == 10 and {t["state"] for t in states} == {"success"}, states
+            ran_on = {t["hostname"] for t in states}
+            assert host.hostname in ran_on, f"no task ran on the joined host {host.hostname}: {ran_on}"
+            remote_task = next(t for t in states if t["hostname"] == host.hostname)
+            returned = airflow.request("GET", f"/dags/where_am_i/dagRuns/{run_id}/taskInstances/where/xcomEntries/"
+                                              f"return_value", params={"map_index": remote_task["map_index"]})
+            assert returned.status_code == 200 and returned.json()["value"] in (host.hostname, f'"{host.hostname}"')
+
+            # a DAG added on the control plane reaches the host within a refresh
+            (dags / "slow_where.py").write_text(SLOW_DAG)
+            live = home / "h" / "environments" / "remote" / "dags-current"
+            wait_until(lambda: (live / "slow_where.py").exists(), timeout=180, interval=2,
+                       what="the new DAG file on the joined host")
+            assert (live / "where_am_i.py").read_bytes() == (dags / "where_am_i.py").read_bytes()
+
+            # revoked while it runs tasks: they finish (warm shutdown), then the join exits 0 by itself
+            slow_run = airflow.trigger("slow_where")
+            wait_until(lambda: any(t["state"] == "running" and t["hostname"] == host.hostname
+                                   for t in task_states(airflow, "slow_where", slow_run)),
+                       timeout=600, interval=1, what="a slow task running on the joined host")
+            plane.cli("worker", "token", "revoke", "remote", created["id"])
+            assert joined.wait(timeout=600) == 0, text()
+            assert "the worker token was revoked" in text() and "has finished its tasks and exited" in text()
+            assert host.pids() == [], "processes left in the namespace"
+            (listed,) = hosts(plane)
+            assert listed["status"] == "REVOKED"
+            wait_until(lambda: airflow.run_state("slow_where", slow_run) in ("success", "failed"), timeout=600,
+                       interval=2, what="slow_where to finish")
+            slow = task_states(airflow, "slow_where", slow_run)
+            assert {t["state"] for t in slow} == {"success"}, [(t["hostname"], t["state"]) for t in slow]
+            assert host.hostname in {t["hostname"] for t in slow}
+            print(text())  # what `hangar worker join` showed, for -s and failure reports
+
+        secret_texts = [plane.cli("audit", "--json").stdout, plane.log.read_text(errors="replace"), text()]
+        assert all(created["token"] not in t for t in secret_texts)
+    finally:
+        plane.cli("env", "delete", "remote", "--wait", check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_an_environment_on_the_embedded_database_is_refused_with_the_reason(plane):
+    plane.cli("env", "create", "embedded", "--dags", str(CELERY_DAGS), "--executor", "celery")
+    try:
+        token = json.loads(plane.cli("worker", "token", "create", "embedded", "--json").stdout)["token"]
+        answer = httpx.get(f"{plane.url}/api/v1/environments/embedded/worker-bundle",
+                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert answer.status_code == 409
+        error = answer.json()["error"]
+        assert error["code"] == "REMOTE_WORKERS_NEED_REACHABLE_DATABASE"
+        assert "the embedded metadata database is reachable only on the control plane's machine" in error["message"]
+        home = Path(tempfile.mkdtemp(prefix="hangar-e2e-join-"))
+        try:
+            refused = subprocess.run(join_argv(plane.url, home, name="embedded"), env=host_env(token),
+                                     capture_output=True, text=True, timeout=120)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+        assert refused.returncode == 1
+        assert refused.stderr.startswith("error: environment 'embedded' cannot take workers from other hosts")
+        assert len(refused.stderr.strip().splitlines()) == 1
+    finally:
+        plane.cli("env", "delete", "embedded", "--wait", check=False)
