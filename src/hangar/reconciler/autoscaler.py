@@ -42,11 +42,14 @@ def desired_workers(*, queued: int, running: int, concurrency: int, minimum: int
 
 @dataclass(kw_only=True)
 class Cooldown:
-    """Up at once; down only after the demand has stayed below the running workers for `seconds`."""
+    """Up at once; down only after the demand has stayed below the running workers for `seconds`,
+    and then only to the most workers wanted during that time (a scheduler loop that queued
+    nothing for a moment is not a reason to retire a worker the next loop needs)."""
 
     seconds: float
     clock: Callable[[], float] = time.monotonic
     _low_since: float | None = None
+    _peak: int = 0
 
     def target(self, *, current: int, desired: int) -> int:
         if desired >= current:
@@ -54,10 +57,11 @@ class Cooldown:
             return desired
         now = self.clock()
         if self._low_since is None:
-            self._low_since = now
+            self._low_since, self._peak = now, desired
+        self._peak = max(self._peak, desired)
         if now - self._low_since >= self.seconds:
             self._low_since = None
-            return desired
+            return self._peak
         return current
 
 

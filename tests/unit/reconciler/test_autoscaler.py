@@ -39,7 +39,7 @@ def test_scale_down_waits_for_the_cooldown_of_continuously_lower_demand():
     clock.now += 59
     assert cooldown.target(current=4, desired=2) == 4
     clock.now += 1
-    assert cooldown.target(current=4, desired=2) == 2  # the latest demand after the cooldown
+    assert cooldown.target(current=4, desired=1) == 2  # the most wanted during the cooldown
 
 
 def test_a_burst_during_the_cooldown_starts_it_again():
