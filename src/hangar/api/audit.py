@@ -15,6 +15,9 @@ from hangar.domain import access
 
 log = logging.getLogger(__name__)
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+# Calls that change nothing but a liveness record and come every few seconds from each joined host:
+# only their refusals are audited, or they would bury every other entry.
+ROUTINE = frozenset({"workers.heartbeat"})
 
 
 class AuditMiddleware:
@@ -44,6 +47,8 @@ class AuditMiddleware:
         route = scope.get("route")
         params = scope.get("path_params") or {}
         status = outcome.get("status", 500)
+        if getattr(route, "name", None) in ROUTINE and status < 400:
+            return
         result = "success" if status < 400 else (outcome.get("error") or "error").split(":")[0]
         state = scope.get("state") or {}
         try:
