@@ -507,3 +507,12 @@ def materialize_prefix(ctx: Context, *, bucket: str, prefix: str, target_dir: Pa
         _copy_blob_into(ctx, row, path)
         result.written.append(rel)
     return result
+
+
+def pinned_requirements(ctx, spec) -> str | None:
+    """The requirements a revision runs with: its own text, or its bucket object at the pinned version."""
+    source = spec.source
+    if source is None or not source.requirements_s3_path:
+        return spec.requirements
+    return get_object(ctx, bucket=source.bucket, key=source.requirements_s3_path,
+                      version_id=source.requirements_s3_object_version).data.decode()

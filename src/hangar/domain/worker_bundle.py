@@ -114,7 +114,7 @@ def worker_bundle(ctx: Context, *, caller: VerifiedWorkerToken, host: str) -> Wo
 
     layout = airflow_config.EnvironmentLayout(root=settings.environments_dir / env.id)
     cfg_text = _live_cfg(layout, name=name, status="starting")
-    requirements = _requirements(ctx, spec)
+    requirements = buckets.pinned_requirements(ctx, spec)
     full = airflow_config.process_env(spec=spec, layout=layout, runtime_bin=Path(os.devnull), secrets=secrets,
                                       db_url=db_url, broker_url=settings.celery_broker_url)
     # process_env drops the control plane's own AIRFLOW* variables, so these are Hangar's and the spec's
@@ -209,15 +209,6 @@ def _plugins_folder(cfg_text: str, layout: airflow_config.EnvironmentLayout) -> 
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_string(cfg_text)
     return Path(parser.get("core", "plugins_folder", fallback=str(layout.plugins)).replace("%%", "%"))
-
-
-def _requirements(ctx: Context, spec: Spec) -> str | None:
-    """The requirements the revision runs with: its own text, or its bucket object at the pinned version."""
-    source = spec.source
-    if source is None or not source.requirements_s3_path:
-        return spec.requirements
-    return buckets.get_object(ctx, bucket=source.bucket, key=source.requirements_s3_path,
-                              version_id=source.requirements_s3_object_version).data.decode()
 
 
 def _warnings(spec: Spec, cfg_text: str, *, host: str) -> list[str]:

@@ -113,7 +113,7 @@ def detect(ctx: Context) -> list[str]:
     recorded = []
     for env_id, spec, epoch in checks:
         try:
-            requirements = _requirements(ctx, spec)
+            requirements = buckets.pinned_requirements(ctx, spec)
             if not requirements or not requirements.strip():
                 continue
             key = runtime_key(python=settings.runtime_python, airflow_version=spec.airflow_version,
@@ -194,15 +194,6 @@ def handlers(reconciler: Reconciler) -> dict:
 
 
 # --- helpers ---
-
-
-def _requirements(ctx: Context, spec: Spec) -> str | None:
-    """The requirements the revision runs with: its own text, or its bucket object at the pinned version."""
-    source = spec.source
-    if source is None or not source.requirements_s3_path:
-        return spec.requirements
-    return buckets.get_object(ctx, bucket=source.bucket, key=source.requirements_s3_path,
-                              version_id=source.requirements_s3_object_version).data.decode()
 
 
 def _last_failure(session, env_id: str) -> datetime | None:
