@@ -39,7 +39,6 @@ from hangar.context import Context
 from hangar.domain import maintenance
 from hangar.domain.lifecycle import change_status
 from hangar.domain.maintenance import MAINTENANCE
-from hangar.domain.spec import Spec
 from hangar.domain.status import Status
 from hangar.errors import ComponentFailed
 from hangar.reconciler.queue import Work
