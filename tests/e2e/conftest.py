@@ -1,5 +1,14 @@
+"""Fixtures every end-to-end test may share.
+
+`plane` is the session's control plane. `shared_env` is one AVAILABLE Airflow 3.3.2
+environment (LocalExecutor, the example DAGs) for tests that only need an environment
+that runs a DAG; `mwaa_env` is one created through the real boto3 `mwaa` client from a
+bucket. Tests that break, update or delete an environment create their own, and every
+environment a test creates is deleted: these two at the end of the session.
+"""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -7,17 +16,28 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import EXAMPLES, ControlPlane, free_port
+from tests.e2e.harness import EXAMPLES, ControlPlane, free_port, wait_for
+from tests.e2e.mwaa_client import mwaa
 
 pytestmark = pytest.mark.e2e
+
+MWAA_ENV = "mwaa1"
+MWAA_BUCKET = "mwaa-test"
+MWAA_ROLE = "arn:aws:iam::123456789012:role/hangar-test"
+MWAA_NETWORK = {"SubnetIds": ["subnet-a", "subnet-b"], "SecurityGroupIds": ["sg-1"]}
+
+
+def private_folder(prefix: str) -> Path:
+    """A folder outside pytest's basetemp, which pytest makes 0700: the embedded PostgreSQL runs as
+    its own user when the tests run as root, so it must be able to traverse HANGAR_HOME."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def plane() -> ControlPlane:
-    # not under pytest's basetemp: pytest makes that 0700, and the embedded PostgreSQL runs as
-    # its own user when the tests run as root, so it must be able to reach HANGAR_HOME
-    home = Path(tempfile.mkdtemp(prefix="hangar-e2e-"))
-    home.chmod(0o755)
+    home = private_folder("hangar-e2e-")
     # a range of its own per test session, so that test sessions run side by side never hand out
     # a port another session's environment holds while it restarts
     control = ControlPlane(home=home, port=free_port(), env_port_start=29000 + (os.getpid() % 30) * 1000)
@@ -33,3 +53,49 @@ def dags(tmp_path: Path) -> Path:
     folder = tmp_path / "dags"
     shutil.copytree(EXAMPLES, folder, ignore=shutil.ignore_patterns("__pycache__"))
     return folder
+
+
+@pytest.fixture(scope="session")
+def shared_env(plane: ControlPlane) -> str:
+    """The name of an AVAILABLE environment on `plane` that tests may run DAGs in, restart the
+    control plane under or kill a component of (it must come back), but not update or delete."""
+    folder = private_folder("hangar-e2e-shared-dags-")
+    shutil.copytree(EXAMPLES, folder / "dags", ignore=shutil.ignore_patterns("__pycache__"))
+    env = plane.create("shared", folder / "dags")
+    assert env["status"] == "AVAILABLE", env
+    yield "shared"
+    plane.delete("shared")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mwaa_keys(plane: ControlPlane) -> dict[str, dict]:
+    """An access key per role; boto3's host prefixes (env., api.) are turned off, as for any local endpoint."""
+    os.environ["AWS_DISABLE_HOST_PREFIX_INJECTION"] = "true"
+    return {role: json.loads(plane.cli("access-key", "create", "--role", role, "--json").stdout)
+            for role in ("Admin", "Op", "User", "Viewer")}
+
+
+@pytest.fixture(scope="session")
+def mwaa_bucket(plane: ControlPlane) -> str:
+    plane.cli("bucket", "create", MWAA_BUCKET)
+    plane.cli("bucket", "sync", str(EXAMPLES), f"s3://{MWAA_BUCKET}/dags")
+    return MWAA_BUCKET
+
+
+@pytest.fixture(scope="session")
+def mwaa_env(plane: ControlPlane, mwaa_keys, mwaa_bucket) -> str:
+    """An environment created through boto3's CreateEnvironment with MWAA's fields, settled."""
+    client = mwaa(plane.url, mwaa_keys["Admin"])
+    arn = client.create_environment(
+        Name=MWAA_ENV, ExecutionRoleArn=MWAA_ROLE, SourceBucketArn=f"arn:aws:s3:::{mwaa_bucket}", DagS3Path="dags",
+        NetworkConfiguration=MWAA_NETWORK, EnvironmentClass="mw1.small", MaxWorkers=2, AirflowVersion="3.3.2",
+        WeeklyMaintenanceWindowStart="TUE:03:30", Tags={"team": "data"},
+        AirflowConfigurationOptions={"core.default_task_retries": "1"},
+        LoggingConfiguration={"TaskLogs": {"Enabled": True, "LogLevel": "WARNING"}},
+    )["Arn"]
+    assert arn.endswith(f":environment/{MWAA_ENV}")
+    wait_for(lambda: client.get_environment(Name=MWAA_ENV)["Environment"]["Status"] not in ("CREATING",),
+             timeout=600, interval=1, what=f"{MWAA_ENV} to settle")
+    yield MWAA_ENV
+    plane.delete(MWAA_ENV)

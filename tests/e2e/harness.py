@@ -1,17 +1,26 @@
 """Drives a real Hangar control plane and real Airflow environments for end-to-end tests.
 
 The control plane runs as a subprocess (`python -m hangar.cli.main server`), the
-way a user runs it; Airflow is reached only through its own REST API with tokens
-from `hangar env token`.
+way a user runs it. Tests read state, tokens and events through Hangar's HTTP API
+(`get`, `events`, `airflow`, `delete`, `wait`); they run the `hangar` CLI only where
+the CLI itself is under test (its flags, output, exit codes and `--wait`). Airflow is
+reached only through its own REST API.
+
+Every control plane of a test session shares one runtimes directory (HANGAR_RUNTIMES_DIR),
+so Airflow is built once per runtime key per session rather than once per home.
 """
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +30,22 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "dags"
+IN_PROGRESS = {"CREATING", "UPDATING", "DELETING", "ROLLING_BACK", "PENDING", "CREATING_SNAPSHOT", "MAINTENANCE"}
+
+
+@functools.cache
+def shared_runtimes_dir() -> Path:
+    """One runtimes directory for every control plane of this test process: HANGAR_TEST_RUNTIMES_DIR
+    if set (kept, so runs after it reuse its runtimes), else a fresh folder removed at exit, so each
+    run still builds every runtime once from uv's cache. Traversable by all: environments'
+    processes may run as users of their own."""
+    given = os.environ.get("HANGAR_TEST_RUNTIMES_DIR")
+    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="hangar-test-runtimes-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)
+    if not given:
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def free_port() -> int:
@@ -64,6 +89,7 @@ class ControlPlane:
             "HANGAR_HOME": str(self.home), "HANGAR_URL": self.url,
             "HANGAR_ENV_PORT_START": str(self.env_port_start),
             "HANGAR_ENV_PORT_END": str(self.env_port_start + 999),
+            "HANGAR_RUNTIMES_DIR": str(shared_runtimes_dir()),
             # a hanging startup script is given up on quickly in tests
             "HANGAR_STARTUP_TIMEOUT": "20",
             **self.extra_env,
@@ -117,14 +143,38 @@ class ControlPlane:
         return result
 
     def get(self, name: str) -> dict:
-        return json.loads(self.cli("env", "get", name, "--json").stdout)
+        response = self.api("GET", f"/api/v1/environments/{name}")
+        assert response.status_code == 200, f"GET {name}: {response.status_code} {response.text}"
+        return response.json()
+
+    def events(self, name: str) -> list[dict]:
+        response = self.api("GET", f"/api/v1/environments/{name}/events")
+        assert response.status_code == 200, f"events of {name}: {response.status_code} {response.text}"
+        return response.json()
+
+    def token(self, name: str) -> str:
+        response = self.api("POST", f"/api/v1/environments/{name}/token")
+        assert response.status_code == 200, f"token of {name}: {response.status_code} {response.text}"
+        return response.json()["token"]
+
+    def wait(self, name: str, *, timeout: float = 900) -> dict:
+        """The environment once it settles (no longer CREATING, UPDATING, ...)."""
+        return wait_for(lambda: (env := self.get(name))["status"] not in IN_PROGRESS and env, timeout=timeout,
+                        what=f"{name} to settle")
+
+    def delete(self, name: str, *, timeout: float = 300) -> None:
+        """Delete an environment and wait until it is gone."""
+        response = self.api("DELETE", f"/api/v1/environments/{name}")
+        assert response.status_code in (202, 404), f"DELETE {name}: {response.status_code} {response.text}"
+        wait_for(lambda: self.api("GET", f"/api/v1/environments/{name}").status_code == 404, timeout=timeout,
+                 what=f"{name} to be deleted")
 
     def create(self, name: str, dags: Path, *extra: str) -> dict:
         return json.loads(self.cli("env", "create", name, "--dags", str(dags), "--wait", "--json", *extra).stdout)
 
     def airflow(self, name: str) -> "Airflow":
         env = self.get(name)
-        token = self.cli("env", "token", name).stdout.strip()
+        token = self.token(name)
         return Airflow(base=env["webserver_url"], token=token, major=int(env["airflow_version"].split(".")[0]))
 
     def secrets(self, name: str) -> dict[str, str]:

@@ -25,13 +25,13 @@ def test_invalid_name_is_refused(plane: ControlPlane, dags, name: str) -> None:
     assert "name" in response.json()["error"]["message"]
 
 
-def test_duplicate_name_is_refused_and_the_first_is_untouched(plane: ControlPlane, dags) -> None:
-    plane.create("dup", dags)
-    result = plane.cli("env", "create", "dup", "--dags", str(dags), check=False)
+def test_duplicate_name_is_refused_and_the_first_is_untouched(plane: ControlPlane, shared_env: str, dags) -> None:
+    before = plane.get(shared_env)
+    result = plane.cli("env", "create", shared_env, "--dags", str(dags), check=False)
     assert result.returncode != 0 and "already exists" in result.stderr
-    env = plane.get("dup")
-    assert env["status"] == "AVAILABLE" and env["revision"] == 1
-    plane.cli("env", "delete", "dup", "--wait")
+    env = plane.get(shared_env)
+    assert env["status"] == "AVAILABLE" and env["revision"] == before["revision"] == 1
+    assert env["spec"]["dags"] == before["spec"]["dags"] != str(dags)
 
 
 def test_airflow_version_that_does_not_exist(plane: ControlPlane, dags) -> None:
@@ -43,7 +43,7 @@ def test_airflow_version_that_does_not_exist(plane: ControlPlane, dags) -> None:
     error = env["last_update"]["error"]
     assert error["code"] == "AIRFLOW_VERSION_NOT_FOUND"
     assert "3.3.99" in error["message"]
-    plane.cli("env", "delete", "ghost", "--wait")
+    plane.delete("ghost")
 
 
 def test_unresolvable_requirements_fail_with_uvs_message(plane: ControlPlane, dags, tmp_path) -> None:
@@ -57,7 +57,7 @@ def test_unresolvable_requirements_fail_with_uvs_message(plane: ControlPlane, da
     error = env["last_update"]["error"]
     assert error["code"] == "REQUIREMENTS_FAILED"
     assert "hangar-no-such-package-xyz" in error["message"] and "uv said" in error["message"]
-    plane.cli("env", "delete", "badreq", "--wait")
+    plane.delete("badreq")
 
 
 def test_requirement_that_moves_airflow_is_refused(plane: ControlPlane, dags, tmp_path) -> None:
@@ -120,7 +120,7 @@ def test_environment_port_taken_by_another_program_is_skipped(plane: ControlPlan
     finally:
         for sock in holders:
             sock.close()
-    plane.cli("env", "delete", "porty", "--wait")
+    plane.delete("porty")
 
 
 def _env_ports(plane: ControlPlane, name: str) -> list[int]:

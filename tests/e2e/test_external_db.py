@@ -42,7 +42,7 @@ def test_environment_on_external_postgres(plane: ControlPlane, dags) -> None:
         with psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=database) as db, db.cursor() as c:
             c.execute("SELECT count(*) FROM dag_run WHERE dag_id = 'hello_taskflow'")
             assert c.fetchone()[0] == 1
-        plane.cli("env", "delete", "external", "--wait")
+        plane.delete("external")
     finally:
         with admin.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")

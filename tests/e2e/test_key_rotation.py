@@ -126,7 +126,7 @@ def test_kms_and_fernet_rotation_keep_connections_readable(plane: ControlPlane, 
     response = plane.api("POST", "/api/v1/environments", json={
         "name": NAME, "dags": str(dags), "kms_key": "arn:aws:kms:us-east-1:123456789012:alias/e2e-rotation"})
     assert response.status_code == 201, response.text
-    env = json.loads(plane.cli("env", "wait", NAME, "--json").stdout)
+    env = plane.wait(NAME)
     assert env["status"] == "AVAILABLE", env
     env_id = _env_id(plane, NAME)
     before = read_secrets(plane, NAME)
@@ -164,7 +164,7 @@ def test_kms_and_fernet_rotation_keep_connections_readable(plane: ControlPlane, 
     assert after["fernet_key"] != before["fernet_key"]
     assert {k: after[k] for k in ("jwt_secret", "secret_key")} == {k: before[k] for k in ("jwt_secret", "secret_key")}
     assert _pids(env) != pids
-    events = json.loads(plane.cli("env", "events", NAME, "--json").stdout)
+    events = plane.events(NAME)
     assert [e["status"] for e in events][-2:] == ["UPDATING", "AVAILABLE"]
     assert events[-1]["reason"] == "fernet key rotated"
 
@@ -181,4 +181,4 @@ def test_kms_and_fernet_rotation_keep_connections_readable(plane: ControlPlane, 
     _assert_no_secret_leaked(plane, {
         **before, **{f"new {k}": v for k, v in after.items()}, "connection password": PASSWORD,
     })
-    plane.cli("env", "delete", NAME, "--wait")
+    plane.delete(NAME)

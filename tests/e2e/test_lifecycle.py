@@ -1,20 +1,75 @@
-"""Create, run, inspect and delete real Airflow 3 environments through the CLI."""
+"""Create, run, inspect and delete real Airflow 3 environments through the CLI.
+
+Two environments are created at once through `hangar env create --wait`; one of them has a
+DAG with a syntax error from the start. Both run DAGs at the same time, each sees only its
+own runs, and the first is deleted through the CLI with everything it owned.
+"""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import sys
 
 import psutil
+import pytest
 
-from tests.e2e.harness import ControlPlane, wait_for
+from tests.e2e.conftest import private_folder
+from tests.e2e.harness import EXAMPLES, ControlPlane, wait_for
+
+BROKEN = "from airflow.sdk import dag\n\ndef oops(:\n    pass\n"
 
 
 def _pids(env: dict) -> dict[str, int]:
     return {c["name"]: c["pid"] for c in env["components"]}
 
 
-def test_create_run_taskflow_dag_and_delete(plane: ControlPlane, dags) -> None:
-    env = plane.create("life", dags)
+@pytest.fixture(scope="module")
+def twins(plane: ControlPlane):
+    """twin-a with the example DAGs, twin-b with hello_taskflow and a DAG that does not parse."""
+    folder = private_folder("hangar-e2e-twins-")
+    shutil.copytree(EXAMPLES, folder / "a", ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "b").mkdir()
+    (folder / "b" / "hello_taskflow.py").write_text((EXAMPLES / "hello_taskflow.py").read_text())
+    (folder / "b" / "broken.py").write_text(BROKEN)
+    cli = [sys.executable, "-m", "hangar.cli.main", "env", "create"]
+    first = subprocess.Popen([*cli, "twin-a", "--dags", str(folder / "a"), "--wait"], env=plane.env)
+    second = subprocess.Popen([*cli, "twin-b", "--dags", str(folder / "b"), "--wait"], env=plane.env)
+    assert first.wait(timeout=900) == 0 and second.wait(timeout=900) == 0
+    yield "twin-a", "twin-b"
+    for name in ("twin-a", "twin-b"):
+        plane.delete(name)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_environments_run_dags_at_once(plane: ControlPlane, twins) -> None:
+    a, b = (plane.get(name) for name in twins)
+    assert a["webserver_url"] != b["webserver_url"]
+    fa, fb = (plane.airflow(name) for name in twins)
+    run_a, run_b = fa.trigger("hello_taskflow"), fb.trigger("hello_taskflow")
+    assert fa.wait_for_run("hello_taskflow", run_a) == "success"
+    assert fb.wait_for_run("hello_taskflow", run_b) == "success"
+    # each environment sees only its own run
+    assert len(fa.request("GET", "/dags/hello_taskflow/dagRuns").json()["dag_runs"]) == 1
+    assert len(fb.request("GET", "/dags/hello_taskflow/dagRuns").json()["dag_runs"]) == 1
+
+
+def test_dag_with_syntax_error_keeps_environment_available(plane: ControlPlane, twins) -> None:
+    name = twins[1]
+    assert plane.get(name)["status"] == "AVAILABLE"
+    airflow = plane.airflow(name)
+    errors = wait_for(
+        lambda: airflow.request("GET", "/importErrors").json()["import_errors"], timeout=180,
+        what="the import error to show in Airflow's API",
+    )
+    assert any(e["filename"].endswith("broken.py") and "SyntaxError" in e["stack_trace"] for e in errors)
+    assert airflow.run_dag("hello_taskflow") == "success"
+    assert plane.get(name)["status"] == "AVAILABLE"
+
+
+def test_create_run_taskflow_dag_and_delete(plane: ControlPlane, twins) -> None:
+    name = twins[0]
+    env = json.loads(plane.cli("env", "get", name, "--json").stdout)
     assert env["status"] == "AVAILABLE"
     assert env["airflow_version"] == "3.3.2"
     assert env["webserver_url"].startswith("http://127.0.0.1:")
@@ -22,66 +77,26 @@ def test_create_run_taskflow_dag_and_delete(plane: ControlPlane, dags) -> None:
     assert {c["name"] for c in env["components"]} == {"api-server", "scheduler", "dag-processor", "triggerer"}
     assert all(c["state"] == "RUNNING" for c in env["components"])
 
-    airflow = plane.airflow("life")
+    airflow = plane.airflow(name)
     assert airflow.run_dag("hello_taskflow") == "success"
 
     # the token is an Admin token for at least an hour
-    token = json.loads(plane.cli("env", "token", "life", "--json").stdout)
+    token = json.loads(plane.cli("env", "token", name, "--json").stdout)
     assert token["role"] == "Admin"
 
-    events = json.loads(plane.cli("env", "events", "life", "--json").stdout)
+    events = json.loads(plane.cli("env", "events", name, "--json").stdout)
     assert [e["status"] for e in events] == ["CREATING", "AVAILABLE"]
 
     pids = _pids(env)
-    database = f"hangar_env_{_env_id(plane, 'life').replace('-', '')}"
-    root = plane.home / "environments" / _env_id(plane, "life")
+    database = f"hangar_env_{_env_id(plane, name).replace('-', '')}"
+    root = plane.home / "environments" / _env_id(plane, name)
     assert root.exists()
-    plane.cli("env", "delete", "life", "--wait")
+    plane.cli("env", "delete", name, "--wait")
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids.values())
     assert not root.exists()
     assert database not in _databases(plane)
-    result = plane.cli("env", "get", "life", check=False)
+    result = plane.cli("env", "get", name, check=False)
     assert result.returncode != 0 and "does not exist" in result.stderr
-
-
-def test_two_environments_run_dags_at_once(plane: ControlPlane, dags, tmp_path) -> None:
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "hello_taskflow.py").write_text((dags / "hello_taskflow.py").read_text())
-    first = subprocess.Popen([*_cli(plane), "env", "create", "twin-a", "--dags", str(dags), "--wait"], env=plane.env)
-    second = subprocess.Popen([*_cli(plane), "env", "create", "twin-b", "--dags", str(other), "--wait"], env=plane.env)
-    assert first.wait(timeout=900) == 0 and second.wait(timeout=900) == 0
-    a, b = plane.get("twin-a"), plane.get("twin-b")
-    assert a["webserver_url"] != b["webserver_url"]
-    fa, fb = plane.airflow("twin-a"), plane.airflow("twin-b")
-    run_a, run_b = fa.trigger("hello_taskflow"), fb.trigger("hello_taskflow")
-    assert fa.wait_for_run("hello_taskflow", run_a) == "success"
-    assert fb.wait_for_run("hello_taskflow", run_b) == "success"
-    # each environment sees only its own run
-    assert len(fa.request("GET", "/dags/hello_taskflow/dagRuns").json()["dag_runs"]) == 1
-    for name in ("twin-a", "twin-b"):
-        plane.cli("env", "delete", name, "--wait")
-
-
-def test_dag_with_syntax_error_keeps_environment_available(plane: ControlPlane, dags) -> None:
-    (dags / "broken.py").write_text("from airflow.sdk import dag\n\ndef oops(:\n    pass\n")
-    env = plane.create("broken", dags)
-    assert env["status"] == "AVAILABLE"
-    airflow = plane.airflow("broken")
-    errors = wait_for(
-        lambda: airflow.request("GET", "/importErrors").json()["import_errors"], timeout=180,
-        what="the import error to show in Airflow's API",
-    )
-    assert any(e["filename"].endswith("broken.py") and "SyntaxError" in e["stack_trace"] for e in errors)
-    assert airflow.run_dag("hello_taskflow") == "success"
-    assert plane.get("broken")["status"] == "AVAILABLE"
-    plane.cli("env", "delete", "broken", "--wait")
-
-
-def _cli(plane: ControlPlane) -> list[str]:
-    import sys
-
-    return [sys.executable, "-m", "hangar.cli.main"]
 
 
 def _env_id(plane: ControlPlane, name: str) -> str:

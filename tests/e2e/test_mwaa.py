@@ -6,49 +6,33 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 
 import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.harness import ControlPlane, wait_for
+from tests.e2e.conftest import MWAA_NETWORK, MWAA_ROLE
+from tests.e2e.harness import ControlPlane, shared_runtimes_dir, wait_for
 from tests.e2e.mwaa_client import dumps, error_code, mwaa, signed
 
-ROLE = "arn:aws:iam::123456789012:role/hangar-test"
-NETWORK = {"SubnetIds": ["subnet-a", "subnet-b"], "SecurityGroupIds": ["sg-1"]}
+ROLE = MWAA_ROLE
+NETWORK = MWAA_NETWORK
 
 
-@pytest.fixture(scope="module")
-def keys(plane: ControlPlane) -> dict[str, dict]:
-    os.environ["AWS_DISABLE_HOST_PREFIX_INJECTION"] = "true"
-    return {role: json.loads(plane.cli("access-key", "create", "--role", role, "--json").stdout)
-            for role in ("Admin", "Op", "User", "Viewer")}
+@pytest.fixture
+def keys(mwaa_keys) -> dict[str, dict]:
+    return mwaa_keys
 
 
-@pytest.fixture(scope="module")
-def bucket(plane: ControlPlane, tmp_path_factory) -> str:
-    from tests.e2e.harness import EXAMPLES
-
-    plane.cli("bucket", "create", "mwaa-test")
-    plane.cli("bucket", "sync", str(EXAMPLES), "s3://mwaa-test/dags")
-    return "mwaa-test"
+@pytest.fixture
+def bucket(mwaa_bucket) -> str:
+    return mwaa_bucket
 
 
-@pytest.fixture(scope="module")
-def available(plane: ControlPlane, keys, bucket) -> str:
-    client = mwaa(plane.url, keys["Admin"])
-    arn = client.create_environment(
-        Name="mwaa1", ExecutionRoleArn=ROLE, SourceBucketArn=f"arn:aws:s3:::{bucket}", DagS3Path="dags",
-        NetworkConfiguration=NETWORK, EnvironmentClass="mw1.small", MaxWorkers=2, AirflowVersion="3.3.2",
-        WeeklyMaintenanceWindowStart="TUE:03:30", Tags={"team": "data"},
-        AirflowConfigurationOptions={"core.default_task_retries": "1"},
-        LoggingConfiguration={"TaskLogs": {"Enabled": True, "LogLevel": "WARNING"}},
-    )["Arn"]
-    assert arn.endswith(":environment/mwaa1")
-    wait_for(lambda: client.get_environment(Name="mwaa1")["Environment"]["Status"] not in ("CREATING",),
-             timeout=600, interval=1, what="mwaa1 to settle")
-    return "mwaa1"
+@pytest.fixture
+def available(mwaa_env) -> str:
+    """mwaa1: mw1.small, MaxWorkers 2, TUE:03:30, tag team=data, core.default_task_retries 1 (conftest)."""
+    return mwaa_env
 
 
 def test_get_environment_fills_every_field_truthfully(plane, keys, available, bucket) -> None:
@@ -198,6 +182,11 @@ def test_paginator_and_list_limits(plane, keys, bucket) -> None:
     failed = wait_for(lambda: (e := admin.get_environment(Name="page0")["Environment"])["Status"] == "CREATE_FAILED" and e,
                       timeout=300, interval=1, what="page0 to fail")
     assert failed["LastUpdate"]["Status"] == "FAILED"
+    for i in range(3):
+        admin.delete_environment(Name=f"page{i}")
+    for i in range(3):
+        wait_for(lambda: f"page{i}" not in admin.list_environments()["Environments"], timeout=120,
+                 what=f"page{i} to be deleted")
     assert failed["LastUpdate"]["Error"]["ErrorCode"] == "AIRFLOW_VERSION_NOT_FOUND"
     for i in range(3):
         admin.delete_environment(Name=f"page{i}")
@@ -301,6 +290,8 @@ def test_requirements_object_version_is_pinned_while_the_bucket_changes(plane, k
     assert again["RequirementsS3ObjectVersion"] == pinned
     rest = mwaa(plane.url, keys["User"]).invoke_rest_api(Name="pinned", Path="/version", Method="GET")
     assert rest["RestApiStatusCode"] == 200
-    runtime = next(p for p in plane.home.glob("runtimes/*/lib/python3.11/site-packages/six-1.16.0.dist-info"))
+    runtime = next(p for p in shared_runtimes_dir().glob("*/lib/python3.11/site-packages/six-1.16.0.dist-info"))
     assert runtime.exists()
     admin.delete_environment(Name="pinned")
+    wait_for(lambda: "pinned" not in admin.list_environments()["Environments"], timeout=300,
+             what="pinned to be deleted")

@@ -33,6 +33,7 @@ from hangar.runtime.preflight import (
     parse_dags,
 )
 from hangar.runtime.venvs import Runtime, ensure_runtime
+from tests.e2e.harness import shared_runtimes_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +68,7 @@ class Runtimes:
         self.broken_line = f"brokenpkg @ {self.wheel.as_uri()}"
         self.with_extra = f"inflection\n{self.broken_line}\n"
         check_requirements(self.with_extra)  # the form users may write
-        build = dict(root=root / "runtimes", python="3.11", airflow_version=VERSION, progress=lambda _: None)
+        build = dict(root=shared_runtimes_dir(), python="3.11", airflow_version=VERSION, progress=lambda _: None)
         self.plain: Runtime = ensure_runtime(requirements=None, **build)
         self.extra: Runtime = ensure_runtime(requirements=self.with_extra, **build)
 
@@ -204,7 +205,7 @@ def test_parse_dags_with_clean_dags_finds_nothing(runtimes, env, tmp_path):
 
 def test_package_diff_shows_added_and_removed_requirements_without_installing(runtimes):
     before = {runtime: freeze(runtime) for runtime in (runtimes.plain, runtimes.extra)}
-    built = sorted(p.name for p in (runtimes.root / "runtimes").iterdir())
+    built = sorted(p.name for p in shared_runtimes_dir().iterdir())
 
     added = package_diff(old=runtimes.plain, airflow_version=VERSION, requirements=runtimes.with_extra)
     assert {p.name for p in added.added} == {"inflection", "brokenpkg"}
@@ -219,7 +220,7 @@ def test_package_diff_shows_added_and_removed_requirements_without_installing(ru
     assert same.added == same.removed == same.changed == []
 
     assert {runtime: freeze(runtime) for runtime in (runtimes.plain, runtimes.extra)} == before
-    assert sorted(p.name for p in (runtimes.root / "runtimes").iterdir()) == built
+    assert sorted(p.name for p in shared_runtimes_dir().iterdir()) == built
 
 
 def test_package_diff_shows_a_changed_version(runtimes):

@@ -15,35 +15,36 @@ def _component(env: dict, name: str) -> dict:
     return next(c for c in env["components"] if c["name"] == name)
 
 
-def test_scheduler_killed_is_restarted_and_runs_still_succeed(plane: ControlPlane, dags) -> None:
-    env = plane.create("kill9", dags)
+def test_scheduler_killed_is_restarted_and_runs_still_succeed(plane: ControlPlane, shared_env: str) -> None:
+    name = shared_env
+    env = plane.get(name)
     old = _component(env, "scheduler")["pid"]
     os.kill(old, signal.SIGKILL)
     restarted = wait_for(
-        lambda: (c := _component(plane.get("kill9"), "scheduler"))["restarts"] >= 1 and c["state"] == "RUNNING" and c,
+        lambda: (c := _component(plane.get(name), "scheduler"))["restarts"] >= 1 and c["state"] == "RUNNING" and c,
         timeout=120, what="the scheduler to be restarted",
     )
     assert restarted["pid"] != old
     # what the killed scheduler had forked into its group (executor workers, log server) is gone
     leftovers = [p for p in psutil.process_iter(["status"]) if _pgid(p.pid) == old and p.info["status"] != "zombie"]
     assert leftovers == []
-    wait_for(lambda: plane.get("kill9")["status"] == "AVAILABLE", timeout=120, what="AVAILABLE again")
-    events = json.loads(plane.cli("env", "events", "kill9", "--json").stdout)
+    wait_for(lambda: plane.get(name)["status"] == "AVAILABLE", timeout=120, what="AVAILABLE again")
+    events = plane.events(name)
     assert any(e["status"] == "UNAVAILABLE" and "scheduler" in e["reason"] for e in events)
-    assert plane.airflow("kill9").run_dag("hello_taskflow") == "success"
-    plane.cli("env", "delete", "kill9", "--wait")
+    assert plane.airflow(name).run_dag("hello_taskflow") == "success"
 
 
-def test_control_plane_restart_adopts_running_environments(plane: ControlPlane, dags) -> None:
-    env = plane.create("adopt", dags)
+def test_control_plane_restart_adopts_running_environments(plane: ControlPlane, shared_env: str) -> None:
+    name = shared_env
+    env = plane.wait(name)
+    assert env["status"] == "AVAILABLE", env
     pids = {c["name"]: c["pid"] for c in env["components"]}
     plane.restart()
-    after = wait_for(lambda: (e := plane.get("adopt"))["components"] and e, timeout=60, what="components listed")
+    after = wait_for(lambda: (e := plane.get(name))["components"] and e, timeout=60, what="components listed")
     assert {c["name"]: c["pid"] for c in after["components"]} == pids
     assert all(c["restarts"] == 0 for c in after["components"])
     assert after["status"] == "AVAILABLE"
-    assert plane.airflow("adopt").run_dag("hello_taskflow") == "success"
-    plane.cli("env", "delete", "adopt", "--wait")
+    assert plane.airflow(name).run_dag("hello_taskflow") == "success"
 
 
 def test_control_plane_killed_during_create_is_never_stuck(plane: ControlPlane, dags) -> None:
@@ -52,7 +53,7 @@ def test_control_plane_killed_during_create_is_never_stuck(plane: ControlPlane, 
     wait_for(lambda: _steps(plane, "crash"), timeout=60, interval=0.1, what="the create to start working")
     plane.stop(signal.SIGKILL)
     plane.start()
-    final = json.loads(plane.cli("env", "wait", "crash", "--json", check=False).stdout)
+    final = plane.wait("crash")
     assert final["status"] in ("AVAILABLE", "CREATE_FAILED")
     assert final["status"] == "AVAILABLE", final
     # exactly one set of processes runs: nothing was started twice. Only processes Hangar
@@ -62,7 +63,7 @@ def test_control_plane_killed_during_create_is_never_stuck(plane: ControlPlane, 
     recorded = {json.loads(f.read_text())["pid"] for f in (root / "run").glob("*.pid")}
     assert {p.pid for p in leaders} == recorded
     assert len(recorded) == 4
-    plane.cli("env", "delete", "crash", "--wait")
+    plane.delete("crash")
 
 
 def _env_id(plane: ControlPlane, name: str) -> str:

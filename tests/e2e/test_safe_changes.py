@@ -144,4 +144,4 @@ def test_ten_updates_of_every_kind_while_a_dag_runs(plane: ControlPlane, dags: P
     assert all(h["status"] == "APPLIED" for h in history)
     assert history[-1]["running"] and history[-1]["last_good"]
     assert any("TEAM" in line for line in history[3]["changes"])  # revision 4: update 3
-    plane.cli("env", "delete", "relay", "--wait")
+    plane.delete("relay")

@@ -27,7 +27,7 @@ def serving(plane: ControlPlane, tmp_path_factory) -> str:
     (folder / "hello_taskflow.py").write_text((EXAMPLES / "hello_taskflow.py").read_text())
     plane.create("fails", folder)
     yield "fails"
-    plane.cli("env", "delete", "fails", "--wait", check=False)
+    plane.delete("fails")
 
 
 def _fails(plane: ControlPlane, name: str, *args: str, code: str, text: str) -> dict:
@@ -43,6 +43,37 @@ def _fails(plane: ControlPlane, name: str, *args: str, code: str, text: str) -> 
     assert text in error["message"], error["message"]
     assert _pids(env) == _pids(before)  # nothing switched: the previous revision kept serving
     return env
+
+
+def test_updates_apply_and_a_failed_update_keeps_the_old_revision(plane: ControlPlane, serving: str, tmp_path) -> None:
+    created = plane.get(serving)
+    first = created["revision"]
+    # a configuration-only change reaches every component
+    result = plane.cli("env", "update", serving, "--config", "core.default_task_retries=1", "--wait", "--json")
+    env = json.loads(result.stdout)
+    assert env["revision"] == first + 1 and env["status"] == "AVAILABLE"
+    assert all(c["pid"] != _pids(created)[c["name"]] for c in env["components"])
+    result = plane.cli("env", "update", serving, "--env", "TEAM=blue", "--config", "core.default_task_retries=1",
+                       "--wait", "--json")
+    env = json.loads(result.stdout)
+    assert env["status"] == "AVAILABLE"
+    assert env["revision"] == env["running_revision"] == env["last_good_revision"] == first + 2
+    assert env["spec"]["environment_variables"] == {"TEAM": "blue"}
+    assert env["last_update"]["status"] == "SUCCESS"
+    pids_before = _pids(env)
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("hangar-no-such-package-xyz==1.0\n")
+    failed = plane.cli("env", "update", serving, "--requirements", str(requirements), "--wait", check=False)
+    assert failed.returncode != 0
+    env = plane.get(serving)
+    assert env["status"] == "AVAILABLE"  # the old revision serves on; the update's failure is in last_update
+    assert env["revision"] == first + 3 and env["running_revision"] == first + 2
+    assert env["last_update"]["status"] == "FAILED"
+    assert "hangar-no-such-package-xyz" in env["last_update"]["error"]["message"]
+    # nothing was restarted: the previous revision kept serving
+    assert _pids(env) == pids_before
+    assert plane.airflow(serving).run_dag("hello_taskflow") == "success"
 
 
 def test_a_package_that_fails_on_import(plane: ControlPlane, serving: str, tmp_path: Path) -> None:
@@ -100,7 +131,7 @@ def test_control_plane_killed_in_the_middle_of_an_update_finishes_it(plane: Cont
     wait_for(lambda: "replacing" in (plane.get(serving).get("status_reason") or ""), timeout=120,
              what="the update to start replacing components")
     plane.restart(signal.SIGKILL)
-    env = json.loads(plane.cli("env", "wait", serving, "--json", check=False).stdout)
+    env = plane.wait(serving)
     assert env["status"] == "AVAILABLE"
     assert env["revision"] == before["revision"] + 1
     # completed, or rolled back to the previous revision: never stuck in UPDATING
@@ -118,7 +149,7 @@ def test_a_component_that_fails_after_the_switch_rolls_back(plane: ControlPlane,
     assert env["last_update"]["status"] == "FAILED"
     assert env["last_update"]["error"]["code"] == "COMPONENT_FAILED"
     assert "triggerer" in env["last_update"]["error"]["message"]
-    events = json.loads(plane.cli("env", "events", serving, "--json").stdout)
+    events = plane.events(serving)
     assert events[-2]["status"] == "ROLLING_BACK" and events[-1]["status"] == "AVAILABLE"
     # only the triggerer was replaced, twice; the others never stopped
     after = _pids(env)

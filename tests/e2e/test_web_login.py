@@ -29,7 +29,8 @@ from urllib.parse import urlsplit
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.harness import EXAMPLES, ControlPlane, wait_for
+from tests.e2e.conftest import MWAA_ENV
+from tests.e2e.harness import ControlPlane, wait_for
 from tests.e2e.mwaa_client import mwaa
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -41,10 +42,7 @@ pytestmark = [pytest.mark.e2e]
 needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(), reason=MISSING_REASON + (" — CI is set: see test_chromium_is_installed" if IN_CI else ""))
 
-ENV = "weblogin1"
-BUCKET = "web-login-test"
-ROLE_ARN = "arn:aws:iam::123456789012:role/hangar-web-login"
-NETWORK = {"SubnetIds": ["subnet-a", "subnet-b"], "SecurityGroupIds": ["sg-1"]}
+ENV = MWAA_ENV
 SSO_PATH = "/aws_mwaa/aws-console-sso"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -276,34 +274,17 @@ def page(browser: Browser):
     opened.close()
 
 
-@pytest.fixture(scope="module")
-def keys(plane: ControlPlane) -> dict[str, dict]:
-    return {role: json.loads(plane.cli("access-key", "create", "--role", role, "--json").stdout)
-            for role in ("Admin", "User", "Viewer")}
+@pytest.fixture
+def keys(mwaa_keys) -> dict[str, dict]:
+    return mwaa_keys
 
 
 @pytest.fixture(scope="module")
-def environment(plane: ControlPlane, keys):
-    """An AVAILABLE Airflow 3.3.2 environment created through boto3, its example DAG parsed."""
-    with pytest.MonkeyPatch.context() as patch:
-        # MWAA's model prefixes hosts with env./api.; scripts turn that off for a local endpoint
-        patch.setenv("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
-        plane.cli("bucket", "create", BUCKET)
-        plane.cli("bucket", "sync", str(EXAMPLES), f"s3://{BUCKET}/dags")
-        admin = mwaa(plane.url, keys["Admin"])
-        admin.create_environment(
-            Name=ENV, ExecutionRoleArn=ROLE_ARN, SourceBucketArn=f"arn:aws:s3:::{BUCKET}", DagS3Path="dags",
-            NetworkConfiguration=NETWORK, AirflowVersion="3.3.2",
-        )
-        env = wait_for(lambda: (e := admin.get_environment(Name=ENV)["Environment"])["Status"] != "CREATING" and e,
-                       timeout=600, interval=1, what=f"{ENV} to settle")
-        assert env["Status"] == "AVAILABLE", env.get("LastUpdate")
-        wait_for(lambda: _dag_visible(admin, "hello_taskflow"), timeout=180, what="hello_taskflow to be parsed")
-        yield ENV
-        try:
-            admin.delete_environment(Name=ENV)
-        except ClientError:
-            pass
+def environment(plane: ControlPlane, mwaa_keys, mwaa_env):
+    """The session's AVAILABLE Airflow 3.3.2 environment created through boto3, its example DAG parsed."""
+    admin = mwaa(plane.url, mwaa_keys["Admin"])
+    wait_for(lambda: _dag_visible(admin, "hello_taskflow"), timeout=180, what="hello_taskflow to be parsed")
+    return mwaa_env
 
 
 def _dag_visible(client, dag_id: str) -> bool:

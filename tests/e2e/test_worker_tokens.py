@@ -32,28 +32,25 @@ except urllib.error.HTTPError as exc:
 HEARTBEAT = {"hostname": "edge-1", "concurrency": 4, "state": "RUNNING", "running_tasks": 0, "workers": []}
 
 
-def test_a_local_environment_is_refused_a_worker_token(plane: ControlPlane, dags) -> None:
-    plane.cli("env", "create", "solo-workers", "--dags", str(dags))
-    try:
-        refused = plane.cli("worker", "token", "create", "solo-workers", check=False)
-        assert refused.returncode == 1
-        assert refused.stderr.startswith("error: environment 'solo-workers' uses the local executor")
-        assert len(refused.stderr.strip().splitlines()) == 1
-        assert json.loads(plane.cli("worker", "token", "list", "solo-workers", "--json").stdout) == []
-        assert json.loads(plane.cli("worker", "list", "solo-workers", "--json").stdout) == []
-        assert "no host has joined solo-workers" in plane.cli("worker", "list", "solo-workers").stdout
-        missing = plane.cli("worker", "list", "ghost", check=False)
-        assert missing.returncode == 1 and missing.stderr.strip() == "error: environment 'ghost' does not exist"
-        revoke = plane.cli("worker", "token", "revoke", "solo-workers", "wt_000000000000", check=False)
-        assert revoke.returncode == 1 and "has no worker token 'wt_000000000000'" in revoke.stderr
+def test_a_local_environment_is_refused_a_worker_token(plane: ControlPlane, shared_env: str) -> None:
+    name = shared_env  # a LocalExecutor environment
+    refused = plane.cli("worker", "token", "create", name, check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"error: environment '{name}' uses the local executor")
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert json.loads(plane.cli("worker", "token", "list", name, "--json").stdout) == []
+    assert json.loads(plane.cli("worker", "list", name, "--json").stdout) == []
+    assert f"no host has joined {name}" in plane.cli("worker", "list", name).stdout
+    missing = plane.cli("worker", "list", "ghost", check=False)
+    assert missing.returncode == 1 and missing.stderr.strip() == "error: environment 'ghost' does not exist"
+    revoke = plane.cli("worker", "token", "revoke", name, "wt_000000000000", check=False)
+    assert revoke.returncode == 1 and "has no worker token 'wt_000000000000'" in revoke.stderr
 
-        path = "/api/v1/environments/solo-workers/workers/heartbeat"
-        for key in ("hwt_guessed", plane.key):  # neither a made-up token nor the admin key opens it
-            response = httpx.post(f"{plane.url}{path}", json=HEARTBEAT, headers={"Authorization": f"Bearer {key}"})
-            assert response.status_code == 401
-            assert response.json()["error"]["code"] == "WORKER_TOKEN_INVALID"
-    finally:
-        plane.cli("env", "delete", "solo-workers", "--wait")
+    path = f"/api/v1/environments/{name}/workers/heartbeat"
+    for key in ("hwt_guessed", plane.key):  # neither a made-up token nor the admin key opens it
+        response = httpx.post(f"{plane.url}{path}", json=HEARTBEAT, headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "WORKER_TOKEN_INVALID"
 
 
 def send(host: RemoteHost, url: str, token: str, body: dict) -> tuple[int, dict]:
