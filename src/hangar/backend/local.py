@@ -4,7 +4,8 @@ A monitor thread ticks every process, probes the web component over HTTP and
 reports each environment's health through a callback; it never raises, so one
 broken environment cannot stop the others from being watched. Processes run in
 their own sessions with pid files, so they outlive the control plane, and the
-next control plane adopts them instead of starting duplicates.
+next control plane adopts them instead of starting duplicates; a spawn the previous
+one was killed in is settled first (pidfiles.settle_all), so no process goes unnamed.
 """
 from __future__ import annotations
 
@@ -12,16 +13,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 import psutil
 
-from hangar.backend.components import (
-    WORKER_PREFIX, Component, WorkerPlan, components_for, is_worker, replace_order, web_component, worker_component,
-)
-from hangar.backend.process import ManagedProcess, ProcessSpec, ProcessState, kill_group_from_pid_file
+from hangar.backend.components import WORKER_PREFIX, Component, components_for, is_worker, replace_order, web_component
+from hangar.backend.pidfiles import kill_group_from_pid_file, settle_all
+from hangar.backend.plan import LaunchPlan
+from hangar.backend.process import ManagedProcess, ProcessSpec, ProcessState
 
 log = logging.getLogger(__name__)
 
@@ -41,42 +42,6 @@ class Health:
     flapping: tuple[str, ...] = ()
     # components still starting, whether or not the environment counts as healthy meanwhile
     settling: tuple[str, ...] = ()
-
-
-@dataclass(kw_only=True)
-class LaunchPlan:
-    """Everything needed to (re)start one environment's processes."""
-
-    env_id: str
-    major: int
-    airflow_bin: Path
-    env: dict[str, str]
-    root: Path
-    web_port: int
-    start_seconds: float
-    start_retries: int
-    stable_seconds: float
-    # extra environment per component name (its log level, the digest of the configuration it reads)
-    component_env: dict[str, dict[str, str]] = field(default_factory=dict)
-    # the command that starts a component: the startup-script launcher around `airflow`, if any
-    wrapper: list[str] = field(default_factory=list)
-    # how long a draining scheduler may take to finish its running tasks
-    drain_seconds: float = 240.0
-    schedulers: int = 1
-    # Celery environments: how their workers run (None: LocalExecutor, no workers)
-    workers: WorkerPlan | None = None
-    # how long a worker being scaled down or replaced may take to finish its tasks
-    worker_drain_seconds: float = 21600.0
-
-    def component(self, name: str) -> Component:
-        """The component `name` as this plan runs it."""
-        if is_worker(name):
-            assert self.workers is not None
-            return worker_component(int(name.removeprefix(WORKER_PREFIX)), self.workers)
-        return {c.name: c for c in components_for(self.major, schedulers=self.schedulers)}[name]
-
-    def drain_grace(self, component: Component) -> float:
-        return self.worker_drain_seconds if component.role == "worker" else self.drain_seconds
 
 
 class EnvironmentProcesses:
@@ -116,6 +81,8 @@ class EnvironmentProcesses:
         """Start every component that is not already running; return the adopted ones."""
         adopted = []
         with self.lock:
+            if adopt:
+                settle_all(self.plan.root / "run")
             if adopt and self.plan.workers is not None:
                 self._adopt_workers()
             for name, process in self.processes.items():
@@ -300,6 +267,7 @@ class EnvironmentProcesses:
             for process in self.draining:
                 process.stop_and_wait()
             self.draining.clear()
+            settle_all(self.plan.root / "run")
             for component in self.components.values():
                 kill_group_from_pid_file(self._spec(component).pid_file)
             for pid_file in [*self._draining_dir.glob("*.pid"), *self.plan.root.joinpath("run").glob(f"{WORKER_PREFIX}*.pid")]:
@@ -432,6 +400,7 @@ class LocalBackend:
         if processes is not None:
             processes.stop()
         elif root is not None:
+            settle_all(root / "run")
             for pid_file in [*(root / "run").glob("*.pid"), *(root / "run" / "draining").glob("*.pid")]:
                 kill_group_from_pid_file(pid_file)
 

@@ -1,6 +1,6 @@
 """One supervised process, with supervisor's states.
 
-    STOPPED  --start-->          STARTING   (spawned in its own session, pid file written)
+    STOPPED  --start-->          STARTING   (spawned in its own session, pid file written; see pidfiles)
     STARTING --up start_seconds--> RUNNING  (it stayed up long enough to count as started)
     STARTING --exited early-->   BACKOFF    (wait grows 1, 2, 4 ... s, then retry)
     BACKOFF  --retries used up--> FATAL     (no more restarts; the environment is UNAVAILABLE)
@@ -33,6 +33,8 @@ from enum import StrEnum
 from pathlib import Path
 
 import psutil
+
+from hangar.backend import pidfiles
 
 
 class ProcessState(StrEnum):
@@ -82,25 +84,35 @@ class ManagedProcess:
     # --- actions ---
 
     def start(self) -> None:
+        """Spawn the process; a kill of the control plane at any step is undone or finished by
+        pidfiles.settle() when the next control plane adopts."""
         self.spec.log_file.parent.mkdir(parents=True, exist_ok=True)
+        digest = self.spec.digest()
+        spawn_id = pidfiles.record_intent(self.spec.pid_file, argv=self.spec.argv, spec=digest)
         log = open(self.spec.log_file, "ab")
         try:
             self._popen = subprocess.Popen(
-                self.spec.argv, env=self.spec.env, cwd=self.spec.cwd, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                self.spec.argv, env={**self.spec.env, pidfiles.SPAWN_ENV: spawn_id}, cwd=self.spec.cwd,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )
+        except BaseException:
+            pidfiles.clear_intent(self.spec.pid_file)
+            raise
         finally:
             log.close()
         self.pid = self._popen.pid
         self.create_time = psutil.Process(self.pid).create_time()
-        self._write_pid_file()
+        pidfiles.write_pid_file(self.spec.pid_file, pid=self.pid, create_time=self.create_time, argv=self.spec.argv,
+                                spec=digest)
+        pidfiles.clear_intent(self.spec.pid_file)
         self._started_at = self.clock()
         self.state = ProcessState.STARTING  # STOPPED/BACKOFF -> STARTING: spawned
 
     def adopt(self) -> bool:
         """Take over a process a previous control plane started, if it still runs."""
-        record = self._read_pid_file()
-        if record is None or not _alive(record["pid"], record["create_time"]):
+        pidfiles.settle(self.spec.pid_file)
+        record = pidfiles.read_record(self.spec.pid_file)
+        if record is None or not pidfiles.alive(record["pid"], record["create_time"]):
             return False
         self.pid, self.create_time = record["pid"], record["create_time"]
         # started from another command or environment (an update was cut short): replace it
@@ -166,7 +178,7 @@ class ManagedProcess:
             return False
         if self._popen is not None and self._popen.poll() is not None:
             return False
-        return _alive(self.pid, self.create_time)
+        return pidfiles.alive(self.pid, self.create_time)
 
     def tick(self) -> None:
         """Advance the state machine; call it periodically."""
@@ -230,7 +242,7 @@ class ManagedProcess:
     def _kill_remnants(self) -> None:
         """Children the component forked into its group (executor workers, forkservers) die with it."""
         if self.pid is not None and self.create_time is not None:
-            kill_group_members(self.pid, born_after=self.create_time)
+            pidfiles.kill_group_members(self.pid, born_after=self.create_time)
 
     def _signal(self, sig: signal.Signals) -> None:
         if self.pid is None:
@@ -243,57 +255,5 @@ class ManagedProcess:
             except ProcessLookupError:
                 pass
 
-    def _write_pid_file(self) -> None:
-        self.spec.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.spec.pid_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": self.pid, "create_time": self.create_time, "argv": self.spec.argv,
-                                   "spec": self.spec.digest()}))
-        tmp.replace(self.spec.pid_file)
-
-    def _read_pid_file(self) -> dict | None:
-        try:
-            return json.loads(self.spec.pid_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-
     def _remove_pid_file(self) -> None:
         self.spec.pid_file.unlink(missing_ok=True)
-
-
-def _alive(pid: int, create_time: float) -> bool:
-    try:
-        process = psutil.Process(pid)
-        return abs(process.create_time() - create_time) < 0.01 and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def kill_group_members(pgid: int, *, born_after: float) -> None:
-    """SIGKILL what is left of a process group whose leader has exited.
-
-    Only processes started after the leader are touched, so a recycled group id
-    never takes an unrelated process with it."""
-    for process in psutil.process_iter(["create_time"]):
-        try:
-            if os.getpgid(process.pid) == pgid and process.info["create_time"] >= born_after - 0.01:
-                process.kill()
-        except (ProcessLookupError, psutil.Error):
-            continue
-
-
-def kill_group_from_pid_file(pid_file: Path, *, grace: float = 10.0) -> None:
-    """Stop whatever a pid file names, when no ManagedProcess holds it (cleanup after a crash)."""
-    try:
-        record = json.loads(pid_file.read_text())
-    except (FileNotFoundError, ValueError):
-        return
-    if _alive(record["pid"], record["create_time"]):
-        try:
-            os.killpg(record["pid"], signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and _alive(record["pid"], record["create_time"]):
-            time.sleep(0.2)
-    kill_group_members(record["pid"], born_after=record["create_time"])
-    pid_file.unlink(missing_ok=True)

@@ -15,6 +15,9 @@ Invariants:
   by Hangar, so a script may extend them, as MWAA allows.
 - A script that fails or outlives its timeout stops the launch with a non-zero
   exit, so the supervisor backs off and retries as it does for any crash.
+- ``HANGAR_SPAWN_ID``, by which a restarted control plane finds a component whose
+  pid file was never written, reaches the component unchanged and never the
+  script: only the component may be taken for the spawned process.
 
 Standard library only: this runs under the runtime's Python, where ``hangar`` is
 not importable.
@@ -29,6 +32,7 @@ from pathlib import Path
 from .startup import run_script  # relative: the control plane imports this module too
 
 RESERVED_ENV = "HANGAR_STARTUP_RESERVED"
+SPAWN_ENV = "HANGAR_SPAWN_ID"  # set by the supervisor (hangar.backend.pidfiles)
 TIMED_OUT_EXIT = 124  # what coreutils' timeout(1) uses
 
 
@@ -70,7 +74,8 @@ def main(args: list[str] | None = None) -> int:
     env = dict(os.environ)
     script = options.script
     if script.is_file() and script.read_text(errors="replace").strip():
-        result = run_script(script, env=env, timeout=options.timeout, cwd=os.getcwd())
+        script_env = {name: value for name, value in env.items() if name != SPAWN_ENV}
+        result = run_script(script, env=script_env, timeout=options.timeout, cwd=os.getcwd())
         if result.output:
             sys.stderr.write(result.output if result.output.endswith("\n") else result.output + "\n")
         if result.timed_out:
@@ -79,7 +84,7 @@ def main(args: list[str] | None = None) -> int:
         if result.returncode != 0:
             print(f"hangar: startup script exited with code {result.returncode}", file=sys.stderr)
             return result.returncode if 0 < result.returncode < 256 else 1
-        reserved = _names(options.reserved) | _names(env.get(RESERVED_ENV))
+        reserved = _names(options.reserved) | _names(env.get(RESERVED_ENV)) | {SPAWN_ENV}
         env, warnings = apply_exports(env, result.exports, reserved=reserved)
         for warning in warnings:
             print(warning, file=sys.stderr)
