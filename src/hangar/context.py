@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from hangar.backend.local import LocalBackend
 from hangar.crypto import Envelope
@@ -20,3 +21,5 @@ class Context:
     backend: LocalBackend
     # hands an operation to the reconciler: (env_id, operation_id)
     submit: Callable[[str, int], None]
+    # env_id -> when the maintenance loop last checked its pending maintenance against its window
+    maintenance_checked: dict[str, datetime] = field(default_factory=dict)

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     # Seconds between checks for patched releases of environments' installed packages; a hit
     # only records pending maintenance, which runs in the environment's weekly window.
     maintenance_check_seconds: float = 21600.0
+    # Seconds between checks for environments whose pending maintenance may start in their window.
+    maintenance_window_check_seconds: float = Field(default=15.0, gt=0)
+    # Seconds between checks for scheduled snapshots that are due and ones retention lets go.
+    snapshot_schedule_check_seconds: float = Field(default=15.0, gt=0)
     # Seconds without a heartbeat after which a joined worker host is LOST.
     worker_lost_seconds: float = Field(default=30.0, gt=0)
     # The broker Celery environments use (redis://... or amqp://...). Each environment gets its

@@ -64,6 +64,9 @@ class MaintenancePublic(BaseModel):
     next_window_ends: datetime
     runtime_epoch: int
     last_maintenance: LastMaintenance | None
+    # when the control plane last checked the pending maintenance against the window (None: not
+    # since it started, or nothing is pending)
+    last_checked_at: datetime | None = None
 
 
 # --- the window, pure ---
@@ -137,6 +140,7 @@ def maintenance_status(ctx: Context, *, name: str, now: datetime | None = None) 
             window_start=start or DEFAULT_WINDOW, default_window=start is None, in_window=window_contains(start, now),
             next_window=opens, next_window_ends=opens + WINDOW, runtime_epoch=env.runtime_epoch,
             last_maintenance=_last(latest) if latest is not None else None,
+            last_checked_at=ctx.maintenance_checked.get(env.id),
         )
 
 

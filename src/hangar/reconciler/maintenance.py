@@ -6,9 +6,10 @@ Three parts, on one daemon thread of the control plane (`loop`):
   (hangar.runtime.preflight.package_diff); if a package the runtime has installed now
   resolves to another version, maintenance is recorded as pending with the changes as
   its reason. It never restarts anything itself.
-- `tick`, every CHECK_SECONDS: environments that are `due` get an operation of kind
-  MAINTENANCE, AVAILABLE -> MAINTENANCE in the same transaction, through the
-  environment's queue like any update, so it never races one.
+- `tick`, every Settings.maintenance_window_check_seconds: environments that are `due`
+  get an operation of kind MAINTENANCE, AVAILABLE -> MAINTENANCE in the same transaction,
+  through the environment's queue like any update, so it never races one. Each check is
+  recorded (Context.maintenance_checked), so a user can see that a window is watched.
 - `maintain`, the operation's handler: the running revision is staged again on a new
   runtime epoch (a runtime built with uv --refresh), checked by pre-flight against the
   runtime in use, and switched to one component at a time, the scheduler draining.
@@ -52,8 +53,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHECK_SECONDS = 15.0
-
 
 @dataclass(frozen=True, kw_only=True)
 class Candidate:
@@ -88,6 +87,7 @@ def tick(ctx: Context, *, now: datetime | None = None) -> list[str]:
             for env in repository.list_live(session)
             if env.maintenance_pending is not None and env.running_revision is not None
         ]
+    ctx.maintenance_checked = {c.env_id: now for c in candidates}
     started = []
     for env_id in due(candidates, now=now):
         try:
@@ -132,11 +132,11 @@ def detect(ctx: Context) -> list[str]:
     return recorded
 
 
-def loop(ctx: Context, *, stop: threading.Event, interval: float = CHECK_SECONDS,
-         clock: Callable[[], datetime] = utcnow) -> None:
-    """`tick` every `interval` seconds and `detect` every Settings.maintenance_check_seconds, until `stop`."""
+def loop(ctx: Context, *, stop: threading.Event, clock: Callable[[], datetime] = utcnow) -> None:
+    """`tick` every Settings.maintenance_window_check_seconds and `detect` every
+    Settings.maintenance_check_seconds, until `stop`."""
     checked = time.monotonic()
-    while not stop.wait(interval):
+    while not stop.wait(ctx.settings.maintenance_window_check_seconds):
         try:
             tick(ctx, now=clock())
         except Exception:

@@ -2,7 +2,7 @@
 
 `due` and `expired` are pure (the clock is a parameter), so the rules are tested
 without waiting. `tick` applies them once to every environment; `loop` calls `tick`
-every CHECK_SECONDS on a daemon thread of the control plane.
+every Settings.snapshot_schedule_check_seconds on a daemon thread of the control plane.
 
 Rules:
 - The next snapshot is due at the first cron time after the last scheduled snapshot
@@ -37,7 +37,6 @@ from hangar.store.models import EnvironmentRow, OperationRow, RevisionRow, Snaps
 
 log = logging.getLogger(__name__)
 
-CHECK_SECONDS = 15.0
 DEFAULT_RETENTION = 7
 
 
@@ -93,10 +92,9 @@ def tick(ctx: Context, *, now: datetime | None = None) -> None:
         snapshots.delete_expired(ctx, env_id=env_id, snapshot_ids=[snapshot_id])
 
 
-def loop(ctx: Context, *, stop: threading.Event, interval: float = CHECK_SECONDS,
-         clock: Callable[[], datetime] = utcnow) -> None:
+def loop(ctx: Context, *, stop: threading.Event, clock: Callable[[], datetime] = utcnow) -> None:
     """Run `tick` until `stop` is set; one environment's failure never stops the others' schedule."""
-    while not stop.wait(interval):
+    while not stop.wait(ctx.settings.snapshot_schedule_check_seconds):
         try:
             tick(ctx, now=clock())
         except Exception:

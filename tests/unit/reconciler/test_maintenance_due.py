@@ -93,6 +93,20 @@ def test_tick_starts_pending_maintenance_only_inside_the_window(ctx: Context) ->
     assert state.pending and state.last_maintenance.outcome == "RUNNING"
 
 
+def test_each_check_of_pending_maintenance_is_shown(ctx: Context) -> None:
+    """So that a user (and an end-to-end test) can see the window is watched while nothing is due."""
+    ctx.submit = lambda *_: None
+    env_id = _environment(ctx)
+    name = _env(ctx, env_id).name
+    maintenance.tick(ctx, now=OUTSIDE)  # nothing pending: nothing to check
+    assert domain.maintenance_status(ctx, name=name, now=OUTSIDE).last_checked_at is None
+    domain.request_maintenance(ctx, name=name, reason="patched urllib3", now=OUTSIDE)
+    assert domain.maintenance_status(ctx, name=name, now=OUTSIDE).last_checked_at is None
+    for seconds in (15, 30):
+        maintenance.tick(ctx, now=OUTSIDE + timedelta(seconds=seconds))
+        assert domain.maintenance_status(ctx, name=name).last_checked_at == OUTSIDE + timedelta(seconds=seconds)
+
+
 def test_a_failure_before_the_switch_returns_to_available_on_the_old_epoch(ctx: Context) -> None:
     ctx.submit = lambda *_: None
     env_id = _environment(ctx)
