@@ -1,14 +1,23 @@
 """Maintenance end to end: a requested runtime rebuild waits for the weekly window, then runs
 in it (AVAILABLE -> MAINTENANCE -> AVAILABLE), replacing the components on a new runtime while
-DAGs keep running."""
+DAGs keep running.
+
+The control plane here checks windows every second, and the test waits for the checks it
+shows (last_checked_at), not for a time."""
 from __future__ import annotations
 
 import json
-import time
+import os
+import shutil
+import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from tests.e2e.harness import ControlPlane, wait_for
+import pytest
+
+from tests.e2e.harness import ControlPlane, free_port, wait_for
+
+pytestmark = pytest.mark.e2e
 
 DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 
@@ -22,8 +31,28 @@ def _pids(env: dict) -> dict[str, int]:
     return {c["name"]: c["pid"] for c in env["components"]}
 
 
+@pytest.fixture(scope="module")
+def plane():
+    home = Path(tempfile.mkdtemp(prefix="hangar-e2e-maintenance-"))
+    home.chmod(0o755)
+    control = ControlPlane(home=home, port=free_port(), env_port_start=29000 + ((os.getpid() + 19) % 30) * 1000,
+                           extra_env={"HANGAR_MAINTENANCE_WINDOW_CHECK_SECONDS": "1"})
+    control.start()
+    yield control
+    control.cleanup()
+    shutil.rmtree(home, ignore_errors=True)
+
+
 def _maintenance(plane: ControlPlane, name: str) -> dict:
-    return json.loads(plane.cli("env", "maintenance", "show", name, "--json").stdout)
+    response = plane.api("GET", f"/api/v1/environments/{name}/maintenance")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _checked_after(plane: ControlPlane, name: str, after: datetime) -> datetime | None:
+    """The time of a check of the window later than `after`, once there is one."""
+    checked = _maintenance(plane, name)["last_checked_at"]
+    return checked and (at := datetime.fromisoformat(checked)) > after and at
 
 
 def test_a_rebuild_waits_for_the_window_and_runs_in_it(plane: ControlPlane, dags: Path) -> None:
@@ -35,8 +64,10 @@ def test_a_rebuild_waits_for_the_window_and_runs_in_it(plane: ControlPlane, dags
     assert state["pending"] and state["reason"] == "patched urllib3" and not state["in_window"]
     assert state["window_start"] == elsewhere and state["runtime_epoch"] == 0
 
-    # outside the window nothing restarts, across more than one check of the control plane
-    time.sleep(20)
+    # outside the window nothing restarts, across two checks of the control plane after the request
+    first = wait_for(lambda: _checked_after(plane, "maint", datetime.fromisoformat(state["requested_at"])),
+                     timeout=120, what="a check of the window after the request")
+    wait_for(lambda: _checked_after(plane, "maint", first), timeout=120, what="a second check of the window")
     env = plane.get("maint")
     assert env["status"] == "AVAILABLE" and _pids(env) == _pids(created)
     assert _maintenance(plane, "maint")["pending"]
