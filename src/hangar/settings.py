@@ -1,13 +1,14 @@
 """One Settings class for the control plane.
 
 Every value can come from the environment (prefix HANGAR_) or from CLI flags that
-build the object. Paths under `home` are the only place Hangar writes.
+build the object. Paths under `home`, and `runtimes_dir` (by default under `home`), are
+the only places Hangar writes.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +20,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HANGAR_", extra="ignore")
 
     home: Path = Field(default_factory=default_home)
+    # Runtimes (uv-built venvs with Airflow) and their template database dumps; default
+    # HANGAR_HOME/runtimes. Several homes and control planes on one machine may share one: a
+    # runtime is built once per key and holds no environment's secrets.
+    runtimes_dir: Path = Field(default=None, validate_default=True)
     host: str = "127.0.0.1"
     port: int = 8765
     # Ports handed to environments are taken from this range, skipping ports in use.
@@ -70,13 +75,19 @@ class Settings(BaseSettings):
             raise ValueError(f"env_port_end {self.env_port_end} is below env_port_start {self.env_port_start}")
         return self
 
+    @field_validator("runtimes_dir", mode="before")
+    @classmethod
+    def _runtimes_dir_default(cls, value: object, info: ValidationInfo) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if "home" not in info.data:
+                return value  # home itself failed validation, which is the error to report
+            value = info.data["home"] / "runtimes"
+        # absolute: the path is written into each runtime's scripts
+        return Path(value).expanduser().absolute() if isinstance(value, (str, Path)) else value
+
     @property
     def state_dir(self) -> Path:
         return self.home / "state"
-
-    @property
-    def runtimes_dir(self) -> Path:
-        return self.home / "runtimes"
 
     @property
     def environments_dir(self) -> Path:

@@ -575,7 +575,7 @@ def join(
     layout.run.mkdir(parents=True, exist_ok=True)
     lock = _lock(layout, environment)
     plane = ControlPlane(url=url, token=secret, name=environment)
-    host = JoinedHost(plane=plane, layout=layout, runtimes=settings.home.expanduser().resolve() / "runtimes",
+    host = JoinedHost(plane=plane, layout=layout, runtimes=settings.runtimes_dir,
                       hostname=remote_worker.host_name(socket.gethostname()), concurrency=concurrency,
                       drain_seconds=settings.worker_drain_seconds if drain_timeout is None else drain_timeout,
                       refresh_seconds=refresh_seconds, settings=settings)

