@@ -21,7 +21,6 @@ import typer
 from rich.console import Console
 
 from hangar.cli.client import Client, ClientError, call, fail
-from hangar.settings import Settings
 
 bucket_app = typer.Typer(no_args_is_help=True, help="Versioned buckets for DAGs, requirements, plugins and startup scripts.")
 out = Console()
@@ -29,7 +28,7 @@ SCHEME = "s3://"
 
 
 def _client() -> Client:
-    return Client.from_settings(Settings())
+    return Client.from_environment()
 
 
 def parse_uri(uri: str) -> tuple[str, str]:

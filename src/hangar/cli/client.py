@@ -2,18 +2,22 @@
 
 Where to talk to: HANGAR_URL, else the URL the local server wrote into
 HANGAR_HOME. The API key: HANGAR_API_KEY, else HANGAR_HOME/admin.key.
+
+Settings (pydantic) is imported only when a command builds its client: `--help` and usage
+errors never pay for it. This module, like every client command's, imports no server code.
 """
 from __future__ import annotations
 
 import os
 import sys
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import httpx
 import typer
 
-from hangar.settings import Settings
+if TYPE_CHECKING:
+    from hangar.settings import Settings
 
 
 class ClientError(Exception):
@@ -35,6 +39,13 @@ class Client:
         if not key and settings.api_key_file.exists():
             key = settings.api_key_file.read_text().strip()
         return cls(url=url.rstrip("/"), key=key)
+
+    @classmethod
+    def from_environment(cls) -> "Client":
+        """From HANGAR_* variables, the defaults where unset."""
+        from hangar.settings import Settings
+
+        return cls.from_settings(Settings())
 
     def healthy(self) -> bool:
         try:
@@ -67,6 +78,6 @@ def fail(message: str) -> NoReturn:
 def call(method: str, path: str, **kwargs) -> dict | list:
     """A request from a CLI command to the control plane; a failure prints one line and exits 1."""
     try:
-        return Client.from_settings(Settings()).request(method, path, **kwargs)
+        return Client.from_environment().request(method, path, **kwargs)
     except ClientError as exc:
         fail(str(exc))

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-import yaml
 
 from hangar.cli.client import call, fail
 
@@ -31,6 +30,8 @@ def env_export(
     if output is not None:
         params["requirements_file"] = f"{output.name}.requirements.txt"
     result = call("GET", f"/api/v1/environments/{name}/export", params=params)
+    import yaml
+
     text = yaml.safe_dump(result["values"], sort_keys=False, default_flow_style=False, width=120)
     if output is None:
         sys.stdout.write(text)

@@ -2,6 +2,10 @@
 
 Failures print one line on stderr and exit 1; `--wait` exits 1 when the
 environment ends in a *_FAILED status or its update failed and rolled back.
+
+Importing this module stays cheap (Typer, rich, httpx): what only `server`, `up` or `worker join`
+need (the API app, the store, the runtime builder, even pydantic's Settings) is imported when
+those commands run. tests/unit/cli/test_startup_imports.py holds the line.
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
@@ -19,7 +23,9 @@ from hangar.cli import serverctl
 from hangar.cli.bucket import bucket_app
 from hangar.cli.client import Client, ClientError, call, fail
 from hangar.errors import HangarError
-from hangar.settings import Settings
+
+if TYPE_CHECKING:
+    from hangar.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Hangar: managed Apache Airflow on your own machines.")
 server_app = typer.Typer(help="Run the control plane.")
@@ -38,12 +44,14 @@ REPO_EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "dags"
 
 
 def _settings(home: Optional[Path] = None, host: Optional[str] = None, port: Optional[int] = None) -> Settings:
+    from hangar.settings import Settings
+
     overrides = {k: v for k, v in {"home": home, "host": host, "port": port}.items() if v is not None}
     return Settings(**overrides)
 
 
 def _client() -> Client:
-    return Client.from_settings(_settings())
+    return Client.from_environment()
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:

@@ -1,4 +1,8 @@
-"""Running the control plane in the foreground or as a background daemon."""
+"""Running the control plane in the foreground or as a background daemon.
+
+Imported by every CLI command, so what only these functions use (uvicorn, the API app, psutil)
+is imported inside them.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,13 +11,14 @@ import signal
 import subprocess
 import sys
 import time
-
-import psutil
+from typing import TYPE_CHECKING
 
 from hangar.cli.client import Client, ClientError
 from hangar.errors import PortInUse
 from hangar.runtime.ports import can_bind
-from hangar.settings import Settings
+
+if TYPE_CHECKING:
+    from hangar.settings import Settings
 
 
 def serve(settings: Settings) -> None:
@@ -39,6 +44,8 @@ def serve(settings: Settings) -> None:
 
 
 def running_pid(settings: Settings) -> int | None:
+    import psutil
+
     try:
         pid = int(settings.server_pid_file.read_text().strip())
     except (FileNotFoundError, ValueError):
@@ -80,6 +87,8 @@ def start_background(settings: Settings, *, timeout: float = 60.0) -> str:
 
 
 def stop_background(settings: Settings, *, timeout: float = 30.0) -> bool:
+    import psutil
+
     pid = running_pid(settings)
     if pid is None:
         return False

@@ -17,7 +17,6 @@ from rich.console import Console
 from rich.table import Table
 
 from hangar.cli.client import Client, ClientError, call, fail
-from hangar.settings import Settings
 
 snapshot_app = typer.Typer(no_args_is_help=True, help="Snapshots of an environment: its spec, metadata database, "
                                                      "DAGs and plugins in one verified archive.")
@@ -49,7 +48,7 @@ def snapshot_create(
         print(json.dumps(requested, default=str) if as_json else snapshot_id)
         return
     try:
-        client = Client.from_settings(Settings())
+        client = Client.from_environment()
         deadline = time.monotonic() + timeout
         with err.status(f"taking snapshot {snapshot_id}", spinner="dots") if not as_json else nullcontext():
             while (env := client.request("GET", f"/api/v1/environments/{name}"))["status"] == "CREATING_SNAPSHOT":
@@ -90,7 +89,7 @@ def snapshot_restore(
     from hangar.cli.main import _check_outcome, _print_env, _wait
 
     try:
-        client = Client.from_settings(Settings())
+        client = Client.from_environment()
         result = _request(client, "POST", f"{_path(name, snapshot_id)}/restore", json={"into": into})
         if wait:
             result = _wait(client, into or name, timeout=timeout, quiet=as_json)

@@ -34,15 +34,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import httpx
-import typer
 from rich.console import Console
 
 from hangar.backend.process import ManagedProcess, ProcessSpec, ProcessState
 from hangar.cli.client import fail
-from hangar.cli.workers import worker_app
+from hangar.cli.workers import REFRESH_SECONDS, TOKEN_VARIABLE
 from hangar.domain.worker_bundle import WorkerBundle
 from hangar.errors import HangarError
 from hangar.runtime import remote_worker, startup
@@ -53,8 +51,6 @@ from hangar.settings import Settings
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-TOKEN_VARIABLE = "HANGAR_WORKER_TOKEN"
-REFRESH_SECONDS = 30.0
 # a worker that has not said "ready" by then gets its log's last lines shown (broker or database unreachable?)
 READY_WARNING_SECONDS = 120.0
 
@@ -551,24 +547,9 @@ def _log_tail(path: Path, lines: int = 5) -> str:
 # --- the command ---
 
 
-@worker_app.command("join")
-def join(
-    url: str = typer.Option(..., "--url", help="the control plane's URL, as this host reaches it"),
-    environment: str = typer.Option(..., "--environment", "-e", help="the environment's name"),
-    token: Optional[str] = typer.Option(None, "--token", help=f"the worker token (better: {TOKEN_VARIABLE} or --token-file)"),
-    token_file: Optional[Path] = typer.Option(None, "--token-file", help="a file holding the worker token"),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, max=10_000,
-                                              help="tasks this host runs at once (default: the environment's)"),
-    home: Optional[Path] = typer.Option(None, "--home", help="where runtimes and files go (default HANGAR_HOME, ~/.hangar)"),
-    drain_timeout: Optional[float] = typer.Option(None, "--drain-timeout", min=0,
-                                                  help="seconds a stopping worker may take to finish its tasks "
-                                                       "(default HANGAR_WORKER_DRAIN_SECONDS, 6 h)"),
-    refresh_seconds: float = typer.Option(REFRESH_SECONDS, "--refresh-seconds", min=1,
-                                          help="seconds between checks for new DAGs, plugins and configuration"),
-) -> None:
-    """Run Celery workers for ENVIRONMENT on this host, until its token is revoked or you stop it (Ctrl-C).
-
-    Token: HANGAR_WORKER_TOKEN, --token-file or --token. No package index here? UV_OFFLINE=1 builds from uv's cache."""
+def join(*, url: str, environment: str, token: str | None, token_file: Path | None, concurrency: int | None,
+         home: Path | None, drain_timeout: float | None, refresh_seconds: float) -> None:
+    """`hangar worker join` (its flags are declared in hangar.cli.workers): join, run until stopped, exit 0."""
     secret = _token(token, token_file)
     settings = Settings(**({"home": home} if home is not None else {}))
     layout = HostLayout(root=settings.home.expanduser().resolve() / "environments" / environment)

@@ -1,12 +1,15 @@
 """`hangar worker`: hosts that join a Celery environment's workers, and their tokens.
 
 Clients of the HTTP API like every other command. `hangar worker token create` prints the
-token this once; afterwards the API knows only its hash. `worker_app` is the Typer app other
-modules add their `hangar worker ...` commands to.
+token this once; afterwards the API knows only its hash. `hangar worker join` is the exception:
+it runs workers on this host, and its module (hangar.cli.worker_join, which pulls in the runtime
+builder, the worker bundle and the store) is imported only when the command runs, so every other
+command starts without it.
 """
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -19,6 +22,8 @@ worker_app = typer.Typer(no_args_is_help=True, help="Hosts that join a Celery en
 token_app = typer.Typer(no_args_is_help=True, help="Tokens hosts join an environment with.")
 worker_app.add_typer(token_app, name="token")
 out = Console()
+TOKEN_VARIABLE = "HANGAR_WORKER_TOKEN"
+REFRESH_SECONDS = 30.0
 
 
 def _path(name: str, rest: str) -> str:
@@ -81,6 +86,30 @@ def worker_list(name: str, as_json: bool = typer.Option(False, "--json")) -> Non
     out.print(table)
 
 
+@worker_app.command("join")
+def join(
+    url: str = typer.Option(..., "--url", help="the control plane's URL, as this host reaches it"),
+    environment: str = typer.Option(..., "--environment", "-e", help="the environment's name"),
+    token: Optional[str] = typer.Option(None, "--token", help=f"the worker token (better: {TOKEN_VARIABLE} or --token-file)"),
+    token_file: Optional[Path] = typer.Option(None, "--token-file", help="a file holding the worker token"),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, max=10_000,
+                                              help="tasks this host runs at once (default: the environment's)"),
+    home: Optional[Path] = typer.Option(None, "--home", help="where runtimes and files go (default HANGAR_HOME, ~/.hangar)"),
+    drain_timeout: Optional[float] = typer.Option(None, "--drain-timeout", min=0,
+                                                  help="seconds a stopping worker may take to finish its tasks "
+                                                       "(default HANGAR_WORKER_DRAIN_SECONDS, 6 h)"),
+    refresh_seconds: float = typer.Option(REFRESH_SECONDS, "--refresh-seconds", min=1,
+                                          help="seconds between checks for new DAGs, plugins and configuration"),
+) -> None:
+    """Run Celery workers for ENVIRONMENT on this host, until its token is revoked or you stop it (Ctrl-C).
+
+    Token: HANGAR_WORKER_TOKEN, --token-file or --token. No package index here? UV_OFFLINE=1 builds from uv's cache."""
+    from hangar.cli import worker_join
+
+    worker_join.join(url=url, environment=environment, token=token, token_file=token_file, concurrency=concurrency,
+                     home=home, drain_timeout=drain_timeout, refresh_seconds=refresh_seconds)
+
+
 def _age(seconds: float) -> str:
     seconds = int(seconds)
     if seconds < 60:
@@ -94,4 +123,3 @@ def _age(seconds: float) -> str:
 
 def _time(value: str | None) -> str:
     return str(value)[:19].replace("T", " ") if value else "never"
-from hangar.cli import worker_join  # noqa: E402,F401  (adds `hangar worker join` to worker_app)
