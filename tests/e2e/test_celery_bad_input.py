@@ -45,6 +45,7 @@ def test_update_to_celery_with_unreachable_broker_keeps_the_running_executor(unr
     assert after["revision"] == created["revision"]
     assert {c["name"]: c["pid"] for c in after["components"]} == pids
     assert unreachable.airflow("stays").run_dag("queued", timeout=300) == "success"
+    unreachable.delete("stays")
 
 
 def test_celery_without_a_broker_says_how_to_give_one(plane):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.harness import ControlPlane, free_port
+from tests.e2e.harness import ControlPlane, free_port, shared_runtimes_dir
 
 
 def test_up_starts_the_control_plane_and_prints_a_working_login(dags) -> None:
@@ -19,7 +19,9 @@ def test_up_starts_the_control_plane_and_prints_a_working_login(dags) -> None:
     port = free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("HANGAR_")},
            "HANGAR_HOME": str(home), "HANGAR_PORT": str(port), "HANGAR_ENV_PORT_START": "30500",
-           "HANGAR_ENV_PORT_END": "30999", "COLUMNS": "400"}
+           "HANGAR_ENV_PORT_END": "30999", "COLUMNS": "400",
+           # the session's runtimes: what this test proves starts after Airflow is installed
+           "HANGAR_RUNTIMES_DIR": str(shared_runtimes_dir())}
     plane = ControlPlane(home=home, port=port, env_port_start=30500)
     try:
         result = subprocess.run([sys.executable, "-m", "hangar.cli.main", "up", str(dags)], env=env,
