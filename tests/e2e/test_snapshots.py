@@ -1,17 +1,38 @@
 """Snapshots end to end: take one while the environment serves, clone it into a new
 environment that has the earlier runs and runs DAGs, restore it in place, refuse a
 tampered archive without touching the target, and take scheduled snapshots with retention.
+
+The control plane here checks snapshot schedules every second, so a scheduled snapshot
+starts within a second of its cron time.
 """
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.e2e.harness import Airflow, ControlPlane, wait_for
+from tests.e2e.harness import Airflow, ControlPlane, free_port, wait_for
+
+pytestmark = pytest.mark.e2e
 
 DAG = "hello_taskflow"
+
+
+@pytest.fixture(scope="module")
+def plane():
+    home = Path(tempfile.mkdtemp(prefix="hangar-e2e-snapshots-"))
+    home.chmod(0o755)
+    control = ControlPlane(home=home, port=free_port(), env_port_start=29000 + ((os.getpid() + 21) % 30) * 1000,
+                           extra_env={"HANGAR_SNAPSHOT_SCHEDULE_CHECK_SECONDS": "1"})
+    control.start()
+    yield control
+    control.cleanup()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def _pids(env: dict) -> dict[str, int]:
@@ -33,6 +54,14 @@ def _serving(airflow: Airflow) -> Airflow:
 
 def _snapshots(plane: ControlPlane, name: str) -> list[dict]:
     return json.loads(plane.cli("env", "snapshot", "list", name, "--json").stdout)
+
+
+def _snapshot_unless_busy(plane: ControlPlane, name: str) -> dict | None:
+    taken = plane.cli("env", "snapshot", "create", name, "--wait", "--json", check=False)
+    if taken.returncode != 0 and "ENVIRONMENT_BUSY" in taken.stderr + taken.stdout:
+        return None
+    assert taken.returncode == 0, taken.stderr
+    return json.loads(taken.stdout)
 
 
 def _archive(plane: ControlPlane, snapshot_id: str) -> Path:
@@ -104,21 +133,24 @@ def test_snapshot_clone_restore_and_tampering(plane: ControlPlane, dags: Path) -
 
 
 def test_scheduled_snapshots_keep_the_newest(plane: ControlPlane, dags: Path) -> None:
-    plane.create("snapsched", dags)
-    manual = json.loads(plane.cli("env", "snapshot", "create", "snapsched", "--wait", "--json").stdout)
-    response = plane.api("PATCH", "/api/v1/environments/snapsched",
-                         json={"snapshot_schedule": "* * * * *", "snapshot_retention": 1})
-    assert response.status_code == 200, response.text
-    env = json.loads(plane.cli("env", "wait", "snapsched", "--json").stdout)
-    assert env["status"] == "AVAILABLE" and env["spec"]["snapshot_schedule"] == "* * * * *"
+    """Two scheduled snapshots, one cron minute apart: the least a minute's schedule allows. The
+    schedule is set at creation, so most of the first minute passes while the environment starts."""
+    created = plane.create("snapsched", dags, "--snapshot-schedule", "* * * * *", "--snapshot-retention", "1")
+    assert created["status"] == "AVAILABLE" and created["spec"]["snapshot_schedule"] == "* * * * *"
+    assert created["spec"]["snapshot_retention"] == 1
 
     def scheduled() -> list[str]:
-        return [s["id"] for s in _snapshots(plane, "snapsched") if s["kind"] == "scheduled"]
+        listed = plane.api("GET", "/api/v1/environments/snapsched/snapshots")
+        assert listed.status_code == 200, listed.text
+        return [s["id"] for s in listed.json() if s["kind"] == "scheduled"]
 
-    (first,) = wait_for(scheduled, timeout=150, interval=3, what="a scheduled snapshot")
+    (first,) = wait_for(scheduled, timeout=150, interval=1, what="a scheduled snapshot")
     first_archive = _archive(plane, first)
-    # the next one replaces it: retention 1 keeps the newest scheduled snapshot only
-    (second,) = wait_for(lambda: (ids := scheduled()) and first not in ids and ids, timeout=150, interval=3,
+    # a manual one between the two scheduled ones (refused while a scheduled one is being taken)
+    manual = wait_for(lambda: _snapshot_unless_busy(plane, "snapsched"), timeout=120, interval=1,
+                      what="a manual snapshot")
+    # the next scheduled one replaces the first: retention 1 keeps the newest scheduled snapshot only
+    (second,) = wait_for(lambda: (ids := scheduled()) and first not in ids and ids, timeout=150, interval=1,
                          what="the first scheduled snapshot to give way to the next")
     assert second != first and not first_archive.exists()
     assert manual["id"] in [s["id"] for s in _snapshots(plane, "snapsched")]  # retention never takes a manual one
@@ -126,6 +158,7 @@ def test_scheduled_snapshots_keep_the_newest(plane: ControlPlane, dags: Path) ->
     # the schedule goes (refused while a snapshot is being taken), then the environment
     wait_for(lambda: plane.api("PATCH", "/api/v1/environments/snapsched",
                                json={"snapshot_schedule": None}).status_code == 200,
-             timeout=120, interval=2, what="the schedule to be removed")
-    plane.cli("env", "wait", "snapsched")
+             timeout=120, interval=1, what="the schedule to be removed")
+    env = json.loads(plane.cli("env", "wait", "snapsched", "--json").stdout)
+    assert env["status"] == "AVAILABLE" and env["spec"]["snapshot_schedule"] is None
     plane.cli("env", "delete", "snapsched", "--wait")
