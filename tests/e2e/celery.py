@@ -1,4 +1,5 @@
-"""What the Celery end-to-end tests share: the brokers, a control plane per broker, run checks."""
+"""What the Celery end-to-end tests share: the brokers, a control plane per broker, run checks,
+and release files that hold a run's tasks until the test has seen what it waits for."""
 from __future__ import annotations
 
 import os
@@ -40,9 +41,54 @@ def control_plane(broker: str, *, cooldown: float, port_offset: int) -> ControlP
     return plane
 
 
+def delete_all(plane: ControlPlane, *, timeout: float = 300) -> None:
+    """Delete every environment of `plane` side by side (each has its own queue) and wait until all are gone."""
+    listed = plane.api("GET", "/api/v1/environments")
+    assert listed.status_code == 200, listed.text
+    names = [env["name"] for env in listed.json()]
+    for name in names:
+        response = plane.api("DELETE", f"/api/v1/environments/{name}")
+        assert response.status_code in (202, 404), f"DELETE {name}: {response.status_code} {response.text}"
+    wait_until(lambda: all(plane.api("GET", f"/api/v1/environments/{name}").status_code == 404 for name in names),
+               timeout=timeout, what=f"{', '.join(names)} to be deleted")
+
+
 def dispose(plane: ControlPlane) -> None:
     plane.cleanup()
     shutil.rmtree(plane.home, ignore_errors=True)
+
+
+class ReleaseFile:
+    """The file a held run's tasks wait for (`held` in the DAGs of celery_dags), in a folder of its
+    own that every user can traverse: tasks may run as another user, and pytest's tmp_path is 0700."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="hangar-e2e-release-"))
+        self.folder.chmod(0o755)
+        self.path = self.folder / "release"
+
+    @property
+    def conf(self) -> dict[str, str]:
+        return {"release": str(self.path)}
+
+    def write(self) -> None:
+        self.path.touch()
+
+    def __enter__(self) -> "ReleaseFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def trigger_held(airflow: Airflow, dag_id: str, release: ReleaseFile) -> str:
+    """A run of `dag_id` whose tasks hold until `release` is written."""
+    airflow.wait_for_dag(dag_id)
+    response = airflow.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+    assert response.status_code == 200, response.text
+    response = airflow.request("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": release.conf})
+    assert response.status_code == 200, response.text
+    return response.json()["dag_run_id"]
 
 
 def task_states(airflow: Airflow, dag_id: str, run_id: str) -> list[dict]:
@@ -55,6 +101,18 @@ def task_states(airflow: Airflow, dag_id: str, run_id: str) -> list[dict]:
         found += body["task_instances"]
         if not body["task_instances"] or len(found) >= body["total_entries"]:
             return sorted(found, key=lambda t: (t["task_id"], t.get("map_index", -1)))
+
+
+def failures(airflow: Airflow, dag_id: str, run_id: str) -> dict[str, tuple[str, str]]:
+    """The state of each task of the run that did not succeed, with the end of its log."""
+    report = {}
+    for ti in task_states(airflow, dag_id, run_id):
+        if ti["state"] != "success":
+            key = f"{ti['task_id']}[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else ti["task_id"]
+            log = airflow.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/"
+                                  f"{max(ti['try_number'], 1)}", params={"map_index": ti.get("map_index", -1)})
+            report[key] = (ti["state"], log.text[-3000:])
+    return report
 
 
 def workers(env: dict) -> dict[str, dict]:

@@ -1,5 +1,8 @@
-"""Celery environments on Redis: a 200-task burst scales 1 -> 4 -> 1 workers, a worker chosen
-for scale-down finishes its long task, a worker killed mid-task has the task retried."""
+"""Celery environments on Redis: a burst of held tasks scales 1 -> 4 -> 1 workers, a worker chosen
+for scale-down finishes its long task, a worker killed mid-task has the task retried.
+
+Tasks last until the test writes their release file, once it has seen what it waits for
+(four workers running, a busy worker retired, a worker killed), not for a time."""
 from __future__ import annotations
 
 import os
@@ -8,13 +11,14 @@ import signal
 import pytest
 
 from tests.e2e.celery import (
-    CELERY_DAGS, REDIS, StatusWatch, alive, control_plane, dispose, log_of, require_service, task_states,
-    wait_until, workers,
+    CELERY_DAGS, REDIS, ReleaseFile, StatusWatch, alive, control_plane, delete_all, dispose, failures, log_of,
+    require_service, task_states, trigger_held, wait_until, workers,
 )
 
 pytestmark = pytest.mark.e2e
 
-COOLDOWN = 15
+# the held tasks keep the demand steady until released, so no mid-burst lull needs a long cooldown
+COOLDOWN = 5
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +26,18 @@ def plane():
     require_service("127.0.0.1", 6379, "Redis")
     plane = control_plane(REDIS, cooldown=COOLDOWN, port_offset=11)
     yield plane
+    delete_all(plane)
     dispose(plane)
 
 
 @pytest.fixture(scope="module")
 def env(plane):
+    # a killed task is found after 20 s without a heartbeat (Airflow's default is 300 s); a running
+    # task heartbeats every 2 s, so a busy machine would have to stall ten heartbeats in a row
     created = plane.create("cel", CELERY_DAGS, "--executor", "celery", "--min-workers", "1", "--max-workers", "4",
-                           "--config", "scheduler.task_instance_heartbeat_timeout=30",
-                           "--config", "scheduler.task_instance_heartbeat_timeout_detection_interval=5")
+                           "--config", "workers.min_heartbeat_interval=2",
+                           "--config", "scheduler.task_instance_heartbeat_timeout=20",
+                           "--config", "scheduler.task_instance_heartbeat_timeout_detection_interval=2")
     assert created["status"] == "AVAILABLE", created
     assert created["executor"] == "celery"
     assert created["workers"]["min"] == 1 and created["workers"]["max"] == 4 and created["workers"]["concurrency"] == 5
@@ -38,22 +46,18 @@ def env(plane):
 
 
 def test_burst_scales_to_max_and_back_after_cooldown(plane, env):
+    """20 tasks that hold until four workers run: 16 at once (the class's cap a DAG) need four
+    workers of five slots. Released, every task succeeds, and the workers go back to one."""
     airflow = plane.airflow(env)
-    run_id = airflow.trigger("burst")
-    most = 0
-
-    def finished() -> str | None:
-        nonlocal most
-        current = plane.api("GET", f"/api/v1/environments/{env}").json()
-        most = max(most, sum(1 for w in workers(current).values() if w["state"] == "RUNNING"))
-        state = airflow.run_state("burst", run_id)
-        return state if state in ("success", "failed") else None
-
-    assert wait_until(finished, timeout=900, what="the burst to finish") == "success"
+    with ReleaseFile() as release:
+        run_id = trigger_held(airflow, "burst", release)
+        wait_until(lambda: sum(1 for w in workers(plane.get(env)).values() if w["state"] == "RUNNING") == 4,
+                   timeout=600, what="four workers to run")
+        release.write()
+        assert airflow.wait_for_run("burst", run_id, timeout=600) == "success", failures(airflow, "burst", run_id)
     states = task_states(airflow, "burst", run_id)
-    assert len(states) == 200
+    assert len(states) == 20
     assert {t["state"] for t in states} == {"success"}, [t for t in states if t["state"] != "success"][:3]
-    assert most == 4, f"at most {most} workers ran at once"
     # back to the minimum once the cooldown has passed, by warm shutdown (the retired workers exit)
     wait_until(lambda: list(workers(plane.get(env))) == ["worker-1"], timeout=COOLDOWN + 120,
                what="the workers to be scaled back to 1")
@@ -66,21 +70,24 @@ def test_burst_scales_to_max_and_back_after_cooldown(plane, env):
 
 
 def test_long_task_on_a_worker_chosen_for_scale_down_finishes(plane, env):
-    """Six 75-second tasks need two workers; lowering max_workers to 1 makes the autoscaler retire
-    one of two busy workers. Its task finishes (warm shutdown) and nothing is retried."""
+    """Six held tasks need two workers; lowering max_workers to 1 makes the autoscaler retire one of
+    two busy workers. Released after that, its task finishes (warm shutdown) and nothing is retried."""
     airflow = plane.airflow(env)
-    run_id = airflow.trigger("long_tasks")
-    wait_until(lambda: sum(1 for t in task_states(airflow, "long_tasks", run_id) if t["state"] == "running") == 6,
-               timeout=240, what="all six long tasks to run")
-    before = workers(plane.get(env))
-    assert set(before) == {"worker-1", "worker-2"}, before
-    plane.cli("env", "update", env, "--max-workers", "1", "--wait")
-    after = wait_until(lambda: (w := workers(plane.get(env))) and len(w) == 1 and w, timeout=COOLDOWN + 60,
-                       what="one worker to be retired")
-    (kept,) = after
-    (retired,) = set(before) - {kept}
-    assert alive(before[retired]["pid"]), "the retired worker must still be finishing its task"
-    assert airflow.wait_for_run("long_tasks", run_id, timeout=300) == "success"
+    with ReleaseFile() as release:
+        run_id = trigger_held(airflow, "long_tasks", release)
+        wait_until(lambda: sum(1 for t in task_states(airflow, "long_tasks", run_id) if t["state"] == "running") == 6,
+                   timeout=240, what="all six long tasks to run")
+        before = workers(plane.get(env))
+        assert set(before) == {"worker-1", "worker-2"}, before
+        plane.cli("env", "update", env, "--max-workers", "1", "--wait")
+        after = wait_until(lambda: (w := workers(plane.get(env))) and len(w) == 1 and w, timeout=COOLDOWN + 60,
+                           what="one worker to be retired")
+        (kept,) = after
+        (retired,) = set(before) - {kept}
+        assert alive(before[retired]["pid"]), "the retired worker must still be finishing its task"
+        release.write()
+        state = airflow.wait_for_run("long_tasks", run_id, timeout=300)
+        assert state == "success", failures(airflow, "long_tasks", run_id)
     states = task_states(airflow, "long_tasks", run_id)
     assert [t["try_number"] for t in states] == [1] * 6
     assert {t["state"] for t in states} == {"success"}
@@ -92,13 +99,16 @@ def test_long_task_on_a_worker_chosen_for_scale_down_finishes(plane, env):
 
 def test_worker_killed_mid_task_is_retried_and_environment_stays_available(plane, env):
     airflow = plane.airflow(env)
-    run_id = airflow.trigger("killed")
-    wait_until(lambda: task_states(airflow, "killed", run_id)[0]["state"] == "running", timeout=180,
-               what="the task to run")
-    worker = workers(plane.get(env))["worker-1"]
-    with StatusWatch(plane, env) as watch:
-        os.killpg(worker["pid"], signal.SIGKILL)  # the worker and its task vanish, as with a lost host
-        assert airflow.wait_for_run("killed", run_id, timeout=400) == "success"
+    with ReleaseFile() as release:
+        run_id = trigger_held(airflow, "killed", release)
+        wait_until(lambda: task_states(airflow, "killed", run_id)[0]["state"] == "running", timeout=180,
+                   what="the task to run")
+        worker = workers(plane.get(env))["worker-1"]
+        with StatusWatch(plane, env) as watch:
+            os.killpg(worker["pid"], signal.SIGKILL)  # the worker and its task vanish, as with a lost host
+            release.write()  # only a first try that outlived the kill could finish now
+            state = airflow.wait_for_run("killed", run_id, timeout=400)
+            assert state == "success", failures(airflow, "killed", run_id)
     (task,) = task_states(airflow, "killed", run_id)
     assert task["state"] == "success" and task["try_number"] == 2
     assert watch.seen == {"AVAILABLE"}, watch.seen
