@@ -5,7 +5,10 @@ veth pair, and has no package index (UV_OFFLINE=1, the runtime comes from uv's c
 It builds the runtime, heartbeats as ACTIVE, takes a share of a DAG's tasks (Airflow records its
 hostname on them), receives a DAG added later, and when its token is revoked while it runs tasks,
 lets them finish (warm shutdown) and exits 0. A bad token ends a join at once; an environment on
-the embedded database is refused with the reason."""
+the embedded database is refused with the reason.
+
+Tasks hold until the test writes their release file, once one runs on the joined host (and,
+for the revocation, once the host has begun its warm shutdown), not for a time."""
 from __future__ import annotations
 
 import json
@@ -22,14 +25,21 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.e2e.celery import CELERY_DAGS, REDIS, control_plane, dispose, require_service, task_states, wait_until
+from tests.e2e.celery import (
+    CELERY_DAGS, REDIS, ReleaseFile, control_plane, dispose, failures, require_service, task_states, trigger_held,
+    wait_until,
+)
 from tests.e2e.netns import RemoteHost, forward, require_netns
 
 pytestmark = pytest.mark.e2e
 
 POSTGRES = ("127.0.0.1", 5432)
-# added while the host runs: it must reach the host, and its tasks outlast a revocation (retries 0: a killed one fails)
+# added while the host runs: it must reach the host, and its tasks, held until the test writes the
+# release file named in the run's conf, outlast a revocation (retries 0: a killed one fails)
 SLOW_DAG = """
+import os
+import socket
+import time
 from datetime import datetime
 
 from airflow.sdk import dag, task
@@ -38,11 +48,13 @@ from airflow.sdk import dag, task
 @dag(schedule=None, start_date=datetime(2024, 1, 1), catchup=False, default_args={"retries": 0})
 def slow_where():
     @task
-    def where(i: int) -> str:
-        import socket
-        import time
-
-        time.sleep(30)
+    def where(i: int, **context) -> str:
+        release = context["dag_run"].conf["release"]
+        deadline = time.monotonic() + 900
+        while not os.path.exists(release):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{release} did not appear")
+            time.sleep(0.5)
         return socket.gethostname()
 
     where.expand(i=list(range(10)))
@@ -138,9 +150,18 @@ def test_a_host_joins_runs_tasks_follows_dags_and_leaves_when_revoked(plane, dat
             assert listed["airflow_version"] == env["airflow_version"] and listed["runtime_key"]
 
             airflow = plane.airflow("remote")
-            run_id = airflow.trigger("where_am_i")
-            wait_until(lambda: airflow.run_state("where_am_i", run_id) in ("success", "failed"), timeout=600,
-                       interval=2, what="where_am_i to finish")
+
+            def running_on_the_host(dag_id: str, run_id: str) -> bool:
+                return any(t["state"] == "running" and t["hostname"] == host.hostname
+                           for t in task_states(airflow, dag_id, run_id))
+
+            with ReleaseFile() as release:
+                run_id = trigger_held(airflow, "where_am_i", release)
+                wait_until(lambda: running_on_the_host("where_am_i", run_id), timeout=600, interval=1,
+                           what="a where_am_i task running on the joined host")
+                release.write()
+                state = airflow.wait_for_run("where_am_i", run_id, timeout=600)
+                assert state == "success", failures(airflow, "where_am_i", run_id)
             states = task_states(airflow, "where_am_i", run_id)
             assert len(states) == 10 and {t["state"] for t in states} == {"success"}, states
             ran_on = {t["hostname"] for t in states}
@@ -158,18 +179,22 @@ def test_a_host_joins_runs_tasks_follows_dags_and_leaves_when_revoked(plane, dat
             assert (live / "where_am_i.py").read_bytes() == (dags / "where_am_i.py").read_bytes()
 
             # revoked while it runs tasks: they finish (warm shutdown), then the join exits 0 by itself
-            slow_run = airflow.trigger("slow_where")
-            wait_until(lambda: any(t["state"] == "running" and t["hostname"] == host.hostname
-                                   for t in task_states(airflow, "slow_where", slow_run)),
-                       timeout=600, interval=1, what="a slow task running on the joined host")
-            plane.cli("worker", "token", "revoke", "remote", created["id"])
-            assert joined.wait(timeout=600) == 0, text()
-            assert "the worker token was revoked" in text() and "has finished its tasks and exited" in text()
-            assert host.pids() == [], "processes left in the namespace"
-            (listed,) = hosts(plane)
-            assert listed["status"] == "REVOKED"
-            wait_until(lambda: airflow.run_state("slow_where", slow_run) in ("success", "failed"), timeout=600,
-                       interval=2, what="slow_where to finish")
+            with ReleaseFile() as release:
+                slow_run = trigger_held(airflow, "slow_where", release)
+                wait_until(lambda: running_on_the_host("slow_where", slow_run), timeout=600, interval=1,
+                           what="a slow task running on the joined host")
+                plane.cli("worker", "token", "revoke", "remote", created["id"])
+                wait_until(lambda: "leaves, the worker token was revoked: warm shutdown" in text(), timeout=120,
+                           what="the joined host to begin its warm shutdown")
+                assert joined.poll() is None and running_on_the_host("slow_where", slow_run), text()
+                release.write()
+                assert joined.wait(timeout=600) == 0, text()
+                assert "has finished its tasks and exited" in text()
+                assert host.pids() == [], "processes left in the namespace"
+                (listed,) = hosts(plane)
+                assert listed["status"] == "REVOKED"
+                state = airflow.wait_for_run("slow_where", slow_run, timeout=600)
+                assert state == "success", failures(airflow, "slow_where", slow_run)
             slow = task_states(airflow, "slow_where", slow_run)
             assert {t["state"] for t in slow} == {"success"}, [(t["hostname"], t["state"]) for t in slow]
             assert host.hostname in {t["hostname"] for t in slow}
