@@ -51,8 +51,9 @@ def test_burst_scales_to_max_and_back_after_cooldown(plane, env):
     airflow = plane.airflow(env)
     with ReleaseFile() as release:
         run_id = trigger_held(airflow, "burst", release)
-        wait_until(lambda: sum(1 for w in workers(plane.get(env)).values() if w["state"] == "RUNNING") == 4,
-                   timeout=600, what="four workers to run")
+        running = wait_until(lambda: len(w := {n: c for n, c in workers(plane.get(env)).items()
+                                                if c["state"] == "RUNNING"}) == 4 and w,
+                             timeout=600, what="four workers to run")
         release.write()
         assert airflow.wait_for_run("burst", run_id, timeout=600) == "success", failures(airflow, "burst", run_id)
     states = task_states(airflow, "burst", run_id)
@@ -61,6 +62,8 @@ def test_burst_scales_to_max_and_back_after_cooldown(plane, env):
     # back to the minimum once the cooldown has passed, by warm shutdown (the retired workers exit)
     wait_until(lambda: list(workers(plane.get(env))) == ["worker-1"], timeout=COOLDOWN + 120,
                what="the workers to be scaled back to 1")
+    retired = [w["pid"] for name, w in running.items() if name != "worker-1"]
+    wait_until(lambda: not any(alive(pid) for pid in retired), timeout=120, what="the retired workers to exit")
     samples = plane.api("GET", f"/api/v1/environments/{env}/worker-samples", params={"minutes": 30}).json()
     assert max(s["desired"] for s in samples) == 4
     assert max(s["queued_tasks"] + s["running_tasks"] for s in samples) >= 16
@@ -78,7 +81,7 @@ def test_long_task_on_a_worker_chosen_for_scale_down_finishes(plane, env):
         wait_until(lambda: sum(1 for t in task_states(airflow, "long_tasks", run_id) if t["state"] == "running") == 6,
                    timeout=240, what="all six long tasks to run")
         before = workers(plane.get(env))
-        assert set(before) == {"worker-1", "worker-2"}, before
+        assert len(before) == 2 and "worker-1" in before, before
         plane.cli("env", "update", env, "--max-workers", "1", "--wait")
         after = wait_until(lambda: (w := workers(plane.get(env))) and len(w) == 1 and w, timeout=COOLDOWN + 60,
                            what="one worker to be retired")
@@ -93,7 +96,7 @@ def test_long_task_on_a_worker_chosen_for_scale_down_finishes(plane, env):
     assert {t["state"] for t in states} == {"success"}
     wait_until(lambda: not alive(before[retired]["pid"]), timeout=60, what=f"{retired} to exit")
     log = log_of(plane, env, retired)
-    assert "Warm shutdown" in log and "succeeded in" in log.split("Warm shutdown", 1)[1]
+    assert "Warm shutdown" in log and "succeeded in" in log.rsplit("Warm shutdown", 1)[1]  # its latest shutdown
     plane.cli("env", "update", env, "--max-workers", "4", "--wait")
 
 
@@ -103,7 +106,7 @@ def test_worker_killed_mid_task_is_retried_and_environment_stays_available(plane
         run_id = trigger_held(airflow, "killed", release)
         wait_until(lambda: task_states(airflow, "killed", run_id)[0]["state"] == "running", timeout=180,
                    what="the task to run")
-        worker = workers(plane.get(env))["worker-1"]
+        ((name, worker),) = workers(plane.get(env)).items()  # the one worker, which runs the task
         with StatusWatch(plane, env) as watch:
             os.killpg(worker["pid"], signal.SIGKILL)  # the worker and its task vanish, as with a lost host
             release.write()  # only a first try that outlived the kill could finish now
@@ -112,5 +115,5 @@ def test_worker_killed_mid_task_is_retried_and_environment_stays_available(plane
     (task,) = task_states(airflow, "killed", run_id)
     assert task["state"] == "success" and task["try_number"] == 2
     assert watch.seen == {"AVAILABLE"}, watch.seen
-    restarted = workers(plane.get(env))["worker-1"]
+    restarted = workers(plane.get(env))[name]
     assert restarted["pid"] != worker["pid"] and restarted["restarts"] >= 1
