@@ -95,7 +95,8 @@ def mwaa_env(plane: ControlPlane, mwaa_keys, mwaa_bucket) -> str:
         LoggingConfiguration={"TaskLogs": {"Enabled": True, "LogLevel": "WARNING"}},
     )["Arn"]
     assert arn.endswith(f":environment/{MWAA_ENV}")
-    wait_for(lambda: client.get_environment(Name=MWAA_ENV)["Environment"]["Status"] not in ("CREATING",),
-             timeout=600, interval=1, what=f"{MWAA_ENV} to settle")
+    env = wait_for(lambda: (e := client.get_environment(Name=MWAA_ENV)["Environment"])["Status"] != "CREATING" and e,
+                   timeout=600, interval=1, what=f"{MWAA_ENV} to settle")
+    assert env["Status"] == "AVAILABLE", env.get("LastUpdate")
     yield MWAA_ENV
     plane.delete(MWAA_ENV)
