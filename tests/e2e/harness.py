@@ -85,7 +85,10 @@ class ControlPlane:
     @property
     def env(self) -> dict[str, str]:
         return {
-            **{k: v for k, v in os.environ.items() if not k.startswith("HANGAR_")},
+            # not pytest's own variables: PYTEST_CURRENT_TEST changes with each test phase, and a
+            # component's environment (hence its pid file's digest) must not depend on when the
+            # control plane was started
+            **{k: v for k, v in os.environ.items() if not k.startswith(("HANGAR_", "PYTEST_"))},
             "HANGAR_HOME": str(self.home), "HANGAR_URL": self.url,
             "HANGAR_ENV_PORT_START": str(self.env_port_start),
             "HANGAR_ENV_PORT_END": str(self.env_port_start + 999),
