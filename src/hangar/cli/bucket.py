@@ -102,7 +102,7 @@ def delete(name: str) -> None:
 
 @bucket_app.command("ls")
 def ls(
-    uri: Optional[str] = typer.Argument(None, help="s3://BUCKET[/PREFIX]; without it, list buckets"),
+    uri: Optional[str] = typer.Argument(None, help="s3://BUCKET\\[/PREFIX]; without it, list buckets"),
     versions: bool = typer.Option(False, "--versions", help="every version and delete marker"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
