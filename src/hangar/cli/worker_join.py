@@ -38,6 +38,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
+from hangar.backend.pidfiles import settle_all
 from hangar.backend.process import ManagedProcess, ProcessSpec, ProcessState
 from hangar.cli.client import fail
 from hangar.cli.workers import REFRESH_SECONDS, TOKEN_VARIABLE
@@ -321,6 +322,7 @@ class JoinedHost:
     def _adopt(self, bundle: WorkerBundle) -> None:
         """What a killed join left: draining workers are followed to their end; the newest running
         one is kept by _apply if nothing changed since, and any other is retired."""
+        settle_all(self.layout.run)  # a worker the killed join spawned may be named only by its intent
         for pid_file in sorted((self.layout.run / "draining").glob("*.pid")):
             process = ManagedProcess(spec=ProcessSpec(name=pid_file.stem.rsplit("-", 1)[0], argv=[], env={},
                                                       cwd=self.layout.root, log_file=Path(os.devnull),
