@@ -123,9 +123,12 @@ def test_blocked_key_and_unsupported_upgrade_paths_are_refused_at_once(plane: Co
 
 
 def test_a_component_that_fails_after_the_switch_rolls_back(plane: ControlPlane, serving: str) -> None:
-    # an invalid value that only the triggerer reads: the new triggerer exits at every start
+    # an invalid value that only the triggerer reads: the new triggerer exits at every start.
+    # --config replaces the whole set, so the options earlier tests left are given again.
     before = plane.get(serving)
-    result = plane.cli("env", "update", serving, "--config", "triggerer.capacity=lots", "--wait", check=False)
+    kept = [arg for key, value in (before["spec"]["airflow_configuration_options"] or {}).items()
+            for arg in ("--config", f"{key}={value}")]
+    result = plane.cli("env", "update", serving, *kept, "--config", "triggerer.capacity=lots", "--wait", check=False)
     assert result.returncode != 0
     env = plane.get(serving)
     assert env["status"] == "AVAILABLE" and env["running_revision"] == before["running_revision"]
