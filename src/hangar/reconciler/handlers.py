@@ -26,14 +26,15 @@ from hangar.domain.lifecycle import change_status
 from hangar.domain.spec import Executor, Spec, parse_version
 from hangar.domain.status import Status
 from hangar.errors import CeleryBrokerNotConfigured, ComponentFailed, HangarError, PermanentError
-from hangar.backend.components import PORT_NAMES, WorkerPlan
+from hangar.backend.components import WorkerPlan
 from hangar.domain.changes import roles
+from hangar.reconciler.port_claims import claim_ports
 from hangar.reconciler.queue import Work
 from hangar.reconciler import snapshots as snapshot_work
 from hangar.reconciler import maintenance as maintenance_work
 from hangar.buckets import store as buckets
 from hangar.domain.changes import ChangeKind, plan_change
-from hangar.runtime import airflow_config, broker, metadb, plugins, ports, preflight, startup, upgrade
+from hangar.runtime import airflow_config, broker, metadb, plugins, preflight, startup, upgrade
 from hangar.runtime.venvs import Runtime, ensure_runtime
 from hangar.store import repository
 from hangar.store.models import OperationRow, utcnow
@@ -342,15 +343,11 @@ class Reconciler:
         """Everything `revision` needs, built next to what runs: runtime, metadata database,
         plugins folder, startup script and configuration text. Nothing running changes."""
         settings = self.ctx.settings
+        env_ports = claim_ports(self.ctx.store, work.env_id, start=settings.env_port_start, end=settings.env_port_end)
         with self.ctx.store.session() as session:
             env = repository.get_by_id(session, work.env_id)
             spec = repository.get_spec(session, env.id, revision)
             name, database, epoch = env.name, env.database_name, env.runtime_epoch
-            if not env.ports:
-                env.ports = ports.allocate(
-                    PORT_NAMES, start=settings.env_port_start, end=settings.env_port_end, taken=repository.used_ports(session)
-                )
-            env_ports = dict(env.ports)
             external = repository.get_secrets(session, self.ctx.envelope, env_id=env.id).get("metadata_db_url")
 
         layout = self._layout(work.env_id)
