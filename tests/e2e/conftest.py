@@ -40,7 +40,11 @@ def plane() -> ControlPlane:
     home = private_folder("hangar-e2e-")
     # a range of its own per test session, so that test sessions run side by side never hand out
     # a port another session's environment holds while it restarts
-    control = ControlPlane(home=home, port=free_port(), env_port_start=29000 + (os.getpid() % 30) * 1000)
+    # maintenance windows and snapshot schedules are checked every second, so a test waits for a
+    # check it can see, not for a loop interval
+    control = ControlPlane(home=home, port=free_port(), env_port_start=29000 + (os.getpid() % 30) * 1000,
+                           extra_env={"HANGAR_MAINTENANCE_WINDOW_CHECK_SECONDS": "1",
+                                      "HANGAR_SNAPSHOT_SCHEDULE_CHECK_SECONDS": "1"})
     control.start()
     yield control
     control.cleanup()

@@ -2,20 +2,17 @@
 in it (AVAILABLE -> MAINTENANCE -> AVAILABLE), replacing the components on a new runtime while
 DAGs keep running.
 
-The control plane here checks windows every second, and the test waits for the checks it
-shows (last_checked_at), not for a time."""
+The session's control plane checks windows every second, and the test waits for the checks
+it shows (last_checked_at), not for a time."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ControlPlane, free_port, wait_for
+from tests.e2e.harness import ControlPlane, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -29,18 +26,6 @@ def _slot(at: datetime) -> str:
 
 def _pids(env: dict) -> dict[str, int]:
     return {c["name"]: c["pid"] for c in env["components"]}
-
-
-@pytest.fixture(scope="module")
-def plane():
-    home = Path(tempfile.mkdtemp(prefix="hangar-e2e-maintenance-"))
-    home.chmod(0o755)
-    control = ControlPlane(home=home, port=free_port(), env_port_start=29000 + ((os.getpid() + 19) % 30) * 1000,
-                           extra_env={"HANGAR_MAINTENANCE_WINDOW_CHECK_SECONDS": "1"})
-    control.start()
-    yield control
-    control.cleanup()
-    shutil.rmtree(home, ignore_errors=True)
 
 
 def _maintenance(plane: ControlPlane, name: str) -> dict:

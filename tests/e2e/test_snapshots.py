@@ -2,37 +2,39 @@
 environment that has the earlier runs and runs DAGs, restore it in place, refuse a
 tampered archive without touching the target, and take scheduled snapshots with retention.
 
-The control plane here checks snapshot schedules every second, so a scheduled snapshot
+The session's control plane checks snapshot schedules every second, so a scheduled snapshot
 starts within a second of its cron time.
 """
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.harness import Airflow, ControlPlane, free_port, wait_for
+from tests.e2e.conftest import private_folder
+from tests.e2e.harness import EXAMPLES, Airflow, ControlPlane, wait_for
 
 pytestmark = pytest.mark.e2e
 
 DAG = "hello_taskflow"
 
 
-@pytest.fixture(scope="module")
-def plane():
-    home = Path(tempfile.mkdtemp(prefix="hangar-e2e-snapshots-"))
-    home.chmod(0o755)
-    control = ControlPlane(home=home, port=free_port(), env_port_start=29000 + ((os.getpid() + 21) % 30) * 1000,
-                           extra_env={"HANGAR_SNAPSHOT_SCHEDULE_CHECK_SECONDS": "1"})
-    control.start()
-    yield control
-    control.cleanup()
-    shutil.rmtree(home, ignore_errors=True)
+@pytest.fixture(scope="module", autouse=True)
+def scheduled_env(plane: ControlPlane) -> Iterator[str]:
+    """An environment with a snapshot every minute, asked for before the module's first test, so
+    its cron minutes pass while that test runs rather than in a wait of their own."""
+    folder = private_folder("hangar-e2e-snapsched-")
+    shutil.copytree(EXAMPLES, folder / "dags", ignore=shutil.ignore_patterns("__pycache__"))
+    response = plane.api("POST", "/api/v1/environments", json={
+        "name": "snapsched", "dags": str(folder / "dags"), "snapshot_schedule": "* * * * *", "snapshot_retention": 1})
+    assert response.status_code == 201, response.text
+    yield "snapsched"
+    plane.delete("snapsched")
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _pids(env: dict) -> dict[str, int]:
@@ -132,10 +134,10 @@ def test_snapshot_clone_restore_and_tampering(plane: ControlPlane, dags: Path) -
     plane.cli("env", "delete", "snapsrc", "--wait")
 
 
-def test_scheduled_snapshots_keep_the_newest(plane: ControlPlane, dags: Path) -> None:
-    """Two scheduled snapshots, one cron minute apart: the least a minute's schedule allows. The
-    schedule is set at creation, so most of the first minute passes while the environment starts."""
-    created = plane.create("snapsched", dags, "--snapshot-schedule", "* * * * *", "--snapshot-retention", "1")
+def test_scheduled_snapshots_keep_the_newest(plane: ControlPlane, scheduled_env: str) -> None:
+    """Scheduled snapshots one cron minute apart, the least a minute's schedule allows, with
+    retention 1. The environment was asked for before the module's first test ran."""
+    created = plane.wait("snapsched", timeout=600)
     assert created["status"] == "AVAILABLE" and created["spec"]["snapshot_schedule"] == "* * * * *"
     assert created["spec"]["snapshot_retention"] == 1
 
@@ -144,7 +146,8 @@ def test_scheduled_snapshots_keep_the_newest(plane: ControlPlane, dags: Path) ->
         assert listed.status_code == 200, listed.text
         return [s["id"] for s in listed.json() if s["kind"] == "scheduled"]
 
-    (first,) = wait_for(scheduled, timeout=150, interval=1, what="a scheduled snapshot")
+    # the newest, listed first (for a moment the one retention is about to remove may be listed too)
+    first = wait_for(scheduled, timeout=150, interval=1, what="a scheduled snapshot")[0]
     first_archive = _archive(plane, first)
     # a manual one between the two scheduled ones (refused while a scheduled one is being taken)
     manual = wait_for(lambda: _snapshot_unless_busy(plane, "snapsched"), timeout=120, interval=1,
