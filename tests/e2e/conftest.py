@@ -3,7 +3,7 @@
 `plane` is the session's control plane. `shared_env` is one AVAILABLE Airflow 3.3.2
 environment (LocalExecutor, the example DAGs) for tests that only need an environment
 that runs a DAG; `mwaa_env` is one created through the real boto3 `mwaa` client from a
-bucket. Tests that break, update or delete an environment create their own, and every
+bucket. Both are asked for before the first end-to-end test and waited for where used. Tests that break, update or delete an environment create their own, and every
 environment a test creates is deleted: these two at the end of the session.
 """
 from __future__ import annotations
@@ -59,17 +59,39 @@ def dags(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def requested(request: pytest.FixtureRequest) -> set[str]:
+    """The session's shared environments, asked for before the first end-to-end test when any
+    collected test uses them, so they are created while the first tests run."""
+    wanted = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    asked: set[str] = set()
+    if "shared_env" in wanted:
+        plane, dags = request.getfixturevalue("plane"), request.getfixturevalue("shared_dags")
+        response = plane.api("POST", "/api/v1/environments", json={"name": "shared", "dags": str(dags)})
+        assert response.status_code == 201, response.text
+        asked.add("shared")
+    if "mwaa_env" in wanted:
+        request.getfixturevalue("mwaa_env_requested")
+        asked.add(MWAA_ENV)
+    return asked
+
+
 @pytest.fixture(scope="session")
-def shared_env(plane: ControlPlane) -> str:
-    """The name of an AVAILABLE environment on `plane` that tests may run DAGs in, restart the
-    control plane under or kill a component of (it must come back), but not update or delete."""
+def shared_dags() -> Path:
     folder = private_folder("hangar-e2e-shared-dags-")
     shutil.copytree(EXAMPLES, folder / "dags", ignore=shutil.ignore_patterns("__pycache__"))
-    env = plane.create("shared", folder / "dags")
+    yield folder / "dags"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def shared_env(plane: ControlPlane, shared_dags: Path) -> str:
+    """The name of an AVAILABLE environment on `plane` that tests may run DAGs in, restart the
+    control plane under or kill a component of (it must come back), but not update or delete."""
+    env = plane.wait("shared")
     assert env["status"] == "AVAILABLE", env
     yield "shared"
     plane.delete("shared")
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -88,8 +110,8 @@ def mwaa_bucket(plane: ControlPlane) -> str:
 
 
 @pytest.fixture(scope="session")
-def mwaa_env(plane: ControlPlane, mwaa_keys, mwaa_bucket) -> str:
-    """An environment created through boto3's CreateEnvironment with MWAA's fields, settled."""
+def mwaa_env_requested(plane: ControlPlane, mwaa_keys, mwaa_bucket) -> None:
+    """mwaa1 asked for through boto3's CreateEnvironment with MWAA's fields (not waited for)."""
     client = mwaa(plane.url, mwaa_keys["Admin"])
     arn = client.create_environment(
         Name=MWAA_ENV, ExecutionRoleArn=MWAA_ROLE, SourceBucketArn=f"arn:aws:s3:::{mwaa_bucket}", DagS3Path="dags",
@@ -99,8 +121,15 @@ def mwaa_env(plane: ControlPlane, mwaa_keys, mwaa_bucket) -> str:
         LoggingConfiguration={"TaskLogs": {"Enabled": True, "LogLevel": "WARNING"}},
     )["Arn"]
     assert arn.endswith(f":environment/{MWAA_ENV}")
+    yield
+    plane.delete(MWAA_ENV)
+
+
+@pytest.fixture(scope="session")
+def mwaa_env(plane: ControlPlane, mwaa_keys, mwaa_env_requested) -> str:
+    """mwaa1, settled: AVAILABLE."""
+    client = mwaa(plane.url, mwaa_keys["Admin"])
     env = wait_for(lambda: (e := client.get_environment(Name=MWAA_ENV)["Environment"])["Status"] != "CREATING" and e,
                    timeout=600, interval=1, what=f"{MWAA_ENV} to settle")
     assert env["Status"] == "AVAILABLE", env.get("LastUpdate")
-    yield MWAA_ENV
-    plane.delete(MWAA_ENV)
+    return MWAA_ENV

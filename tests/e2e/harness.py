@@ -74,6 +74,8 @@ class ControlPlane:
     # more HANGAR_* settings (a broker URL, a shorter autoscaler cooldown)
     extra_env: dict[str, str] = field(default_factory=dict)
     log: Path = field(init=False)
+    # environments asked to be deleted that cleanup() still has to see gone (discard)
+    discarded: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.log = self.home / "test-server.log"
@@ -94,7 +96,7 @@ class ControlPlane:
             "HANGAR_ENV_PORT_END": str(self.env_port_start + 999),
             "HANGAR_RUNTIMES_DIR": str(shared_runtimes_dir()),
             # a hanging startup script is given up on quickly in tests
-            "HANGAR_STARTUP_TIMEOUT": "20",
+            "HANGAR_STARTUP_TIMEOUT": "8",
             **self.extra_env,
         }
 
@@ -172,6 +174,19 @@ class ControlPlane:
         wait_for(lambda: self.api("GET", f"/api/v1/environments/{name}").status_code == 404, timeout=timeout,
                  what=f"{name} to be deleted")
 
+    def discard(self, name: str) -> None:
+        """Delete an environment without waiting for it to go: the next test starts meanwhile, and
+        cleanup() waits until every discarded environment is gone (and fails if one is not)."""
+        response = self.api("DELETE", f"/api/v1/environments/{name}")
+        assert response.status_code in (202, 404), f"DELETE {name}: {response.status_code} {response.text}"
+        self.discarded.add(name)
+
+    def wait_discarded(self, *, timeout: float = 300) -> None:
+        names = sorted(self.discarded)
+        wait_for(lambda: all(self.api("GET", f"/api/v1/environments/{name}").status_code == 404 for name in names),
+                 timeout=timeout, what=f"{', '.join(names)} to be deleted")
+        self.discarded.clear()
+
     def create(self, name: str, dags: Path, *extra: str) -> dict:
         return json.loads(self.cli("env", "create", name, "--dags", str(dags), "--wait", "--json", *extra).stdout)
 
@@ -196,7 +211,15 @@ class ControlPlane:
             store.engine.dispose()
 
     def cleanup(self) -> None:
-        """Stop everything this control plane started, even after a failed test."""
+        """Stop everything this control plane started, even after a failed test; fail if an
+        environment a test discarded was not deleted."""
+        try:
+            if self.discarded and self.process is not None and self.process.poll() is None:
+                self.wait_discarded()
+        finally:
+            self._stop_everything()
+
+    def _stop_everything(self) -> None:
         self.stop()
         for pid_file in [*self.home.glob("environments/*/run/*.pid"), *self.home.glob("environments/*/run/draining/*.pid")]:
             try:

@@ -43,7 +43,7 @@ def test_airflow_version_that_does_not_exist(plane: ControlPlane, dags) -> None:
     error = env["last_update"]["error"]
     assert error["code"] == "AIRFLOW_VERSION_NOT_FOUND"
     assert "3.3.99" in error["message"]
-    plane.delete("ghost")
+    plane.discard("ghost")
 
 
 def test_unresolvable_requirements_fail_with_uvs_message(plane: ControlPlane, dags, tmp_path) -> None:
@@ -57,7 +57,7 @@ def test_unresolvable_requirements_fail_with_uvs_message(plane: ControlPlane, da
     error = env["last_update"]["error"]
     assert error["code"] == "REQUIREMENTS_FAILED"
     assert "hangar-no-such-package-xyz" in error["message"] and "uv said" in error["message"]
-    plane.delete("badreq")
+    plane.discard("badreq")
 
 
 def test_requirement_that_moves_airflow_is_refused(plane: ControlPlane, dags, tmp_path) -> None:
@@ -120,7 +120,7 @@ def test_environment_port_taken_by_another_program_is_skipped(plane: ControlPlan
     finally:
         for sock in holders:
             sock.close()
-    plane.delete("porty")
+    plane.discard("porty")
 
 
 def _env_ports(plane: ControlPlane, name: str) -> list[int]:

@@ -24,6 +24,13 @@ pytestmark = pytest.mark.e2e
 def plane():
     require_service("127.0.0.1", 5672, "RabbitMQ")
     plane = control_plane(RABBITMQ, cooldown=15, port_offset=7)
+    # both environments the module uses are asked for at once, so they are created side by side
+    plane.cli("env", "create", "sched", "--dags", str(CELERY_DAGS), "--executor", "celery", "--schedulers", "2",
+              "--min-workers", "1", "--max-workers", "2")
+    plane.cli("env", "create", "slot", "--dags", str(CELERY_DAGS), "--executor", "celery", "--min-workers", "1",
+              "--max-workers", "1", "--worker-concurrency", "1",
+              # more task slots than the one worker runs, so that tasks wait in the broker
+              "--config", "core.parallelism=8")
     yield plane
     delete_all(plane)
     dispose(plane)
@@ -31,8 +38,7 @@ def plane():
 
 @pytest.fixture(scope="module")
 def two_schedulers(plane):
-    created = plane.create("sched", CELERY_DAGS, "--executor", "celery", "--schedulers", "2",
-                           "--min-workers", "1", "--max-workers", "2")
+    created = plane.wait("sched")
     assert created["status"] == "AVAILABLE", created
     names = [c["name"] for c in created["components"]]
     assert "scheduler" in names and "scheduler-2" in names
@@ -41,10 +47,7 @@ def two_schedulers(plane):
 
 @pytest.fixture(scope="module")
 def one_slot(plane):
-    created = plane.create("slot", CELERY_DAGS, "--executor", "celery", "--min-workers", "1", "--max-workers", "1",
-                           "--worker-concurrency", "1",
-                           # more task slots than the one worker runs, so that tasks wait in the broker
-                           "--config", "core.parallelism=8")
+    created = plane.wait("slot")
     assert created["status"] == "AVAILABLE", created
     assert created["workers"]["concurrency"] == 1
     return "slot"

@@ -181,4 +181,4 @@ def test_kms_and_fernet_rotation_keep_connections_readable(plane: ControlPlane, 
     _assert_no_secret_leaked(plane, {
         **before, **{f"new {k}": v for k, v in after.items()}, "connection password": PASSWORD,
     })
-    plane.delete(NAME)
+    plane.discard(NAME)

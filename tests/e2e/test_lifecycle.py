@@ -1,7 +1,8 @@
 """Create, run, inspect and delete real Airflow 3 environments through the CLI.
 
-Two environments are created at once through `hangar env create --wait`; one of them has a
-DAG with a syntax error from the start. Both run DAGs at the same time, each sees only its
+Three environments are created at once through `hangar env create --wait`: one has a DAG
+with a syntax error from the start, and one a component that cannot start, so its create
+fails with the component's log. The two others run DAGs at the same time, each sees only its
 own runs, and the first is deleted through the CLI with everything it owned.
 """
 from __future__ import annotations
@@ -25,21 +26,43 @@ def _pids(env: dict) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def twins(plane: ControlPlane):
-    """twin-a with the example DAGs, twin-b with hello_taskflow and a DAG that does not parse."""
+def creates(plane: ControlPlane):
+    """Three `hangar env create --wait` at once: twin-a with the example DAGs, twin-b with
+    hello_taskflow and a DAG that does not parse, and `fatal`, whose triggerer cannot start.
+    Yields each create's exit code."""
     folder = private_folder("hangar-e2e-twins-")
     shutil.copytree(EXAMPLES, folder / "a", ignore=shutil.ignore_patterns("__pycache__"))
     (folder / "b").mkdir()
     (folder / "b" / "hello_taskflow.py").write_text((EXAMPLES / "hello_taskflow.py").read_text())
     (folder / "b" / "broken.py").write_text(BROKEN)
     cli = [sys.executable, "-m", "hangar.cli.main", "env", "create"]
-    first = subprocess.Popen([*cli, "twin-a", "--dags", str(folder / "a"), "--wait"], env=plane.env)
-    second = subprocess.Popen([*cli, "twin-b", "--dags", str(folder / "b"), "--wait"], env=plane.env)
-    assert first.wait(timeout=900) == 0 and second.wait(timeout=900) == 0
-    yield "twin-a", "twin-b"
-    for name in ("twin-a", "twin-b"):
-        plane.delete(name)
+    started = {
+        "twin-a": subprocess.Popen([*cli, "twin-a", "--dags", str(folder / "a"), "--wait"], env=plane.env),
+        "twin-b": subprocess.Popen([*cli, "twin-b", "--dags", str(folder / "b"), "--wait"], env=plane.env),
+        # an invalid value that only the triggerer reads: it exits at every start until FATAL
+        "fatal": subprocess.Popen([*cli, "fatal", "--dags", str(folder / "a"), "--config", "triggerer.capacity=lots",
+                                   "--wait"], env=plane.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    }
+    yield {name: process.wait(timeout=900) for name, process in started.items()}
+    for name in started:
+        plane.discard(name)
+    plane.wait_discarded()  # the DAGs folders go next
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def twins(creates: dict[str, int]):
+    assert creates["twin-a"] == 0 and creates["twin-b"] == 0, creates
+    return "twin-a", "twin-b"
+
+
+def test_a_component_that_cannot_start_fails_the_create_with_its_log(plane: ControlPlane, creates) -> None:
+    assert creates["fatal"] != 0
+    env = plane.get("fatal")
+    assert env["status"] == "CREATE_FAILED"
+    error = env["last_update"]["error"]
+    assert error["code"] == "COMPONENT_FAILED"
+    assert "triggerer is FATAL" in error["message"] and "triggerer log" in error["message"]
 
 
 def test_two_environments_run_dags_at_once(plane: ControlPlane, twins) -> None:

@@ -81,4 +81,4 @@ def test_a_rebuild_waits_for_the_window_and_runs_in_it(plane: ControlPlane, dags
     # the rebuilt runtime stays in use: a plain text check shows it
     shown = plane.cli("env", "maintenance", "show", "maint").stdout
     assert "pending        no" in shown and "SUCCESS" in shown
-    plane.cli("env", "delete", "maint", "--wait")
+    plane.discard("maint")

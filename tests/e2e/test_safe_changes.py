@@ -158,4 +158,4 @@ def test_updates_of_every_kind_while_a_dag_runs(plane: ControlPlane, dags: Path,
     assert all(h["status"] == "APPLIED" for h in history)
     assert history[-1]["running"] and history[-1]["last_good"]
     assert any("TEAM" in line for line in history[3]["changes"])  # revision 4: update 3
-    plane.delete("relay")
+    plane.discard("relay")

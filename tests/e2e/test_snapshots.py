@@ -33,7 +33,8 @@ def scheduled_env(plane: ControlPlane) -> Iterator[str]:
         "name": "snapsched", "dags": str(folder / "dags"), "snapshot_schedule": "* * * * *", "snapshot_retention": 1})
     assert response.status_code == 201, response.text
     yield "snapsched"
-    plane.delete("snapsched")
+    plane.discard("snapsched")
+    plane.wait_discarded()  # its DAGs folder goes next
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -96,7 +97,7 @@ def test_snapshot_clone_restore_and_tampering(plane: ControlPlane, dags: Path) -
     earlier = cloned.request("GET", f"/dags/{DAG}/dagRuns/{first_run}")
     assert earlier.status_code == 200 and earlier.json()["state"] == "success", earlier.text
     assert cloned.run_dag(DAG) == "success"
-    plane.cli("env", "delete", "snapclone", "--wait")
+    plane.discard("snapclone")
 
     # in place: a run made after the snapshot is gone, the earlier one is back, DAGs run
     later_run = source.trigger(DAG)
@@ -131,7 +132,7 @@ def test_snapshot_clone_restore_and_tampering(plane: ControlPlane, dags: Path) -
     assert _snapshots(plane, "snapsrc") == [] and not archive.exists()
     missing = plane.cli("env", "snapshot", "delete", "snapsrc", taken["id"], check=False)
     assert missing.returncode == 1 and "has no snapshot" in missing.stderr
-    plane.cli("env", "delete", "snapsrc", "--wait")
+    plane.discard("snapsrc")
 
 
 def test_scheduled_snapshots_keep_the_newest(plane: ControlPlane, scheduled_env: str) -> None:
@@ -164,4 +165,3 @@ def test_scheduled_snapshots_keep_the_newest(plane: ControlPlane, scheduled_env:
              timeout=120, interval=1, what="the schedule to be removed")
     env = json.loads(plane.cli("env", "wait", "snapsched", "--json").stdout)
     assert env["status"] == "AVAILABLE" and env["spec"]["snapshot_schedule"] is None
-    plane.cli("env", "delete", "snapsched", "--wait")

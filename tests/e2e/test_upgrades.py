@@ -1,14 +1,37 @@
 """In-place Airflow upgrades: snapshot, `airflow db migrate`, switch; history survives; a
 failed migration restores the snapshot and the old runtime comes back. The 2.11.2
-environment also proves that Airflow 2 is created and runs DAGs before it is upgraded."""
+environment also proves that Airflow 2 is created and runs DAGs before it is upgraded.
+
+Both environments are asked for before the first test, so the second is created while the
+first test runs."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import shutil
+from collections.abc import Iterator
 
 import httpx
+import pytest
 
-from tests.e2e.harness import ControlPlane
+from tests.e2e.conftest import private_folder
+from tests.e2e.harness import EXAMPLES, ControlPlane
+
+VERSIONS = {"up32": "3.2.2", "up211": "2.11.2"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def requested(plane: ControlPlane) -> Iterator[None]:
+    folder = private_folder("hangar-e2e-upgrades-")
+    shutil.copytree(EXAMPLES, folder / "dags", ignore=shutil.ignore_patterns("__pycache__"))
+    for name, version in VERSIONS.items():
+        response = plane.api("POST", "/api/v1/environments",
+                             json={"name": name, "dags": str(folder / "dags"), "airflow_version": version})
+        assert response.status_code == 201, response.text
+    yield
+    for name in VERSIONS:
+        plane.discard(name)
+    plane.wait_discarded()  # the DAGs folder goes next
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _runs(plane: ControlPlane, name: str, dag_id: str) -> dict[str, str]:
@@ -29,10 +52,9 @@ def _upgrade(plane: ControlPlane, name: str, version: str) -> dict:
     return env
 
 
-def test_upgrade_3_2_to_3_3_keeps_history_and_a_failed_downgrade_restores_the_snapshot(
-    plane: ControlPlane, dags: Path
-) -> None:
-    plane.create("up32", dags, "--airflow-version", "3.2.2")
+def test_upgrade_3_2_to_3_3_keeps_history_and_a_failed_downgrade_restores_the_snapshot(plane: ControlPlane) -> None:
+    env = plane.wait("up32")
+    assert env["status"] == "AVAILABLE" and env["airflow_version"] == "3.2.2", env
     airflow = plane.airflow("up32")
     run_id = airflow.trigger("hello_taskflow")
     assert airflow.wait_for_run("hello_taskflow", run_id) == "success"
@@ -55,11 +77,10 @@ def test_upgrade_3_2_to_3_3_keeps_history_and_a_failed_downgrade_restores_the_sn
     assert any(e["status"] == "ROLLING_BACK" for e in events)
     assert _runs(plane, "up32", "hello_taskflow")[run_id] == "success"
     assert plane.airflow("up32").run_dag("hello_taskflow") == "success"
-    plane.delete("up32")
 
 
-def test_airflow_2_create_and_run_then_upgrade_to_3_3_keeps_history(plane: ControlPlane, dags: Path) -> None:
-    env = plane.create("up211", dags, "--airflow-version", "2.11.2")
+def test_airflow_2_create_and_run_then_upgrade_to_3_3_keeps_history(plane: ControlPlane) -> None:
+    env = plane.wait("up211")
     # Airflow 2.11.2 runs as it is: a webserver instead of an api-server
     assert env["status"] == "AVAILABLE", env
     assert env["airflow_version"] == "2.11.2"
@@ -74,4 +95,3 @@ def test_airflow_2_create_and_run_then_upgrade_to_3_3_keeps_history(plane: Contr
     _upgrade(plane, "up211", "3.3.2")
     assert _runs(plane, "up211", "hello_taskflow")[run_id] == "success"
     assert plane.airflow("up211").run_dag("hello_taskflow") == "success"
-    plane.delete("up211")

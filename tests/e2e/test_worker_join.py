@@ -104,6 +104,30 @@ def hosts(plane) -> list[dict]:
     return json.loads(plane.cli("worker", "list", "remote", "--json").stdout)
 
 
+def test_an_environment_on_the_embedded_database_is_refused_with_the_reason(plane):
+    # first in the module: the environment is refused before its create has finished
+    plane.cli("env", "create", "embedded", "--dags", str(CELERY_DAGS), "--executor", "celery")
+    try:
+        token = json.loads(plane.cli("worker", "token", "create", "embedded", "--json").stdout)["token"]
+        answer = httpx.get(f"{plane.url}/api/v1/environments/embedded/worker-bundle",
+                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert answer.status_code == 409
+        error = answer.json()["error"]
+        assert error["code"] == "REMOTE_WORKERS_NEED_REACHABLE_DATABASE"
+        assert "the embedded metadata database is reachable only on the control plane's machine" in error["message"]
+        home = Path(tempfile.mkdtemp(prefix="hangar-e2e-join-"))
+        try:
+            refused = subprocess.run(join_argv(plane.url, home, name="embedded"), env=host_env(token),
+                                     capture_output=True, text=True, timeout=120)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+        assert refused.returncode == 1
+        assert refused.stderr.startswith("error: environment 'embedded' cannot take workers from other hosts")
+        assert len(refused.stderr.strip().splitlines()) == 1
+    finally:
+        plane.discard("embedded")  # its create goes on meanwhile; it is deleted while the next test runs
+
+
 def test_a_host_joins_runs_tasks_follows_dags_and_leaves_when_revoked(plane, database, tmp_path):
     dags = tmp_path / "dags"
     dags.mkdir()
@@ -205,26 +229,3 @@ def test_a_host_joins_runs_tasks_follows_dags_and_leaves_when_revoked(plane, dat
     finally:
         plane.cli("env", "delete", "remote", "--wait", check=False)
         shutil.rmtree(home, ignore_errors=True)
-
-
-def test_an_environment_on_the_embedded_database_is_refused_with_the_reason(plane):
-    plane.cli("env", "create", "embedded", "--dags", str(CELERY_DAGS), "--executor", "celery")
-    try:
-        token = json.loads(plane.cli("worker", "token", "create", "embedded", "--json").stdout)["token"]
-        answer = httpx.get(f"{plane.url}/api/v1/environments/embedded/worker-bundle",
-                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        assert answer.status_code == 409
-        error = answer.json()["error"]
-        assert error["code"] == "REMOTE_WORKERS_NEED_REACHABLE_DATABASE"
-        assert "the embedded metadata database is reachable only on the control plane's machine" in error["message"]
-        home = Path(tempfile.mkdtemp(prefix="hangar-e2e-join-"))
-        try:
-            refused = subprocess.run(join_argv(plane.url, home, name="embedded"), env=host_env(token),
-                                     capture_output=True, text=True, timeout=120)
-        finally:
-            shutil.rmtree(home, ignore_errors=True)
-        assert refused.returncode == 1
-        assert refused.stderr.startswith("error: environment 'embedded' cannot take workers from other hosts")
-        assert len(refused.stderr.strip().splitlines()) == 1
-    finally:
-        plane.cli("env", "delete", "embedded", "--wait", check=False)
