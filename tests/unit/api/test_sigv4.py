@@ -1,6 +1,7 @@
 """SigV4 verification against requests signed by botocore itself."""
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -53,3 +54,30 @@ def test_bad_signatures_are_refused(ctx, case: str) -> None:
         now = datetime.now(timezone.utc) + timedelta(minutes=16)
     with pytest.raises(Unauthorized):
         verify(ctx, method="DELETE", url=url, headers=headers, body=body, now=now)
+
+
+def _signed_with_payload_header(key_id: str, secret: str, *, body: bytes, payload_hash: str) -> dict[str, str]:
+    request = AWSRequest(method="DELETE", url=URL, data=body,
+                         headers={"Content-Type": "application/json", "X-Amz-Content-SHA256": payload_hash})
+    SigV4Auth(Credentials(key_id, secret), "airflow", "us-east-1").add_auth(request)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    headers["host"] = "127.0.0.1:8765"
+    return headers
+
+
+def test_a_body_swapped_under_an_unsigned_payload_signature_is_refused(ctx) -> None:
+    key = create_access_key(ctx, role=Role.Admin)
+    headers = _signed_with_payload_header(key.access_key_id, key.secret_access_key, body=b'{"tags": {"a": "1"}}',
+                                          payload_hash="UNSIGNED-PAYLOAD")
+    with pytest.raises(Unauthorized, match="unsigned payloads are not accepted"):
+        verify(ctx, method="DELETE", url=URL, headers=headers, body=b'{"tags": {"owner": "mallory"}}')
+
+
+def test_a_payload_hash_header_that_is_not_the_bodys_is_refused(ctx) -> None:
+    key = create_access_key(ctx, role=Role.Admin)
+    original = b'{"tags": {"a": "1"}}'
+    headers = _signed_with_payload_header(key.access_key_id, key.secret_access_key, body=original,
+                                          payload_hash=hashlib.sha256(original).hexdigest())
+    assert verify(ctx, method="DELETE", url=URL, headers=headers, body=original).id == key.access_key_id
+    with pytest.raises(Unauthorized, match="is not the SHA-256 of the body"):
+        verify(ctx, method="DELETE", url=URL, headers=headers, body=b'{"tags": {"owner": "mallory"}}')

@@ -4,9 +4,14 @@ The expected signature is recomputed by botocore's SigV4Auth over the request
 exactly as the client sent it (raw path, raw query, the headers it signed, the
 body), with the secret of the access key named in the credential scope. No part
 of SigV4 is written by hand here: only the parsing of the Authorization header.
+
+botocore takes the payload hash from X-Amz-Content-SHA256 when the header is there, so
+the header is checked against the body first: a signature over "UNSIGNED-PAYLOAD", or
+over another body's hash, would otherwise let a body be swapped under it.
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 from datetime import datetime, timedelta, timezone
@@ -49,6 +54,7 @@ def verify(
     now = now or datetime.now(timezone.utc)
     if abs(now - signed_at) > MAX_SKEW:
         raise Unauthorized(f"the signature expired: signed at {stamp}, more than 15 minutes from now")
+    _check_payload_hash(headers.get("x-amz-content-sha256"), body)
     secret, role = access_key_secret(ctx, access_key_id=match["key"])
 
     signed = match["headers"].split(";")
@@ -63,3 +69,12 @@ def verify(
     if not hmac.compare_digest(expected, match["signature"]):
         raise Unauthorized("the request signature we calculated does not match the signature you provided")
     return Principal(id=match["key"], role=role)
+
+
+def _check_payload_hash(claimed: str | None, body: bytes) -> None:
+    """The payload hash the client signed must be the body's own (absent: botocore hashes the body)."""
+    if claimed is None or hmac.compare_digest(claimed, hashlib.sha256(body).hexdigest()):
+        return
+    if claimed == "UNSIGNED-PAYLOAD" or claimed.startswith("STREAMING-"):
+        raise Unauthorized("unsigned payloads are not accepted: X-Amz-Content-SHA256 must be the SHA-256 of the body")
+    raise Unauthorized("X-Amz-Content-SHA256 is not the SHA-256 of the body")
