@@ -16,7 +16,7 @@ from hangar.buckets import store as buckets
 from hangar.context import Context
 from hangar.crypto import Envelope, load_or_create_master_key
 from hangar.domain import keys
-from hangar.domain.lifecycle import change_status
+from hangar.domain.lifecycle import change_status, resumable_operations
 from hangar.domain.status import Status
 from hangar.reconciler import autoscaler, maintenance, snapshot_schedule
 from hangar.reconciler.handlers import Reconciler
@@ -89,7 +89,7 @@ class ControlPlane:
 
     def _recover(self) -> None:
         with self.ctx.store.session() as session:
-            pending = {op.environment_id: op.id for op in repository.pending_operations(session)}
+            pending = dict(resumable_operations(session))
             running = [
                 (env.id, env.running_revision) for env in repository.list_live(session)
                 if env.id not in pending and env.running_revision is not None

@@ -54,6 +54,21 @@ class EnvironmentBusy(HangarError):
         super().__init__(f"environment {name!r} is {status}; wait until it settles and try again")
 
 
+class OperationInProgress(EnvironmentBusy):
+    """Another operation of the environment is still open (at most one is, see
+    hangar.store.repository.open_operation)."""
+
+    def __init__(self, kind: str) -> None:
+        HangarError.__init__(self, f"the environment's {kind} operation is still in progress; wait until it "
+                                   "settles and try again")
+
+
+class OperationSuperseded(HangarError):
+    """The operation being carried out was closed by another (a delete): it stops here."""
+
+    code = "OPERATION_SUPERSEDED"
+
+
 class Unauthorized(HangarError):
     """No or bad credentials."""
 

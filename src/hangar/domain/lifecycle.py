@@ -3,6 +3,10 @@
 It checks TRANSITIONS, writes the new status and an event with the reason in the
 caller's transaction, and keeps `last_update` (MWAA's LastUpdate) truthful.
 Illegal moves raise IllegalTransition; nothing is asserted.
+
+The invariant on operations: an environment has at most one open operation
+(repository.open_operation), and DELETED closes it. resumable_operations is what a
+restarted control plane resumes: never an operation of a deleted environment.
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from sqlalchemy.orm import Session
 from hangar.domain.status import Status, allowed
 from hangar.errors import IllegalTransition
 from hangar.store import repository
-from hangar.store.models import EnvironmentRow, utcnow
+from hangar.store.models import EnvironmentRow, OperationRow, utcnow
 
 # last_update.status follows the status that ends (or starts) a create or update
 _LAST_UPDATE = {
@@ -42,6 +46,8 @@ def change_status(
     env.status = target
     env.status_reason = reason
     repository.add_event(session, env, previous=current, status=target, reason=reason)
+    if target == Status.DELETED:
+        repository.close_operations(session, env.id, step="environment deleted")
 
     outcome = _LAST_UPDATE.get(target)
     if target == Status.AVAILABLE and current in (Status.CREATING, Status.UPDATING, Status.ROLLING_BACK):
@@ -59,3 +65,29 @@ def change_status(
         if outcome == "FAILED":
             env.last_update_error_code = error_code
             env.last_update_error_message = error_message
+
+
+def resumable_operations(session: Session) -> list[tuple[str, int]]:
+    """(environment id, operation id) for each open operation a restarted control plane resumes.
+
+    An operation of a DELETED environment is closed, not resumed; a DELETING environment
+    resumes its delete (opened again if another operation was left open instead); of several
+    open operations of one environment (left by versions before the invariant) the latest
+    is resumed and the others are closed."""
+    resume: dict[str, int] = {}
+    for operation in repository.pending_operations(session):
+        env = repository.get_by_id(session, operation.environment_id)
+        if operation.done:  # closed by an earlier step of this loop
+            continue
+        if env.status == Status.DELETED:
+            repository.close_operations(session, env.id, step="environment deleted")
+        elif env.status == Status.DELETING and operation.kind != "delete":
+            resume[env.id] = repository.open_operation(session, env_id=env.id, kind="delete", revision=env.revision).id
+        else:
+            if env.id in resume:
+                earlier = session.get_one(OperationRow, resume[env.id])
+                earlier.done = True
+                earlier.steps = [*earlier.steps, {"step": f"superseded by operation {operation.id}",
+                                                  "at": utcnow().isoformat()}]
+            resume[env.id] = operation.id
+    return list(resume.items())

@@ -25,7 +25,7 @@ from hangar.domain.environments import ROTATE_FERNET
 from hangar.domain.lifecycle import change_status
 from hangar.domain.spec import Executor, Spec, parse_version
 from hangar.domain.status import Status
-from hangar.errors import CeleryBrokerNotConfigured, ComponentFailed, HangarError, PermanentError
+from hangar.errors import CeleryBrokerNotConfigured, ComponentFailed, HangarError, OperationSuperseded, PermanentError
 from hangar.backend.components import WorkerPlan
 from hangar.domain.changes import roles
 from hangar.reconciler.port_claims import claim_ports
@@ -84,6 +84,8 @@ class Reconciler:
             log.exception("operation %s failed unexpectedly", work.operation_id, exc_info=exc)
         with self.ctx.store.session() as session:
             operation = session.get_one(OperationRow, work.operation_id)
+            if operation.done:  # closed by a delete meanwhile (OperationSuperseded): nothing to record
+                return
             env = repository.get_by_id(session, work.env_id)
             operation.done = True
             operation.steps = [*operation.steps, {"step": "failed", "at": utcnow().isoformat(), "error": message}]
@@ -501,6 +503,7 @@ class Reconciler:
                 )
             waiting = health.reason or (f"waiting for {', '.join(health.flapping)} to prove stable after a crash"
                                         if health.flapping else f"starting: {', '.join(health.settling)}")
+            self._check_open(work)
             self._progress(work, waiting)
             time.sleep(0.25)
 
@@ -508,6 +511,8 @@ class Reconciler:
         with self.ctx.store.session() as session:
             env = repository.get_by_id(session, work.env_id)
             operation = session.get_one(OperationRow, work.operation_id)
+            if operation.done:  # closed by a delete meanwhile: the delete decides what happens now
+                return
             operation.done = True
             operation.steps = [*operation.steps, {"step": "done", "at": utcnow().isoformat()}]
             if status == Status.AVAILABLE:
@@ -516,11 +521,20 @@ class Reconciler:
         if status == Status.AVAILABLE:
             self.ctx.backend.watch(work.env_id)
 
+    def _check_open(self, work: Work) -> None:
+        """An operation a delete closed meanwhile stops (OperationSuperseded) at its next step."""
+        if work.operation_id is None:
+            return
+        with self.ctx.store.session() as session:
+            _raise_if_closed(session.get_one(OperationRow, work.operation_id))
+
     def _step(self, work: Work, text: str) -> None:
+        """Record a step, unless the operation was closed meanwhile (see _check_open)."""
         if work.operation_id is None:  # adopting at start-up: no operation to report to
             return
         with self.ctx.store.session() as session:
             operation = session.get_one(OperationRow, work.operation_id)
+            _raise_if_closed(operation)
             operation.steps = [*operation.steps, {"step": text, "at": utcnow().isoformat()}]
             repository.get_by_id(session, work.env_id).status_reason = text
 
@@ -531,7 +545,14 @@ class Reconciler:
         if work.operation_id is None:
             return
         with self.ctx.store.session() as session:
-            repository.get_by_id(session, work.env_id).status_reason = text[:500]
+            if not session.get_one(OperationRow, work.operation_id).done:  # a closed one no longer reports
+                repository.get_by_id(session, work.env_id).status_reason = text[:500]
+
+
+def _raise_if_closed(operation: OperationRow) -> None:
+    if operation.done:
+        last = operation.steps[-1]["step"] if operation.steps else "done"
+        raise OperationSuperseded(f"operation {operation.id} ({operation.kind}) was closed: {last}")
 
 
 FERNET_NEXT = "fernet_key_next"  # the secret holding the new fernet key while a rotation is under way

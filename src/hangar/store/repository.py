@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from hangar.crypto import Envelope, new_key_material
 from hangar.domain.spec import Spec
-from hangar.errors import EnvironmentNotFound, PermanentError
+from hangar.errors import EnvironmentNotFound, OperationInProgress, PermanentError
 from hangar.store.models import (
     EnvironmentRow, EventRow, KmsKeyRow, KmsKeyVersionRow, OperationRow, RevisionRow, SecretRow, utcnow,
 )
@@ -236,10 +236,32 @@ def default_kms_key(session: Session, envelope: Envelope) -> KmsKeyRow:
 
 
 def open_operation(session: Session, *, env_id: str, kind: str, revision: int) -> OperationRow:
+    """Open an operation. At most one operation of an environment is open at a time: a delete
+    closes whatever else is open (in this transaction, so nothing resumes it after a restart),
+    and any other kind is refused while one is open."""
+    others = open_operations(session, env_id)
+    if others and kind != "delete":
+        raise OperationInProgress(others[0].kind)
+    close_operations(session, env_id, step=f"superseded by {kind}")
     row = OperationRow(environment_id=env_id, kind=kind, revision=revision, steps=[], started_at=utcnow(), updated_at=utcnow())
     session.add(row)
     session.flush()
     return row
+
+
+def open_operations(session: Session, env_id: str) -> list[OperationRow]:
+    return list(session.scalars(select(OperationRow).where(OperationRow.environment_id == env_id,
+                                                          OperationRow.done.is_(False)).order_by(OperationRow.id)))
+
+
+def close_operations(session: Session, env_id: str, *, step: str) -> list[int]:
+    """Mark the environment's open operations done, with `step` as the last step; their ids."""
+    closed = []
+    for row in open_operations(session, env_id):
+        row.done = True
+        row.steps = [*row.steps, {"step": step, "at": utcnow().isoformat()}]
+        closed.append(row.id)
+    return closed
 
 
 def pending_operations(session: Session) -> list[OperationRow]:

@@ -132,6 +132,7 @@ def _available(ctx: Context, tmp_path: Path, name: str) -> None:
     with ctx.store.session() as session:
         env = repository.get_live(session, name)
         env.status, env.running_revision = Status.AVAILABLE, 1
+        repository.close_operations(session, env.id, step="done")  # as the create's end does
 
 
 def test_rotate_fernet_needs_op(ctx, client, tmp_path):

@@ -259,6 +259,7 @@ def test_the_running_revision_is_exported_not_a_pending_one(ctx: Context, tmp_pa
         env = repository.get_live(session, "rev")
         env.running_revision = 1
         env.status = "AVAILABLE"
+        repository.close_operations(session, env.id, step="done")  # as the create's end does
     environments.update_environment(ctx, name="rev", request=EnvironmentUpdate(schedulers=2))
     with ctx.store.session() as session:
         assert repository.get_by_id(session, env_id).revision == 2

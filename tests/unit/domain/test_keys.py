@@ -311,6 +311,7 @@ def _make_available(ctx: Context, name: str) -> str:
     with ctx.store.session() as session:
         env = repository.get_live(session, name)
         env.status, env.running_revision, env.last_good_revision = Status.AVAILABLE, env.revision, env.revision
+        repository.close_operations(session, env.id, step="done")  # as the create's end does
         return env.id
 
 

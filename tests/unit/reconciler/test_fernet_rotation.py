@@ -85,6 +85,7 @@ def _environment(ctx: Context, tmp_path: Path) -> tuple[str, int]:
     with ctx.store.session() as session:
         env = repository.get_live(session, "fern")
         env.status, env.running_revision, env.ports = Status.AVAILABLE, 1, {"web": 1, "worker_logs": 2, "trigger_logs": 3}
+        repository.close_operations(session, env.id, step="done")  # as the create's end does
         env_id = env.id
     submitted: list[tuple[str, int]] = []
     ctx.submit = lambda *args: submitted.append(args)
