@@ -57,8 +57,7 @@ def create_environment(ctx: Context, *, request: EnvironmentCreate) -> Environme
             ports={}, database_name=None if request.metadata_db_url else f"hangar_env_{env_id.replace('-', '')}",
             created_at=utcnow(), last_update_status="PENDING", last_update_at=utcnow(), last_update_revision=1,
         )
-        session.add(env)
-        session.flush()
+        repository.add_environment(session, env)
         repository.add_event(session, env, previous=None, status=Status.CREATING, reason="create requested")
         repository.add_revision(session, env, spec, 1)
         for name, value in _new_secrets().items():
@@ -80,9 +79,17 @@ def update_environment(ctx: Context, *, name: str, request: EnvironmentUpdate) -
         if Status(env.status) not in UPDATABLE:
             raise EnvironmentBusy(name, env.status)
         spec = _next_spec(ctx, session, env, lambda current: current.merged(request), allow_downgrade=request.allow_downgrade)
+        if _unchanged(session, env, spec):  # nothing to apply: no revision, no operation
+            return _public(ctx, session, env)
         env_id, operation_id = _open_update(ctx, session, env, spec, reason=f"update to revision {env.revision + 1} requested")
     ctx.submit(env_id, operation_id)
     return get_environment(ctx, name=name)
+
+
+def _unchanged(session, env: EnvironmentRow, spec: Spec) -> bool:
+    """The spec is the one that runs, and the latest revision is running (a failed one may be retried)."""
+    return (env.status == Status.AVAILABLE and env.running_revision == env.revision
+            and repository.get_spec(session, env.id, env.revision) == spec)
 
 
 def rollback_environment(ctx: Context, *, name: str, to: int, allow_downgrade: bool = False) -> EnvironmentPublic:

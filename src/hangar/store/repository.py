@@ -5,11 +5,12 @@ import uuid
 
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hangar.crypto import Envelope, new_key_material
 from hangar.domain.spec import Spec
-from hangar.errors import EnvironmentNotFound, OperationInProgress, PermanentError
+from hangar.errors import EnvironmentAlreadyExists, EnvironmentNotFound, OperationInProgress, PermanentError
 from hangar.store.models import (
     EnvironmentRow, EventRow, KmsKeyRow, KmsKeyVersionRow, OperationRow, RevisionRow, SecretRow, utcnow,
 )
@@ -36,6 +37,19 @@ def get_live(session: Session, name: str) -> EnvironmentRow:
     if row is None:
         raise EnvironmentNotFound(name)
     return row
+
+
+def add_environment(session: Session, env: EnvironmentRow) -> None:
+    """Insert a new environment; its name must be free among live ones (a unique index holds
+    that even when two creates of one name pass their checks at the same moment)."""
+    session.add(env)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        if "environments.name" in str(exc.orig):
+            raise EnvironmentAlreadyExists(env.name) from None
+        raise
 
 
 def get_by_id(session: Session, env_id: str) -> EnvironmentRow:

@@ -282,6 +282,9 @@ def encode_token(after: str) -> str:
 
 def decode_token(token: str) -> str:
     try:
-        return json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
+        after = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
     except (ValueError, KeyError, TypeError):
-        raise ValidationFailed("NextToken is not a token this API returned") from None
+        after = None
+    if not isinstance(after, str):
+        raise ValidationFailed("NextToken is not a token this API returned")
+    return after

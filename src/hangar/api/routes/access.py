@@ -1,7 +1,7 @@
 """Native routes for access keys and the audit log (Admin only)."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from hangar.api.auth import require
@@ -37,5 +37,5 @@ def revoke_key(access_key_id: str, c: Context = Depends(ctx)) -> None:
 
 
 @router.get("/audit")
-def audit(limit: int = 200, c: Context = Depends(ctx)) -> list[access.AuditEntry]:
+def audit(limit: int = Query(200, ge=1, le=10_000), c: Context = Depends(ctx)) -> list[access.AuditEntry]:
     return access.read_audit(c, limit=limit)

@@ -1,7 +1,7 @@
 """Native routes for environments under /api/v1."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from hangar.api.auth import principal, require
@@ -69,7 +69,9 @@ def delete(name: str, c: Context = Depends(ctx)) -> EnvironmentPublic:
 
 
 @router.get("/environments/{name}/worker-samples", dependencies=[Depends(require("read"))])
-def worker_samples(name: str, minutes: float = 60, c: Context = Depends(ctx)) -> list[WorkerSamplePublic]:
+def worker_samples(
+    name: str, minutes: float = Query(60, gt=0, le=24 * 60, allow_inf_nan=False), c: Context = Depends(ctx)
+) -> list[WorkerSamplePublic]:
     return environments.worker_history(c, name=name, minutes=minutes)
 
 
