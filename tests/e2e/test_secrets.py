@@ -28,7 +28,7 @@ def test_no_secret_in_responses_files_or_logs(plane: ControlPlane, shared_env: s
         "env list": plane.cli("env", "list", "--json").stdout,
         "events": plane.cli("env", "events", name, "--json").stdout,
         "api": plane.api("GET", f"/api/v1/environments/{name}").text,
-        "openapi": plane.api("GET", "/openapi.json").text,
+        "openapi": plane.api("GET", "/api/v1/openapi.json").text,
         "audit": plane.cli("audit", "--json").stdout,
         "access keys": plane.cli("access-key", "list", "--json").stdout,
         **mwaa_texts,

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from hangar import __version__
 from hangar.api import audit, errors
-from hangar.api.auth import load_or_create_admin_key
+from hangar.api.auth import load_or_create_admin_key, principal
 from hangar.api.mwaa import routes as mwaa
 from hangar.api.routes import access, buckets, environments, export, keys, maintenance, snapshots
 from hangar.api.routes import workers
@@ -27,7 +27,9 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             plane.close()
 
-    app = FastAPI(title="Hangar", version=__version__, lifespan=lifespan)
+    # the API's description answers only with a key, like every route but /health
+    app = FastAPI(title="Hangar", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None,
+                  redoc_url=None)
     errors.install(app)
     audit.install(app)
     app.include_router(environments.router)
@@ -39,6 +41,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(export.router)
     app.include_router(workers.router)
     app.include_router(mwaa.router)
+
+    @app.get("/api/v1/openapi.json", dependencies=[Depends(principal)], include_in_schema=False)
+    def openapi_document() -> dict:
+        return app.openapi()
 
     @app.get("/health", tags=["health"])
     def health() -> dict:

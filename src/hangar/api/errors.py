@@ -65,7 +65,7 @@ def _describe(error: dict) -> str:
 
 
 def is_mwaa(request: Request) -> bool:
-    return not request.url.path.startswith(("/api/v1", "/health", "/docs", "/openapi"))
+    return not request.url.path.startswith(("/api/v1", "/health"))
 
 
 def mwaa_error(kind: str, status: int, message: str, extra: dict | None = None) -> JSONResponse:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
+from pydantic import ValidationError as PydanticValidationError
 from fastapi.testclient import TestClient
 
 from hangar.api import audit
 from hangar.api import errors as api_errors
-from hangar.api.mwaa.shapes import decode_token, encode_token
+from hangar.api.mwaa.shapes import CreateEnvironmentInput, decode_token, encode_token
 from hangar.api.routes import access as access_routes
 from hangar.api.routes import environments as environment_routes
 from hangar.context import Context
@@ -103,3 +104,29 @@ def test_a_patch_that_changes_nothing_adds_no_revision(ctx, client, tmp_path):
     assert changed.status == "UPDATING"
     with ctx.store.session() as session:
         assert repository.get_by_id(session, env_id).revision == 2
+
+
+@pytest.mark.parametrize("path", ["../../etc/passwd", "/dags", "dags/../../x", "./dags", "a//b", "dags\\x"])
+def test_an_s3_path_outside_the_bucket_is_refused_at_the_request(path):
+    fields = {"ExecutionRoleArn": "arn:aws:iam::123456789012:role/r",
+              "SourceBucketArn": "arn:aws:s3:::b", "NetworkConfiguration": {}}
+    with pytest.raises(PydanticValidationError, match="is not a path in the bucket"):
+        CreateEnvironmentInput(**fields, DagS3Path=path)
+    with pytest.raises(PydanticValidationError, match="is not a path in the bucket"):
+        CreateEnvironmentInput(**fields, DagS3Path="dags", RequirementsS3Path=path)
+    for good in ("dags", "dags/", "team/dags", "requirements.txt"):
+        assert CreateEnvironmentInput(**fields, DagS3Path=good).DagS3Path == good
+
+
+def test_the_api_description_needs_a_key(ctx):
+    from hangar.api.app import create_app
+    from hangar.settings import Settings
+
+    app = create_app(Settings(home=ctx.settings.home))
+    app.state.ctx, app.state.admin_key = ctx, ADMIN_KEY  # no lifespan: the control plane is not started
+    anonymous = TestClient(app)
+    for path in ("/openapi.json", "/docs", "/redoc", "/api/v1/openapi.json"):
+        assert anonymous.get(path).status_code in (401, 403, 404), path
+    document = anonymous.get("/api/v1/openapi.json", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert document.status_code == 200 and "/api/v1/environments" in document.json()["paths"]
+    assert anonymous.get("/health").status_code == 200

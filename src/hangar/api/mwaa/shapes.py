@@ -10,7 +10,7 @@ import json
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from hangar.domain.spec import (
     AccessMode, EnvironmentCreate, EnvironmentPublic, EnvironmentUpdate, LoggingConfiguration, LogLevel,
@@ -28,7 +28,17 @@ ARN_PATTERN = re.compile(r"^arn:aws(-[a-z]+)?:airflow:[a-z0-9\-]+:\d{12}:environ
 _CONFIG_KEY = re.compile(r"^[a-z]+([a-z0-9._]*[a-z0-9_]+)?$")
 _TAG_KEY = re.compile(r"^(?!aws:)[\w\s.:/=+\-@]*$")
 
-RelativePath = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+def _key_in_bucket(path: str) -> str:
+    """An S3 key relative to the bucket: no leading slash, no `.` or `..` segment, no empty one
+    (MWAA refuses such a path at the request; Hangar would only fail later, reading the bucket)."""
+    parts = path.rstrip("/").split("/")
+    if path.startswith("/") or "\\" in path or "\x00" in path or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"{path!r} is not a path in the bucket: give a key like dags or dags/requirements.txt, "
+                         "with no leading '/' and no '.' or '..' part")
+    return path
+
+
+RelativePath = Annotated[str, StringConstraints(min_length=1, max_length=1024), AfterValidator(_key_in_bucket)]
 ObjectVersion = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 
