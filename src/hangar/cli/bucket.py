@@ -192,16 +192,22 @@ def rm(uri: str) -> None:
     print(f"delete: {uri}  delete marker {marker['version_id']}")
 
 
-def _local_files(root: Path, exclude: list[str]) -> dict[str, Path]:
-    files = {}
+def _local_files(root: Path, exclude: list[str]) -> tuple[dict[str, Path], dict[str, Path]]:
+    """The files to upload by their path under `root`, and the ones skipped because they are
+    symlinks (or under a symlinked folder) that lead outside `root`: never uploaded."""
+    files, outside = {}, {}
+    inside = root.resolve()
     for path in sorted(root.rglob("*")):
         if not path.is_file():
             continue
         rel = path.relative_to(root).as_posix()
         if any(fnmatch.fnmatch(rel, pattern) for pattern in exclude):
             continue
+        if not path.resolve().is_relative_to(inside):
+            outside[rel] = path.resolve()
+            continue
         files[rel] = path
-    return files
+    return files, outside
 
 
 @bucket_app.command("sync")
@@ -221,7 +227,10 @@ def sync(
     try:
         client = _client()
         remote = {o["key"]: o for o in client.request("GET", _objects_path(bucket), params={"prefix": folder})}
-        local = _local_files(local_dir, exclude)
+        local, outside = _local_files(local_dir, exclude)
+        for rel, target in outside.items():
+            changes.append({"action": "skip", "path": rel, "reason": "symlink leads outside the folder"})
+            print(f"skip: {local_dir / rel} -> {target} leads outside {local_dir}", file=sys.stderr)
         for rel, path in local.items():
             key = folder + rel
             data = path.read_bytes()
@@ -235,7 +244,7 @@ def sync(
         if delete:
             for key in sorted(remote):
                 rel = key[len(folder):]
-                if rel in local or key.endswith("/") or any(fnmatch.fnmatch(rel, p) for p in exclude):
+                if rel in local or rel in outside or key.endswith("/") or any(fnmatch.fnmatch(rel, p) for p in exclude):
                     continue
                 marker = client.request("DELETE", _objects_path(bucket, key))
                 changes.append({"action": "delete", "key": key, "version_id": marker["version_id"]})
