@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     worker_drain_seconds: float = 21600.0
     # Hours of autoscaler readings kept.
     worker_samples_hours: float = 24.0
+    # Days of audit entries kept; older ones are removed as new ones are written.
+    audit_retention_days: float = Field(default=90.0, gt=0)
 
     @model_validator(mode="after")
     def _port_range(self) -> "Settings":

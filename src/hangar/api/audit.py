@@ -11,7 +11,7 @@ import logging
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hangar.domain import access
+from hangar.domain import audit
 
 log = logging.getLogger(__name__)
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -52,11 +52,11 @@ class AuditMiddleware:
         result = "success" if status < 400 else (outcome.get("error") or "error").split(":")[0]
         state = scope.get("state") or {}
         try:
-            access.record(
+            audit.record(
                 scope["app"].state.ctx, principal=state.get("principal"),
                 action=getattr(route, "name", None) or f"{scope['method']} {scope['path']}",
                 target=params.get("Name") or params.get("name") or params.get("ResourceArn"),
-                outcome=result, status_code=status,
+                outcome=result, status_code=status, source=(scope.get("client") or (None,))[0],
             )
         except Exception:  # the audit write must not turn a finished call into an error
             log.exception("could not write the audit record")

@@ -1,4 +1,4 @@
-"""Principals, roles and what each role may do; access keys; the audit log.
+"""Principals, roles and what each role may do; access keys (the audit log: hangar.domain.audit).
 
 Roles are ordered Viewer < User < Op < Admin, as in Airflow:
 - Viewer may only read;
@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from hangar.context import Context
 from hangar.errors import AccessDenied, Unauthorized, ValidationFailed
-from hangar.store.models import AccessKeyRow, AuditRow, utcnow
+from hangar.store.models import AccessKeyRow, utcnow
 
 AccessKeyId = NewType("AccessKeyId", str)
 ADMIN_PRINCIPAL = "admin"  # the bootstrap key in HANGAR_HOME/admin.key
@@ -87,16 +87,6 @@ class AccessKeyPublic(BaseModel):
     description: str | None
     created_at: datetime
     revoked: bool
-
-
-class AuditEntry(BaseModel):
-    at: datetime
-    principal: str
-    role: str
-    action: str
-    target: str | None
-    outcome: str
-    status_code: int
 
 
 _ID_CHARS = string.ascii_uppercase + string.digits
@@ -169,20 +159,3 @@ def authenticate_bearer(ctx: Context, *, token: str, admin_key: str) -> Principa
     if not hmac.compare_digest(secret.encode(), expected.encode()):
         raise Unauthorized(f"the access key {key_id!r} is not valid")
     return Principal(id=key_id, role=role)
-
-
-def record(ctx: Context, *, principal: Principal | None, action: str, target: str | None, outcome: str,
-           status_code: int) -> None:
-    with ctx.store.session() as session:
-        session.add(AuditRow(
-            at=utcnow(), principal=principal.id if principal else "anonymous",
-            role=principal.role.name if principal else "-", action=action, target=target, outcome=outcome,
-            status_code=status_code,
-        ))
-
-
-def read_audit(ctx: Context, *, limit: int = 200) -> list[AuditEntry]:
-    with ctx.store.session() as session:
-        rows = session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
-        return [AuditEntry(at=r.at, principal=r.principal, role=r.role, action=r.action, target=r.target,
-                           outcome=r.outcome, status_code=r.status_code) for r in rows]

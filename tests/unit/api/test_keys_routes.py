@@ -19,7 +19,8 @@ from hangar.api import errors as api_errors
 from hangar.api.routes import keys as key_routes
 from hangar.context import Context
 from hangar.domain import environments, keys
-from hangar.domain.access import Role, create_access_key, read_audit
+from hangar.domain.access import Role, create_access_key
+from hangar.domain.audit import read_audit
 from hangar.domain.spec import EnvironmentCreate
 from hangar.domain.status import Status
 from hangar.store import repository

@@ -16,7 +16,7 @@ from hangar.api import errors as api_errors
 from hangar.api.routes import workers as worker_routes
 from hangar.context import Context
 from hangar.domain import workers
-from hangar.domain.access import read_audit
+from hangar.domain.audit import read_audit
 from hangar.store import repository
 from tests.unit.domain.test_worker_bundle import running_env
 

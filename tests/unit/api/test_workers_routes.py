@@ -20,7 +20,8 @@ from hangar.api.routes import environments as environment_routes
 from hangar.api.routes import workers as worker_routes
 from hangar.api.routes.workers import require_worker_token
 from hangar.context import Context
-from hangar.domain.access import Role, create_access_key, read_audit
+from hangar.domain.access import Role, create_access_key
+from hangar.domain.audit import read_audit
 from hangar.domain.workers import VerifiedWorkerToken
 from hangar.store.models import AuditRow
 from tests.unit.domain.test_workers import make_env
@@ -209,8 +210,8 @@ def test_no_token_in_answers_logs_or_audit(ctx, client, caplog):
     entries = [(e.action, e.target, e.principal, e.status_code) for e in read_audit(ctx)][::-1]
     assert entries == [
         ("workers.token_create", "sales", "admin", 201),
-        # an accepted heartbeat only refreshes the host's record; refusals are audited
-        ("workers.heartbeat", "ops", "anonymous", 401),
+        # an accepted heartbeat only refreshes the host's record; refusals are audited, those
+        # from one source within a minute as one entry that counts them
+        ("workers.heartbeat", "ops (and 1 more refused calls from testclient this minute)", "anonymous", 401),
         ("workers.token_revoke", "sales", "admin", 200),
-        ("workers.heartbeat", "sales", "anonymous", 403),
     ]

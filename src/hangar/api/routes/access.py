@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict
 from hangar.api.auth import require
 from hangar.context import Context
 from hangar.domain import access
+from hangar.domain import audit as audit_log
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require("admin"))], tags=["access"])
 
@@ -37,5 +38,5 @@ def revoke_key(access_key_id: str, c: Context = Depends(ctx)) -> None:
 
 
 @router.get("/audit")
-def audit(limit: int = Query(200, ge=1, le=10_000), c: Context = Depends(ctx)) -> list[access.AuditEntry]:
-    return access.read_audit(c, limit=limit)
+def audit(limit: int = Query(200, ge=1, le=10_000), c: Context = Depends(ctx)) -> list[audit_log.AuditEntry]:
+    return audit_log.read_audit(c, limit=limit)
