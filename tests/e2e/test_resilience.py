@@ -7,6 +7,7 @@ import signal
 import sqlite3
 
 import psutil
+import psycopg2
 
 from tests.e2e.harness import ControlPlane, wait_for
 
@@ -64,6 +65,33 @@ def test_control_plane_killed_during_create_is_never_stuck(plane: ControlPlane, 
     assert {p.pid for p in leaders} == recorded
     assert len(recorded) == 4
     plane.discard("crash")
+
+
+def test_an_environment_deleted_during_its_create_stays_deleted_across_restarts(plane: ControlPlane, dags) -> None:
+    """The create is closed by the delete, so neither a restart nor a kill -9 and restart
+    resumes it: no process, database or folder of the environment comes back."""
+    response = plane.api("POST", "/api/v1/environments", json={"name": "phoenix", "dags": str(dags)})
+    assert response.status_code == 201, response.text
+    wait_for(lambda: "starting components" in [s["step"] for s in _steps(plane, "phoenix")], timeout=300,
+             interval=0.2, what="the create to start its components")
+    env_id = _env_id(plane, "phoenix")
+    with sqlite3.connect(plane.home / "state" / "hangar.db") as db:
+        (database,) = db.execute("SELECT database_name FROM environments WHERE id = ?", (env_id,)).fetchone()
+    plane.delete("phoenix")
+    root = plane.home / "environments" / env_id
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        plane.restart(sig)  # once it answers, the restarted control plane has chosen what to resume
+        with sqlite3.connect(plane.home / "state" / "hangar.db") as db:
+            operations = db.execute("SELECT kind, done, steps FROM operations WHERE environment_id = ? ORDER BY id",
+                                    (env_id,)).fetchall()
+        assert [(kind, done) for kind, done, _ in operations] == [("create", 1), ("delete", 1)], operations
+        assert json.loads(operations[0][2])[-1]["step"] == "superseded by delete"
+        assert not root.exists()
+        left = [p.pid for p in psutil.process_iter(["cwd"]) if (p.info["cwd"] or "").startswith(str(root))]
+        assert left == [], f"processes of the deleted environment run again: {left}"
+    with psycopg2.connect(host=str(plane.home / "pgdata"), user="postgres", dbname="postgres") as db, db.cursor() as c:
+        c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+        assert c.fetchone() is None
 
 
 def _env_id(plane: ControlPlane, name: str) -> str:
