@@ -17,7 +17,8 @@ from hangar.api import errors as api_errors
 from hangar.api.routes import buckets as bucket_routes
 from hangar.buckets.errors import BucketAlreadyExists, BucketNotEmpty, BucketNotFound, ObjectNotFound
 from hangar.context import Context
-from hangar.domain.access import Role, create_access_key, read_audit
+from hangar.domain.access import Role, create_access_key
+from hangar.domain.audit import read_audit
 
 ADMIN_KEY = "hgr_test-admin-key"
 BASE = "/api/v1/buckets"
