@@ -203,8 +203,8 @@ def _local_files(root: Path, exclude: list[str]) -> tuple[dict[str, Path], dict[
         rel = path.relative_to(root).as_posix()
         if any(fnmatch.fnmatch(rel, pattern) for pattern in exclude):
             continue
-        if not path.resolve().is_relative_to(inside):
-            outside[rel] = path.resolve()
+        if not (real := path.resolve()).is_relative_to(inside):
+            outside[rel] = real
             continue
         files[rel] = path
     return files, outside

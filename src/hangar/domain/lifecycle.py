@@ -85,9 +85,7 @@ def resumable_operations(session: Session) -> list[tuple[str, int]]:
             resume[env.id] = repository.open_operation(session, env_id=env.id, kind="delete", revision=env.revision).id
         else:
             if env.id in resume:
-                earlier = session.get_one(OperationRow, resume[env.id])
-                earlier.done = True
-                earlier.steps = [*earlier.steps, {"step": f"superseded by operation {operation.id}",
-                                                  "at": utcnow().isoformat()}]
+                repository.close_operation(session.get_one(OperationRow, resume[env.id]),
+                                           step=f"superseded by operation {operation.id}")
             resume[env.id] = operation.id
     return list(resume.items())

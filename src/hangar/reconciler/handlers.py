@@ -503,8 +503,7 @@ class Reconciler:
                 )
             waiting = health.reason or (f"waiting for {', '.join(health.flapping)} to prove stable after a crash"
                                         if health.flapping else f"starting: {', '.join(health.settling)}")
-            self._check_open(work)
-            self._progress(work, waiting)
+            self._progress(work, waiting, stop_if_closed=True)
             time.sleep(0.25)
 
     def _finish(self, work: Work, revision: int, status: Status, reason: str) -> None:
@@ -521,15 +520,8 @@ class Reconciler:
         if status == Status.AVAILABLE:
             self.ctx.backend.watch(work.env_id)
 
-    def _check_open(self, work: Work) -> None:
-        """An operation a delete closed meanwhile stops (OperationSuperseded) at its next step."""
-        if work.operation_id is None:
-            return
-        with self.ctx.store.session() as session:
-            _raise_if_closed(session.get_one(OperationRow, work.operation_id))
-
     def _step(self, work: Work, text: str) -> None:
-        """Record a step, unless the operation was closed meanwhile (see _check_open)."""
+        """Record a step; an operation a delete closed meanwhile stops here (OperationSuperseded)."""
         if work.operation_id is None:  # adopting at start-up: no operation to report to
             return
         with self.ctx.store.session() as session:
@@ -541,11 +533,16 @@ class Reconciler:
     def _progress_of(self, work: Work):
         return _Throttled(lambda text: self._progress(work, text))
 
-    def _progress(self, work: Work, text: str) -> None:
+    def _progress(self, work: Work, text: str, *, stop_if_closed: bool = False) -> None:
+        """Show `text` as the status reason; a closed operation no longer reports, and stops here
+        when `stop_if_closed` (not inside a runtime build, which is left to finish)."""
         if work.operation_id is None:
             return
         with self.ctx.store.session() as session:
-            if not session.get_one(OperationRow, work.operation_id).done:  # a closed one no longer reports
+            operation = session.get_one(OperationRow, work.operation_id)
+            if stop_if_closed:
+                _raise_if_closed(operation)
+            if not operation.done:
                 repository.get_by_id(session, work.env_id).status_reason = text[:500]
 
 

@@ -272,10 +272,14 @@ def close_operations(session: Session, env_id: str, *, step: str) -> list[int]:
     """Mark the environment's open operations done, with `step` as the last step; their ids."""
     closed = []
     for row in open_operations(session, env_id):
-        row.done = True
-        row.steps = [*row.steps, {"step": step, "at": utcnow().isoformat()}]
+        close_operation(row, step=step)
         closed.append(row.id)
     return closed
+
+
+def close_operation(row: OperationRow, *, step: str) -> None:
+    row.done = True
+    row.steps = [*row.steps, {"step": step, "at": utcnow().isoformat()}]
 
 
 def pending_operations(session: Session) -> list[OperationRow]:
