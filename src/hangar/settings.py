@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     env_port_end: int = 28999
     # Python used to build runtimes; the runtime key includes its version.
     runtime_python: str = "3.11"
+    # Start components by forking them from a per-environment process that has imported Airflow
+    # already (hangar_airflow.forkserver), instead of a fresh interpreter each. Environments with a
+    # startup script always start fresh ones: the script's exports may change what Airflow reads.
+    fork_components: bool = True
+    # Seconds a fork server may take to import Airflow; past it, components start fresh.
+    fork_ready_timeout: float = Field(default=60.0, gt=0)
     # Seconds a component must stay up before STARTING becomes RUNNING.
     start_seconds: float = 3.0
     # Seconds a restarted component must stay up before its failures are forgotten.

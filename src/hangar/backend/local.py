@@ -20,7 +20,8 @@ import httpx
 import psutil
 
 from hangar.backend.components import WORKER_PREFIX, Component, components_for, is_worker, replace_order, web_component
-from hangar.backend.pidfiles import kill_group_from_pid_file, settle_all
+from hangar.backend.forkserver import Forker
+from hangar.backend.pidfiles import alive, kill_group_from_pid_file, read_record, settle_all
 from hangar.backend.plan import LaunchPlan
 from hangar.backend.process import ManagedProcess, ProcessSpec, ProcessState
 
@@ -49,10 +50,9 @@ class EnvironmentProcesses:
         self.plan = plan
         self.lock = threading.RLock()
         self.web = web_component(plan.major)
+        self.forker = Forker(plan)
         self.components: dict[str, Component] = {c.name: c for c in self._fixed(plan)}
-        self.processes: dict[str, ManagedProcess] = {
-            c.name: ManagedProcess(spec=self._spec(c)) for c in self.components.values()
-        }
+        self.processes: dict[str, ManagedProcess] = {c.name: self._process(c) for c in self.components.values()}
         # replaced components that are finishing their work (see Component.replace)
         self.draining: list[ManagedProcess] = []
         self._web_failing_since: float | None = None
@@ -62,6 +62,9 @@ class EnvironmentProcesses:
     def _fixed(plan: LaunchPlan) -> list[Component]:
         """The components `plan` always runs (workers come and go with the autoscaler)."""
         return components_for(plan.major, schedulers=plan.schedulers)
+
+    def _process(self, component: Component) -> ManagedProcess:
+        return ManagedProcess(spec=self._spec(component), spawner=self.forker.spawn)
 
     def _spec(self, component: Component) -> ProcessSpec:
         root = self.plan.root
@@ -80,6 +83,8 @@ class EnvironmentProcesses:
     def start(self, *, adopt: bool) -> list[str]:
         """Start every component that is not already running; return the adopted ones."""
         adopted = []
+        if not adopt or any(not self._runs(p) for p in self.processes.values()):
+            self.forker.prepare(self.plan, wait=True)
         with self.lock:
             if adopt:
                 settle_all(self.plan.root / "run")
@@ -95,6 +100,12 @@ class EnvironmentProcesses:
             self._reshape()
         return adopted
 
+    @staticmethod
+    def _runs(process: ManagedProcess) -> bool:
+        """Whether `process` runs, by its pid file (before adoption)."""
+        record = read_record(process.spec.pid_file)
+        return record is not None and alive(record["pid"], record["create_time"])
+
     def _adopt_workers(self) -> None:
         """Workers a previous control plane started: their pid files name them."""
         for pid_file in sorted(self.plan.root.joinpath("run").glob(f"{WORKER_PREFIX}*.pid")):
@@ -103,7 +114,7 @@ class EnvironmentProcesses:
                 continue
             component = self.plan.component(name)
             self.components[name] = component
-            self.processes[name] = ManagedProcess(spec=self._spec(component))
+            self.processes[name] = self._process(component)
 
     def _reshape(self) -> None:
         """Start the components the plan adds (another scheduler, the minimum of workers) and
@@ -115,7 +126,7 @@ class EnvironmentProcesses:
         for name, component in wanted.items():
             if name not in self.processes:
                 self.components[name] = component
-                self.processes[name] = ManagedProcess(spec=self._spec(component))
+                self.processes[name] = self._process(component)
                 self.processes[name].start()
         if self.plan.workers is not None:
             missing = self.plan.workers.min_workers - len(self.workers())
@@ -133,7 +144,7 @@ class EnvironmentProcesses:
         index = next(i for i in range(1, len(used) + 2) if i not in used)
         component = self.plan.component(f"{WORKER_PREFIX}{index}")
         self.components[component.name] = component
-        self.processes[component.name] = process = ManagedProcess(spec=self._spec(component))
+        self.processes[component.name] = process = self._process(component)
         process.start()
         return component.name
 
@@ -155,6 +166,8 @@ class EnvironmentProcesses:
     def scale_workers(self, count: int, *, pick: Callable[[list[ManagedProcess]], list[ManagedProcess]] | None = None) -> list[str]:
         """Run `count` workers: start new ones at once, or warm-shut-down the surplus (they finish
         their tasks and take no new ones). Returns the workers started or retired."""
+        if self.plan.workers is not None and count > len(self.workers()):
+            self.forker.prepare(self.plan, wait=True)
         with self.lock:
             if self.plan.workers is None:
                 return []
@@ -208,6 +221,7 @@ class EnvironmentProcesses:
     def use(self, plan: LaunchPlan) -> None:
         """Take `plan` for every later (re)start, start what it adds and retire what it drops;
         nothing else running is touched."""
+        self.forker.prepare(plan, wait=False)  # a new configuration: its fork server imports meanwhile
         with self.lock:
             self.plan = plan
             self._reshape()
@@ -215,6 +229,7 @@ class EnvironmentProcesses:
     def replace(self, name: str) -> None:
         """Start `name` afresh from the current plan; the old process drains, overlaps or stops
         first, as its Component says. No task is killed: the scheduler drains."""
+        self.forker.prepare(self.plan, wait=True)
         with self.lock:
             component = self.components[name] = self.plan.component(name)
             old = self.processes[name]
@@ -237,7 +252,7 @@ class EnvironmentProcesses:
                 self.draining.append(old)
             if name == self.web:
                 self.web_ok, self._web_failing_since = False, None
-            new = ManagedProcess(spec=self._spec(component))
+            new = self._process(component)
             self.processes[name] = new
             new.start()
 
@@ -272,6 +287,7 @@ class EnvironmentProcesses:
                 kill_group_from_pid_file(self._spec(component).pid_file)
             for pid_file in [*self._draining_dir.glob("*.pid"), *self.plan.root.joinpath("run").glob(f"{WORKER_PREFIX}*.pid")]:
                 kill_group_from_pid_file(pid_file)
+        self.forker.close()
 
     def probe_web(self, client: httpx.Client) -> bool:
         path = self.components[self.web].health_path
@@ -413,6 +429,10 @@ class LocalBackend:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        with self._lock:
+            envs = list(self._envs.values())
+        for processes in envs:
+            processes.forker.close()
 
     def _loop(self) -> None:
         with httpx.Client() as client:

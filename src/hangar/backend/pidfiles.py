@@ -9,6 +9,11 @@ spawn therefore goes through four steps (ManagedProcess.start):
     3. pid file  run/<name>.pid: pid, create time, argv, spec digest
     4. done      the intent is removed
 
+A component forked from its environment's fork server (backend.forkserver) takes steps 2
+and 3 in the fork server: it forks the child, writes the pid file, and only then lets the
+child run. The fork server is not the control plane's child in any sense a kill reaches, so
+a control plane killed after asking finds the pid file written by the time it restarts.
+
 and settle() turns whatever a kill left behind into the state after step 4, or before step 1:
 
     no live process carries the intent's id    -> intent dropped   (killed before Popen, or the child died)

@@ -29,6 +29,9 @@ class LaunchPlan:
     component_env: dict[str, dict[str, str]] = field(default_factory=dict)
     # the command that starts a component: the startup-script launcher around `airflow`, if any
     wrapper: list[str] = field(default_factory=list)
+    # start components from a fork server that has imported Airflow (see backend.forkserver)
+    fork: bool = False
+    fork_ready_timeout: float = 60.0
     # how long a draining scheduler may take to finish its running tasks
     drain_seconds: float = 240.0
     schedulers: int = 1
@@ -43,6 +46,15 @@ class LaunchPlan:
             assert self.workers is not None
             return worker_component(int(name.removeprefix(WORKER_PREFIX)), self.workers)
         return {c.name: c for c in components_for(self.major, schedulers=self.schedulers)}[name]
+
+    @property
+    def python(self) -> Path:
+        return self.airflow_bin.parent / "python"
+
+    @property
+    def forks(self) -> bool:
+        """Whether components come from a fork server: not when a startup script runs first."""
+        return self.fork and not self.wrapper
 
     def drain_grace(self, component: Component) -> float:
         return self.worker_drain_seconds if component.role == "worker" else self.drain_seconds

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -35,6 +36,8 @@ from pathlib import Path
 import psutil
 
 from hangar.backend import pidfiles
+
+log = logging.getLogger(__name__)
 
 
 class ProcessState(StrEnum):
@@ -80,6 +83,9 @@ class ManagedProcess:
     _retry_at: float = 0.0
     _stop_deadline: float = 0.0
     _popen: subprocess.Popen | None = field(default=None, repr=False)
+    # forks the process from a pre-imported parent: (spec, spawn id, spec digest) -> (pid, create
+    # time) once its pid file is written, or None to spawn it here (see backend.forkserver)
+    spawner: Callable[[ProcessSpec, str, str], tuple[int, float] | None] | None = field(default=None, repr=False)
 
     # --- actions ---
 
@@ -89,6 +95,22 @@ class ManagedProcess:
         self.spec.log_file.parent.mkdir(parents=True, exist_ok=True)
         digest = self.spec.digest()
         spawn_id = pidfiles.record_intent(self.spec.pid_file, argv=self.spec.argv, spec=digest)
+        forked = None
+        if self.spawner is not None:
+            try:
+                forked = self.spawner(self.spec, spawn_id, digest)
+            except Exception:  # the fork server misbehaved: start it here as before
+                log.exception("forking %s failed; starting it afresh", self.spec.name)
+        if forked is not None:  # the fork server wrote the pid file before the child ran
+            self._popen = None
+            self.pid, self.create_time = forked
+        else:
+            self._spawn(spawn_id, digest)
+        pidfiles.clear_intent(self.spec.pid_file)
+        self._started_at = self.clock()
+        self.state = ProcessState.STARTING  # STOPPED/BACKOFF -> STARTING: spawned
+
+    def _spawn(self, spawn_id: str, digest: str) -> None:
         log = open(self.spec.log_file, "ab")
         try:
             self._popen = subprocess.Popen(
@@ -104,9 +126,6 @@ class ManagedProcess:
         self.create_time = psutil.Process(self.pid).create_time()
         pidfiles.write_pid_file(self.spec.pid_file, pid=self.pid, create_time=self.create_time, argv=self.spec.argv,
                                 spec=digest)
-        pidfiles.clear_intent(self.spec.pid_file)
-        self._started_at = self.clock()
-        self.state = ProcessState.STARTING  # STOPPED/BACKOFF -> STARTING: spawned
 
     def adopt(self) -> bool:
         """Take over a process a previous control plane started, if it still runs."""

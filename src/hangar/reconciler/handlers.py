@@ -452,6 +452,7 @@ class Reconciler:
             stable_seconds=self.ctx.settings.stable_seconds, wrapper=wrapper,
             drain_seconds=self.ctx.settings.drain_seconds, schedulers=spec.schedulers or 1, workers=workers,
             worker_drain_seconds=self.ctx.settings.worker_drain_seconds,
+            fork=self.ctx.settings.fork_components, fork_ready_timeout=self.ctx.settings.fork_ready_timeout,
             component_env={n: {**airflow_config.component_env(target.spec, n), "HANGAR_CONFIG_DIGEST": digests[n]}
                            for n in names},
         )

@@ -1,0 +1,1 @@
+"""A module the test fork server imports before it forks."""
