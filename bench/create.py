@@ -3,12 +3,17 @@
 Run: uv run --extra test python bench/create.py --runs 3
 Prints JSON: Hangar's runs and median, standalone's runs and median, and the ratio.
 The first create (runtime build + template migration) is reported apart, as `cold`.
+Each Hangar run also records the CPU seconds every component (and the fork server) had used
+when the environment became AVAILABLE. With --fresh, the same creates are measured again on a
+control plane started with HANGAR_FORK_COMPONENTS=false (every component a fresh interpreter),
+alternating with the fork-server runs so both see the same load.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
+from contextlib import nullcontext
 import sys
 import tempfile
 from pathlib import Path
@@ -21,21 +26,39 @@ import hangar_side  # noqa: E402
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dags" / "hello_taskflow.py"
 
 
+def _measured(plane, name: str, dags: Path) -> dict:
+    run = hangar_side.create_seconds(plane, name, dags)
+    run["cpu_seconds_at_available"] = hangar_side.component_cpu_seconds(plane, name)
+    hangar_side.delete(plane, name)
+    return run
+
+
+def _summary(runs: list[dict]) -> dict:
+    return {"median_seconds": statistics.median(r["seconds"] for r in runs),
+            "median_cpu_seconds": statistics.median(sum(r["cpu_seconds_at_available"].values()) for r in runs),
+            "runs": runs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--fresh", action="store_true", help="also measure without the fork server")
     args = parser.parse_args()
     dags = hangar_side.dags_folder(EXAMPLE)
     report: dict = {"benchmark": "create", "runs": args.runs}
-    with hangar_side.control_plane() as plane:
+    fresh_plane = hangar_side.control_plane(hangar_side.NO_FORK, env_port_start=32000) if args.fresh else nullcontext()
+    with hangar_side.control_plane() as plane, fresh_plane as fresh:
         report["cold"] = hangar_side.create_seconds(plane, "cold", dags)
         hangar_side.delete(plane, "cold")
-        runs = []
+        runs, fresh_runs = [], []
         for i in range(args.runs):
-            runs.append(hangar_side.create_seconds(plane, f"warm{i}", dags))
-            hangar_side.delete(plane, f"warm{i}")
+            runs.append(_measured(plane, f"warm{i}", dags))
+            if args.fresh:
+                fresh_runs.append(_measured(fresh, f"fresh{i}", dags))
         airflow_bin = hangar_side.runtime_airflow(plane)
-        report["hangar"] = {"median_seconds": statistics.median(r["seconds"] for r in runs), "runs": runs}
+        report["hangar"] = _summary(runs)
+        if args.fresh:
+            report["hangar_without_fork_server"] = _summary(fresh_runs)
         standalone = []
         for i in range(args.runs):
             work = Path(tempfile.mkdtemp(prefix="bench-standalone-"))

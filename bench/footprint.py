@@ -39,9 +39,11 @@ def _pss(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--idle", type=float, default=20)
+    parser.add_argument("--no-fork", action="store_true",
+                        help="every component a fresh interpreter (HANGAR_FORK_COMPONENTS=false)")
     args = parser.parse_args()
-    report: dict = {"benchmark": "idle_footprint", "idle_seconds": args.idle}
-    with hangar_side.control_plane() as plane:
+    report: dict = {"benchmark": "idle_footprint", "idle_seconds": args.idle, "fork_server": not args.no_fork}
+    with hangar_side.control_plane(hangar_side.NO_FORK if args.no_fork else None) as plane:
         plane.create("idle", hangar_side.dags_folder(EXAMPLE))
         time.sleep(args.idle)
         report["hangar"] = hangar_side.environment_pss(plane, "idle")

@@ -22,13 +22,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.e2e.harness import ControlPlane, free_port  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
+# a control plane whose components each start in a fresh interpreter, as before the fork server
+NO_FORK = {"HANGAR_FORK_COMPONENTS": "false"}
 
 
 @contextmanager
-def control_plane():
+def control_plane(extra_env: dict[str, str] | None = None, *, env_port_start: int = 31000):
     home = Path(tempfile.mkdtemp(prefix="hangar-bench-"))
     home.chmod(0o755)
-    plane = ControlPlane(home=home, port=free_port(), env_port_start=31000)
+    plane = ControlPlane(home=home, port=free_port(), env_port_start=env_port_start,
+                         extra_env=dict(extra_env or {}))
     plane.start()
     try:
         yield plane
@@ -77,16 +80,53 @@ def delete(plane: ControlPlane, name: str) -> None:
 
 def runtime_airflow(plane: ControlPlane) -> Path:
     """The airflow of the runtime Hangar built: the baseline runs the very same install."""
-    return next(plane.home.glob("runtimes/*/bin/airflow"))
+    return next(Path(plane.env["HANGAR_RUNTIMES_DIR"]).glob("*/bin/airflow"))
+
+
+def forkserver_pid(plane: ControlPlane, name: str) -> int | None:
+    """The environment's fork server (hangar_airflow.forkserver), if it runs one."""
+    root = str(environment_root(plane, name))
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        if process.info["cwd"] == root and "hangar_airflow.forkserver" in " ".join(process.info["cmdline"] or []):
+            return process.pid
+    return None
+
+
+def environment_root(plane: ControlPlane, name: str) -> Path:
+    return plane.home / "environments" / plane.get(name)["id"]
+
+
+def component_cpu_seconds(plane: ControlPlane, name: str) -> dict[str, float]:
+    """CPU seconds each component (with its children) has used so far, and the fork server's."""
+    pids = {c["name"]: c["pid"] for c in plane.get(name)["components"]}
+    if (forkserver := forkserver_pid(plane, name)) is not None:
+        pids["forkserver"] = forkserver
+    used = {}
+    for component, pid in pids.items():
+        try:
+            leader = psutil.Process(pid)
+            # the fork server's children are the components, counted under their own names
+            children = [] if component == "forkserver" else leader.children(recursive=True)
+            times = [leader.cpu_times(), *(c.cpu_times() for c in children)]
+        except psutil.Error:
+            continue
+        used[component] = round(sum(t.user + t.system for t in times), 2)
+    return used
 
 
 def environment_pss(plane: ControlPlane, name: str) -> dict:
-    """Total PSS (MiB) of every process of one environment (each component's process group)."""
+    """Total PSS (MiB) of every process of one environment (each component's process group,
+    and the fork server its components came from)."""
     env = plane.get(name)
     total, count, kinds = 0.0, 0, {}
-    for component in env["components"]:
-        leader = psutil.Process(component["pid"])
-        for process in [leader, *leader.children(recursive=True)]:
+    leaders = [(c["name"], c["pid"]) for c in env["components"]]
+    if (forkserver := forkserver_pid(plane, name)) is not None:
+        leaders.append(("forkserver", forkserver))
+    for component_name, pid in leaders:
+        component = {"name": component_name}
+        leader = psutil.Process(pid)
+        children = [] if component_name == "forkserver" else leader.children(recursive=True)
+        for process in [leader, *children]:
             try:
                 pss = process.memory_full_info().pss / 2**20
             except psutil.Error:

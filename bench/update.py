@@ -515,6 +515,8 @@ def standalone_measurements(args, report: dict, phases: dict, frozen: str, inter
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-fork", action="store_true",
+                        help="every component a fresh interpreter (HANGAR_FORK_COMPONENTS=false)")
     args = parser.parse_args()
     if not 1 <= args.runs <= len(REQUIREMENTS):
         parser.error(f"--runs must be between 1 and {len(REQUIREMENTS)}")
@@ -522,14 +524,14 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     phases: dict = {}
-    report: dict = {"benchmark": "update", "runs": args.runs, "cpu_count": os.cpu_count(),
+    report: dict = {"benchmark": "update", "runs": args.runs, "fork_server": not args.no_fork, "cpu_count": os.cpu_count(),
                     "load_average": {"start": load(), "phases": phases}, "targets_seconds": TARGETS,
                     "documented_elsewhere": {"mwaa_update": "10-30 minutes", "composer_dag_change_visible": "3-5 minutes"}}
     made: list[Path] = []
     holder: dict = {}
     workdir = Path(tempfile.mkdtemp(prefix="hangar-bench-update-"))
     try:
-        with hangar_side.control_plane() as plane:
+        with hangar_side.control_plane(hangar_side.NO_FORK if args.no_fork else None) as plane:
             try:
                 hangar_measurements(plane, args, report, phases, made, workdir, holder)
             finally:

@@ -62,10 +62,12 @@ def test_control_plane_killed_during_create_is_never_stuck(plane: ControlPlane, 
     root = plane.home / "environments" / _env_id(plane, "crash")
     leaders = [p for p in psutil.process_iter(["cwd", "cmdline"]) if p.info["cwd"] == str(root) and _leads_session(p.pid)]
     # the environment's fork server leads a session too: one at most, the live control plane's
-    forkservers = [p for p in leaders if "hangar_airflow.forkserver" in p.info["cmdline"]]
+    forkservers = [p for p in leaders if "hangar_airflow.forkserver" in " ".join(p.info["cmdline"])]
     assert len(forkservers) <= 1 and all(p.ppid() == plane.process.pid for p in forkservers)
     recorded = {json.loads(f.read_text())["pid"] for f in (root / "run").glob("*.pid")}
     assert {p.pid for p in leaders if p not in forkservers} == recorded
+    # a forked component is named for what it runs, as an exec'd one is
+    assert all(" ".join(p.cmdline()).startswith("airflow ") for p in leaders if p not in forkservers)
     assert len(recorded) == 4
     plane.discard("crash")
 

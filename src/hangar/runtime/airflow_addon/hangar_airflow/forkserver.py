@@ -159,12 +159,17 @@ def become(request: dict) -> None:
     os.environ.update(request["env"])
     sys.argv = list(request["argv"])
     _renew_airflow()
-    try:
-        import setproctitle
+    _title(" ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]))  # "airflow scheduler"
 
-        setproctitle.setproctitle(" ".join(sys.argv))
+
+def _title(title: str) -> None:
+    """Name the process in ps. setproctitle finds the memory to write to at its first call, which
+    fails once the environment has been replaced: so the fork server calls it first, before any fork."""
+    try:
+        import setproctitle  # an Airflow dependency
     except ImportError:
-        pass
+        return
+    setproctitle.setproctitle(title)
 
 
 def _renew_airflow() -> None:
@@ -196,6 +201,7 @@ def main(args: list[str] | None = None) -> int:
     entry = _entry(options.entry)
     if missing:
         print(f"hangar: fork server: not in this runtime: {', '.join(missing)}", file=sys.stderr)
+    _title(f"hangar_airflow.forkserver {os.getcwd()}")
     gc.collect()
     gc.freeze()  # what is imported now stays shared with every child (no copy on the collector's write)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
