@@ -146,7 +146,7 @@ def versions(plane: ControlPlane) -> dict:
             "    except m.PackageNotFoundError: pass\n"
             "print(json.dumps(out))")
     found = {}
-    for python in sorted(plane.home.glob("runtimes/*/bin/python")):
+    for python in sorted(Path(plane.env["HANGAR_RUNTIMES_DIR"]).glob("*/bin/python")):
         try:
             out = json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True,
                                             timeout=120).stdout)

@@ -84,16 +84,15 @@ def runtime_airflow(plane: ControlPlane) -> Path:
 
 
 def forkserver_pid(plane: ControlPlane, name: str) -> int | None:
-    """The environment's fork server (hangar_airflow.forkserver), if it runs one."""
-    root = str(environment_root(plane, name))
-    for process in psutil.process_iter(["cmdline", "cwd"]):
-        if process.info["cwd"] == root and "hangar_airflow.forkserver" in " ".join(process.info["cmdline"] or []):
-            return process.pid
+    """The fork server (hangar_airflow.forkserver) the environment's components were forked from."""
+    for component in plane.get(name)["components"]:
+        try:
+            parent = psutil.Process(component["pid"]).parent()
+            if parent is not None and "hangar_airflow.forkserver" in " ".join(parent.cmdline()):
+                return parent.pid
+        except psutil.Error:
+            continue
     return None
-
-
-def environment_root(plane: ControlPlane, name: str) -> Path:
-    return plane.home / "environments" / plane.get(name)["id"]
 
 
 def component_cpu_seconds(plane: ControlPlane, name: str) -> dict[str, float]:

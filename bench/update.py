@@ -320,7 +320,7 @@ def hangar_measurements(plane, args, report: dict, phases: dict, made: list[Path
     airflow_version = env["airflow_version"]
     report["airflow_version"] = airflow_version
     report["setup"] = {"create_seconds": created["seconds"], "environment_class": env["spec"].get("environment_class")}
-    holder["runtime_python"] = next(plane.home.glob("runtimes/*/bin/python"))
+    holder["runtime_python"] = next(Path(plane.env["HANGAR_RUNTIMES_DIR"]).glob("*/bin/python"))
     python = Settings.model_fields["runtime_python"].default
 
     report["plans"] = {
