@@ -2,12 +2,14 @@
 
 Three environments are created at once through `hangar env create --wait`: one has a DAG
 with a syntax error from the start, and one a component that cannot start, so its create
-fails with the component's log. The two others run DAGs at the same time, each sees only its
+fails with the component's log. A fourth, created through the API beside them, has its own
+log level per module. The two others run DAGs at the same time, each sees only its
 own runs, and the first is deleted through the CLI with everything it owned.
 """
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -43,8 +45,13 @@ def creates(plane: ControlPlane):
         "fatal": subprocess.Popen([*cli, "fatal", "--dags", str(folder / "a"), "--config", "triggerer.capacity=lots",
                                    "--wait"], env=plane.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     }
+    # per-module log levels (MWAA's LoggingConfiguration), given through the API
+    response = plane.api("POST", "/api/v1/environments", json={"name": "levels", "dags": str(folder / "a"), "logging": {
+        "dag_processing": {"log_level": "DEBUG"}, "scheduler": {"log_level": "WARNING"},
+        "worker": {"log_level": "WARNING"}, "task": {"log_level": "WARNING"}}})
+    assert response.status_code == 201, response.text
     yield {name: process.wait(timeout=900) for name, process in started.items()}
-    for name in started:
+    for name in [*started, "levels"]:
         plane.discard(name)
     plane.wait_discarded()  # the DAGs folders go next
     shutil.rmtree(folder, ignore_errors=True)
@@ -88,6 +95,25 @@ def test_dag_with_syntax_error_keeps_environment_available(plane: ControlPlane, 
     assert any(e["filename"].endswith("broken.py") and "SyntaxError" in e["stack_trace"] for e in errors)
     assert airflow.run_dag("hello_taskflow") == "success"
     assert plane.get(name)["status"] == "AVAILABLE"
+
+
+def test_each_component_logs_at_its_own_level_when_forked(plane: ControlPlane, creates) -> None:
+    """The components are forked from the environment's fork server, which imported Airflow under
+    the default level; each still logs at the level its modules ask for: the dag-processor at
+    DEBUG, the scheduler and triggerer (scheduler, worker and task at WARNING) nothing below."""
+    env = plane.wait("levels")
+    assert env["status"] == "AVAILABLE", env
+    parents = {psutil.Process(c["pid"]).ppid() for c in env["components"]}
+    assert len(parents) == 1 and "hangar_airflow.forkserver" in " ".join(psutil.Process(parents.pop()).cmdline())
+    logs = plane.home / "environments" / _env_id(plane, "levels") / "logs" / "components"
+
+    def lines(component: str, level: str) -> int:
+        return len(re.findall(rf"\[{level}\s*\]", (logs / f"{component}.log").read_text(errors="replace")))
+
+    wait_for(lambda: lines("dag-processor", "debug"), timeout=60, what="debug lines from the dag-processor")
+    assert lines("scheduler", "debug") == lines("scheduler", "info") == 0
+    assert lines("triggerer", "debug") == lines("triggerer", "info") == 0
+    assert lines("api-server", "debug") == 0 and lines("api-server", "info") > 0  # the webserver module: INFO
 
 
 def test_create_run_taskflow_dag_and_delete(plane: ControlPlane, twins) -> None:
