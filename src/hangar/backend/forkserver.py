@@ -42,6 +42,11 @@ class ForkRequest:
     pid_file: Path
     record: dict  # what the pid file holds besides pid and create time
 
+    def message(self) -> bytes:
+        """The request line hangar_airflow.forkserver reads."""
+        return json.dumps({"argv": self.argv, "env": self.env, "cwd": str(self.cwd), "log": str(self.log_file),
+                           "pid_file": str(self.pid_file), "record": self.record}).encode() + b"\n"
+
 
 def forkserver_key(*, python: Path, env: dict[str, str], cfg: Path) -> str:
     """What a fork server's imports depend on: a change to any of it needs a new one."""
@@ -105,12 +110,10 @@ class ForkServer:
         fork server cannot (the caller then execs the component)."""
         if not self.ready(0):
             return None
-        message = {"argv": request.argv, "env": request.env, "cwd": str(request.cwd),
-                   "log": str(request.log_file), "pid_file": str(request.pid_file), "record": request.record}
         with self._lock:
             assert self._channel is not None
             try:
-                self._channel.sendall(json.dumps(message).encode() + b"\n")
+                self._channel.sendall(request.message())
             except OSError as exc:
                 self._gone(f"cannot reach it: {exc}")
                 return None

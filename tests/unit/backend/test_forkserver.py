@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -104,7 +105,7 @@ def test_components_outlive_the_fork_server_and_it_ends_with_the_control_plane(t
 def test_a_component_whose_pid_file_cannot_be_written_never_runs(tmp_path: Path, server: ForkServer) -> None:
     assert server.ready(30)
     request = _request(tmp_path)
-    request = ForkRequest(**{**request.__dict__, "pid_file": tmp_path / "missing-folder" / "c.pid"})
+    request = replace(request, pid_file=tmp_path / "missing-folder" / "c.pid")
     assert server.spawn(request) is None  # the fork server answered an error and is still usable
     assert not (tmp_path / "report.json").exists()
     assert server.spawn(_request(tmp_path)) is not None
@@ -186,7 +187,7 @@ def test_a_control_plane_killed_after_asking_for_a_fork_leaves_it_named_and_adop
     assert server.ready(30)
     request = _request(tmp_path)
     spawn_id = pidfiles.record_intent(request.pid_file, argv=request.record["argv"], spec="digest")
-    pid, create_time = server.spawn(ForkRequest(**{**request.__dict__, "env": {**request.env, "HANGAR_SPAWN_ID": spawn_id}}))
+    pid, create_time = server.spawn(replace(request, env={**request.env, "HANGAR_SPAWN_ID": spawn_id}))
     server.close()  # the control plane dies here: the intent is still on disk
     assert pidfiles.intent_path(request.pid_file).exists()
     pidfiles.settle(request.pid_file)
