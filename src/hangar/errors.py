@@ -75,6 +75,17 @@ class Unauthorized(HangarError):
     code = "UNAUTHORIZED"
 
 
+class PayloadTooLarge(HangarError):
+    """A request body over the limit for its route (HANGAR_MAX_REQUEST_BYTES or HANGAR_MAX_UPLOAD_BYTES)."""
+
+    code = "PAYLOAD_TOO_LARGE"
+
+    def __init__(self, size: int | None, limit: int) -> None:
+        told = f"of {size} bytes " if size is not None else ""
+        super().__init__(f"the request body {told}is over the limit of {limit} bytes for this route")
+        self.size, self.limit = size, limit
+
+
 class AccessDenied(HangarError):
     """Good credentials, but the role does not allow the call."""
 

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from hangar import __version__
-from hangar.api import audit, errors
+from hangar.api import admission, audit, errors
 from hangar.api.auth import load_or_create_admin_key, principal
 from hangar.api.mwaa import routes as mwaa
 from hangar.api.routes import access, buckets, environments, export, keys, maintenance, snapshots
@@ -31,7 +31,8 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Hangar", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None,
                   redoc_url=None)
     errors.install(app)
-    audit.install(app)
+    admission.install(app)
+    audit.install(app)  # outermost: it records the callers admission refuses
     app.include_router(environments.router)
     app.include_router(access.router)
     app.include_router(buckets.router)

@@ -30,6 +30,9 @@ def load_or_create_admin_key(path: Path) -> str:
 
 
 async def principal(request: Request) -> Principal:
+    admitted = getattr(request.state, "principal", None)  # admission authenticated it from the headers
+    if admitted is not None:
+        return admitted
     credentials: HTTPAuthorizationCredentials | None = await bearer(request)
     if credentials is None:
         raise Unauthorized("a valid API key is required (Authorization: Bearer <key from HANGAR_HOME/admin.key>)")

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 STATUS = {
     errors.ValidationFailed: 400,
     errors.Unauthorized: 401,
+    errors.PayloadTooLarge: 413,
     errors.AccessDenied: 403,
     errors.EnvironmentNotFound: 404,
     errors.EnvironmentAlreadyExists: 409,
@@ -43,6 +44,7 @@ MWAA = {
     errors.IllegalTransition: ("ValidationException", 400),
     errors.EnvironmentNotFound: ("ResourceNotFoundException", 404),
     errors.Unauthorized: ("AccessDeniedException", 403),
+    errors.PayloadTooLarge: ("ValidationException", 413),
     errors.AccessDenied: ("AccessDeniedException", 403),
     bucket_errors.BucketNotFound: ("ValidationException", 400),
     bucket_errors.ObjectNotFound: ("ValidationException", 400),
@@ -65,7 +67,11 @@ def _describe(error: dict) -> str:
 
 
 def is_mwaa(request: Request) -> bool:
-    return not request.url.path.startswith(("/api/v1", "/health"))
+    return _mwaa_path(request.url.path)
+
+
+def _mwaa_path(path: str) -> bool:
+    return not path.startswith(("/api/v1", "/health"))
 
 
 def mwaa_error(kind: str, status: int, message: str, extra: dict | None = None) -> JSONResponse:
@@ -74,16 +80,21 @@ def mwaa_error(kind: str, status: int, message: str, extra: dict | None = None) 
     return JSONResponse(body, status_code=status, headers={"x-amzn-ErrorType": kind})
 
 
+def error_response(path: str, exc: errors.HangarError) -> JSONResponse:
+    """The response for a domain error on `path`, in the wire format of its API."""
+    if _mwaa_path(path):
+        kind, status = _lookup(MWAA, exc, ("InternalServerException", 500))
+        extra = None
+        if isinstance(exc, errors.RestApiClientError):
+            extra = {"RestApiStatusCode": exc.status, "RestApiResponse": exc.payload}
+        return mwaa_error(kind, status, exc.message, extra)
+    return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=_lookup(STATUS, exc, 500))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.HangarError)
     async def _hangar(request: Request, exc: errors.HangarError) -> JSONResponse:
-        if is_mwaa(request):
-            kind, status = _lookup(MWAA, exc, ("InternalServerException", 500))
-            extra = None
-            if isinstance(exc, errors.RestApiClientError):
-                extra = {"RestApiStatusCode": exc.status, "RestApiResponse": exc.payload}
-            return mwaa_error(kind, status, exc.message, extra)
-        return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=_lookup(STATUS, exc, 500))
+        return error_response(request.url.path, exc)
 
     # a request that does not parse, and a shape built from valid pieces that breaks a cross-field rule
     @app.exception_handler(RequestValidationError)

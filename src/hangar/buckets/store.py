@@ -37,6 +37,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hangar.buckets.uploads import Upload
 from hangar.buckets.errors import (
     BucketAlreadyExists,
     BucketNotEmpty,
@@ -190,23 +191,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_blob(ctx: Context, *, bucket: str, data: bytes, sha256: str) -> None:
-    target = blob_path(ctx, bucket=bucket, sha256=sha256)
-    if target.is_file() and target.stat().st_size == len(data) and _file_sha256(target) == sha256:
-        return  # the same bytes are already stored (a damaged blob is rewritten below)
-    tmp_dir = bucket_dir(ctx, bucket) / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+def upload(ctx: Context, *, bucket: str, limit: int) -> Upload:
+    """A staging file for an object's bytes, in the bucket's tmp folder (see put_upload)."""
+    return Upload(bucket_dir(ctx, bucket) / "tmp", limit=limit)
+
+
+def _place_blob(ctx: Context, *, bucket: str, staged: Upload) -> None:
+    staged.finish()
+    target = blob_path(ctx, bucket=bucket, sha256=staged.sha256)
+    if target.is_file() and target.stat().st_size == staged.size and _file_sha256(target) == staged.sha256:
+        staged.discard()  # the same bytes are already stored (a damaged blob is replaced below)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    os.replace(staged.path, target)
     _fsync_dir(target.parent)
 
 
@@ -333,10 +330,20 @@ def put_object(ctx: Context, *, bucket: str, key: str, data: bytes) -> ObjectVer
     validate_key(key)
     with ctx.store.session() as session:
         _require_bucket(session, bucket)  # before writing anything to disk
-    sha256 = hashlib.sha256(data).hexdigest()
-    _write_blob(ctx, bucket=bucket, data=data, sha256=sha256)
+    with upload(ctx, bucket=bucket, limit=max(len(data), 1)) as staged:
+        staged.write(data)
+        return put_upload(ctx, bucket=bucket, key=key, staged=staged)
+
+
+def put_upload(ctx: Context, *, bucket: str, key: str, staged: Upload) -> ObjectVersionPublic:
+    """Store the bytes of a finished upload as the new latest version of `key`."""
+    validate_key(key)
     with ctx.store.session() as session:
-        return _public(_add_version(session, bucket=bucket, key=key, sha256=sha256, size=len(data), deleted=False))
+        _require_bucket(session, bucket)
+    _place_blob(ctx, bucket=bucket, staged=staged)
+    with ctx.store.session() as session:
+        return _public(_add_version(session, bucket=bucket, key=key, sha256=staged.sha256, size=staged.size,
+                                    deleted=False))
 
 
 def head_object(ctx: Context, *, bucket: str, key: str, version_id: str | None = None) -> ObjectVersionPublic:

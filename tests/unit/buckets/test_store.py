@@ -21,7 +21,7 @@ from hangar.buckets.errors import (
     ObjectNotFound,
 )
 from hangar.context import Context
-from hangar.errors import ValidationFailed
+from hangar.errors import PayloadTooLarge, ValidationFailed
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -227,10 +227,21 @@ def test_concurrent_puts_keep_one_latest(ctx: Context, bucket: str) -> None:
 def test_blob_without_a_row_is_invisible(ctx: Context, bucket: str) -> None:
     """A crash between writing the blob and committing its row leaves nothing visible."""
     v1 = put(ctx, bucket, "dags/a.py", b"old")
-    store._write_blob(ctx, bucket=bucket, data=b"orphan", sha256=hashlib.sha256(b"orphan").hexdigest())
+    with store.upload(ctx, bucket=bucket, limit=100) as staged:
+        staged.write(b"orphan")
+        store._place_blob(ctx, bucket=bucket, staged=staged)
     assert store.blob_path(ctx, bucket=bucket, sha256=hashlib.sha256(b"orphan").hexdigest()).is_file()
     assert [o.version_id for o in store.list_objects(ctx, bucket=bucket, versions=True)] == [v1]
     assert store.get_object(ctx, bucket=bucket, key="dags/a.py").data == b"old"
+
+
+def test_an_upload_past_its_limit_is_refused_and_leaves_no_file(ctx: Context, bucket: str) -> None:
+    with pytest.raises(PayloadTooLarge, match="over the limit of 8 bytes"):
+        with store.upload(ctx, bucket=bucket, limit=8) as staged:
+            staged.write(b"12345")
+            staged.write(b"6789")
+    assert list((store.bucket_dir(ctx, bucket) / "tmp").iterdir()) == []
+    assert store.list_objects(ctx, bucket=bucket, versions=True) == []
 
 
 def test_failed_row_write_keeps_the_previous_latest(ctx: Context, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:

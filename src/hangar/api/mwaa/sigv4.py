@@ -32,6 +32,14 @@ _AUTH = re.compile(
 )
 
 
+def precheck(ctx: Context, headers: dict[str, str]) -> None:
+    """What can be checked before the body is read: a well-formed header naming a live access key."""
+    match = _AUTH.match(headers.get("authorization", ""))
+    if not match:
+        raise Unauthorized("missing or malformed AWS Signature Version 4 Authorization header")
+    access_key_secret(ctx, access_key_id=match["key"])
+
+
 def verify(
     ctx: Context, *, method: str, url: str, headers: dict[str, str], body: bytes, now: datetime | None = None
 ) -> Principal:

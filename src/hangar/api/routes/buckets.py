@@ -7,6 +7,7 @@ parameters and may contain "/".
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from hangar.api.auth import principal, require
 from hangar.buckets import store
@@ -24,10 +25,6 @@ RAW_RESPONSE = {200: {"content": {"application/octet-stream": {"schema": {"type"
 
 def ctx(request: Request) -> Context:
     return request.app.state.ctx
-
-
-async def body_bytes(request: Request) -> bytes:
-    return await request.body()
 
 
 @router.post("", status_code=201, name="buckets.create", dependencies=[Depends(require("admin"))])
@@ -58,8 +55,14 @@ def list_objects(name: str, prefix: str = "", versions: bool = False,
 
 @router.put("/{name}/objects/{key:path}", name="buckets.put_object", openapi_extra=RAW_BODY,
             dependencies=[Depends(require("update"))])
-def put_object(name: str, key: str, data: bytes = Depends(body_bytes), c: Context = Depends(ctx)) -> ObjectVersionPublic:
-    return store.put_object(c, bucket=name, key=key, data=data)
+async def put_object(name: str, key: str, request: Request, c: Context = Depends(ctx)) -> ObjectVersionPublic:
+    # streamed to disk as it arrives, up to HANGAR_MAX_UPLOAD_BYTES (admission refuses a larger Content-Length)
+    store.validate_key(key)
+    await run_in_threadpool(store.get_bucket, c, name=name)  # before any byte is written
+    with store.upload(c, bucket=name, limit=c.settings.max_upload_bytes) as staged:
+        async for chunk in request.stream():
+            staged.write(chunk)
+        return await run_in_threadpool(store.put_upload, c, bucket=name, key=key, staged=staged)
 
 
 @router.get("/{name}/objects/{key:path}", response_class=Response, responses=RAW_RESPONSE,
