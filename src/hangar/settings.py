@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     worker_samples_hours: float = 24.0
     # Days of audit entries kept; older ones are removed as new ones are written.
     audit_retention_days: float = Field(default=90.0, gt=0)
+    # The most task processes one environment may run at once (LocalExecutor: parallelism x
+    # schedulers; Celery: concurrency x max_workers); requests over it are refused.
+    max_task_processes: int = Field(default=256, gt=0)
     # The largest request body the API reads (bytes); larger ones get 413 before they are read.
     max_request_bytes: int = Field(default=1024 * 1024, gt=0)
     # The largest bucket object upload (bytes), streamed to disk as it arrives.

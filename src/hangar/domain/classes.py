@@ -70,3 +70,17 @@ PRESETS: dict[EnvironmentClass, ClassPreset] = {
 
 def parallelism(preset: ClassPreset, *, max_workers: int) -> int:
     return preset.parallelism if preset.parallelism is not None else preset.worker_concurrency * max_workers
+
+
+def scheduler_parallelism(preset: ClassPreset, *, max_workers: int, schedulers: int) -> int:
+    """[core] parallelism for each scheduler under the LocalExecutor.
+
+    Airflow's parallelism is per scheduler, and each scheduler's LocalExecutor runs that many
+    task processes: the class's slots are shared among the schedulers, so a second scheduler
+    adds availability, not processes."""
+    return -(-parallelism(preset, max_workers=max_workers) // schedulers)
+
+
+def class_task_processes(preset: ClassPreset) -> int:
+    """The most task processes the class runs at once: its slots at its largest size."""
+    return parallelism(preset, max_workers=preset.max_workers)

@@ -21,6 +21,7 @@ from hangar.domain import keys
 from hangar.domain.requirements import check_requirements
 from hangar.domain.access import Principal
 from hangar.domain.lifecycle import change_status
+from hangar.domain.limits import check_task_processes
 from hangar.domain.spec import (
     ComponentPublic, EnvironmentCreate, EnvironmentPublic, EnvironmentUpdate, ErrorInfo, EventPublic, LastUpdate,
     Executor, RevisionPublic, Spec, TokenPublic, WorkerSamplePublic, WorkersPublic, parse_version,
@@ -47,6 +48,7 @@ def create_environment(ctx: Context, *, request: EnvironmentCreate) -> Environme
             spec.environment_class in CELERY_BY_DEFAULT:
         spec = spec.model_copy(update={"executor": Executor.celery})
     check_executor(ctx, spec)
+    check_task_processes(spec, host_limit=ctx.settings.max_task_processes)
     kms_key_id = keys.key_id_for(ctx, ref=spec.kms_key)  # an unknown KmsKey is refused before anything is stored
     with ctx.store.session() as session:
         if repository.find_live(session, request.name) is not None:
@@ -178,6 +180,7 @@ def _next_spec(ctx: Context, session, env: EnvironmentRow, build: Callable[[Spec
     if spec.airflow_version != on.airflow_version:
         upgrade.plan_upgrade(current=on.airflow_version, target=spec.airflow_version, allow_downgrade=allow_downgrade)
     check_executor(ctx, spec)
+    check_task_processes(spec, host_limit=ctx.settings.max_task_processes)
     return spec
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hangar.crypto import write_private
-from hangar.domain.classes import PRESETS, parallelism
+from hangar.domain.classes import PRESETS, parallelism, scheduler_parallelism
 from hangar.domain.spec import AccessMode, Executor, Spec, parse_version
 from hangar.runtime import broker
 
@@ -180,8 +180,10 @@ def hangar_options(
     preset = PRESETS[spec.environment_class]
     celery = spec.executor == Executor.celery
     assert spec.max_workers is not None and spec.worker_concurrency is not None
-    # Celery: as many task slots as the most workers run
-    slots = spec.worker_concurrency * spec.max_workers if celery else parallelism(preset, max_workers=spec.max_workers)
+    # Celery: as many task slots as the most workers run; local: the class's slots shared among the schedulers
+    slots = spec.worker_concurrency * spec.max_workers if celery else \
+        scheduler_parallelism(preset, max_workers=spec.max_workers, schedulers=spec.schedulers or 1)
+    total = spec.worker_concurrency * spec.max_workers if celery else parallelism(preset, max_workers=spec.max_workers)
     url = base_url(ports)
     options: dict[str, dict[str, str]] = {
         "core": {
@@ -190,7 +192,7 @@ def hangar_options(
             "executor": "LocalExecutor",
             "load_examples": "False",
             "parallelism": str(slots),
-            "max_active_tasks_per_dag": str(preset.max_active_tasks_per_dag or slots),
+            "max_active_tasks_per_dag": str(preset.max_active_tasks_per_dag or total),
             "max_active_runs_per_dag": str(preset.max_active_runs_per_dag),
             "default_pool_task_slot_count": str(preset.default_pool_slots),
         },

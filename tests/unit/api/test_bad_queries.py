@@ -130,3 +130,16 @@ def test_the_api_description_needs_a_key(ctx):
     document = anonymous.get("/api/v1/openapi.json", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
     assert document.status_code == 200 and "/api/v1/environments" in document.json()["paths"]
     assert anonymous.get("/health").status_code == 200
+
+
+def test_a_process_bomb_by_configuration_is_refused_before_anything_is_stored(ctx, client, tmp_path):
+    dags = tmp_path / "dags"
+    dags.mkdir(exist_ok=True)
+    response = client.post("/api/v1/environments", json={
+        "name": "bomb", "dags": str(dags), "environment_class": "mw1.large", "schedulers": 2,
+        "airflow_configuration_options": {"core.parallelism": "200"}})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "TASK_PROCESS_LIMIT_EXCEEDED"
+    assert "up to 400 task processes" in error["message"] and "HANGAR_MAX_TASK_PROCESSES" in error["message"]
+    assert client.get("/api/v1/environments").json() == []

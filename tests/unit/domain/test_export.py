@@ -73,8 +73,8 @@ def test_sizing_follows_the_spec():
     assert values["scheduler"] == {"replicas": 2}
     assert values["apiServer"] == {"replicas": 2}
     assert values["workers"]["replicas"] == 2
-    # mw1 classes: parallelism is tasks per worker x max_workers, as Hangar renders it
-    assert values["config"]["core"]["parallelism"] == str(10 * 6)
+    # mw1 classes: tasks per worker x max_workers slots, shared by the schedulers, as Hangar renders it
+    assert values["config"]["core"]["parallelism"] == str(10 * 6 // 2)
 
 
 def test_celery_maps_to_keda_on_the_charts_own_query():

@@ -96,12 +96,12 @@ def test_class_presets_are_rendered_and_differ(layout):
         cfg = render(layout, environment_class=cls)
         preset = PRESETS[cls]
         slots = _slots(cls)
-        assert cfg["core"]["parallelism"] == str(slots)
+        assert cfg["core"]["parallelism"] == str(_per_scheduler(cls))
         assert cfg["core"]["max_active_tasks_per_dag"] == str(preset.max_active_tasks_per_dag or slots)
         assert cfg["core"]["max_active_runs_per_dag"] == str(preset.max_active_runs_per_dag)
         assert cfg["core"]["default_pool_task_slot_count"] == str(preset.default_pool_slots)
         assert cfg["dag_processor"]["parsing_processes"] == str(preset.parsing_processes)
-        rendered[cls] = int(cfg["core"]["parallelism"])
+        rendered[cls] = slots
     assert rendered[EnvironmentClass.small] < rendered[EnvironmentClass.medium] < rendered[EnvironmentClass.large]
 
 
@@ -123,6 +123,14 @@ def _slots(cls) -> int:
 
     spec = Spec(dags="/tmp", airflow_version="3.0.0", environment_class=cls)
     return parallelism(PRESETS[cls], max_workers=spec.max_workers)
+
+
+def _per_scheduler(cls) -> int:
+    """The class's slots shared among its default schedulers (each LocalExecutor runs its parallelism)."""
+    from hangar.domain.spec import Spec
+
+    schedulers = Spec(dags="/tmp", airflow_version="3.0.0", environment_class=cls).schedulers
+    return -(-_slots(cls) // schedulers)
 
 
 def test_mw1_classes_use_mwaa_tasks_per_worker():
