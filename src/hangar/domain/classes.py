@@ -82,5 +82,6 @@ def scheduler_parallelism(preset: ClassPreset, *, max_workers: int, schedulers: 
 
 
 def class_task_processes(preset: ClassPreset) -> int:
-    """The most task processes the class runs at once: its slots at its largest size."""
-    return parallelism(preset, max_workers=preset.max_workers)
+    """The most task processes the class runs at once at its largest size: its parallelism, or its
+    tasks per worker on each of its most workers (Celery)."""
+    return max(parallelism(preset, max_workers=preset.max_workers), preset.worker_concurrency * preset.max_workers)

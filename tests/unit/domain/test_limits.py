@@ -41,10 +41,13 @@ def test_celery_counts_workers_times_their_concurrency():
 
 
 def test_the_class_limit_applies_under_a_generous_host():
-    # small allows 16 task processes whatever the host allows
-    with pytest.raises(TaskProcessLimitExceeded, match=r"the limit is 16 \(the most class small runs\)"):
-        check_task_processes(spec(environment_class="small", airflow_configuration_options={"core.parallelism": "17"}),
+    # small: 5 tasks per worker on at most 25 workers, whatever the host allows
+    with pytest.raises(TaskProcessLimitExceeded, match=r"the limit is 125 \(the most class small runs\)"):
+        check_task_processes(spec(environment_class="small", airflow_configuration_options={"core.parallelism": "126"}),
                              host_limit=10_000)
+    # a Celery environment of a small class at its test sizes
+    check_task_processes(spec(executor="celery", max_workers=4), host_limit=256)
+    check_task_processes(spec(executor="celery"), host_limit=256)
 
 
 @pytest.mark.parametrize("cls", [c for c in EnvironmentClass if c not in (EnvironmentClass.mw1_xlarge,
