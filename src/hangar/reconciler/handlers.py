@@ -23,6 +23,7 @@ from hangar.backend.local import EnvironmentProcesses, LaunchPlan
 from hangar.context import Context
 from hangar.domain.environments import ROTATE_FERNET
 from hangar.domain.lifecycle import change_status
+from hangar.domain.redaction import redact_failure
 from hangar.domain.spec import Executor, Spec, parse_version
 from hangar.domain.status import Status
 from hangar.errors import CeleryBrokerNotConfigured, ComponentFailed, HangarError, OperationSuperseded, PermanentError
@@ -80,6 +81,7 @@ class Reconciler:
     def fail(self, work: Work, exc: Exception) -> None:
         code = getattr(exc, "code", "INTERNAL_ERROR")
         message = exc.message if isinstance(exc, HangarError) else f"{type(exc).__name__}: {exc}"
+        message = redact_failure(self.ctx, env_id=work.env_id, text=message)
         if not isinstance(exc, HangarError):
             log.exception("operation %s failed unexpectedly", work.operation_id, exc_info=exc)
         with self.ctx.store.session() as session:
@@ -257,10 +259,11 @@ class Reconciler:
         self._rolled_back(work, old.revision)
 
     def _set_rolling_back(self, work: Work, previous: int, exc: HangarError) -> None:
+        message = redact_failure(self.ctx, env_id=work.env_id, text=exc.message)
         with self.ctx.store.session() as session:
             env = repository.get_by_id(session, work.env_id)
-            change_status(session, env, Status.ROLLING_BACK, reason=f"rolling back to revision {previous}: {exc.message}",
-                          error_code=exc.code, error_message=exc.message)
+            change_status(session, env, Status.ROLLING_BACK, reason=f"rolling back to revision {previous}: {message}",
+                          error_code=exc.code, error_message=message)
 
     def _rolled_back(self, work: Work, previous: int) -> None:
         with self.ctx.store.session() as session:

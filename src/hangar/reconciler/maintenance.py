@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from hangar.buckets import store as buckets
 from hangar.context import Context
+from hangar.domain.redaction import redact_failure
 from hangar.domain import maintenance
 from hangar.domain.lifecycle import change_status
 from hangar.domain.maintenance import MAINTENANCE
@@ -169,7 +170,7 @@ def maintain(reconciler: Reconciler, work: Work, revision: int) -> None:
         reconciler._wait_ready(work, reconciler._go_live(work, target))
     except ComponentFailed as exc:
         _set_epoch(ctx, env_id=work.env_id, epoch=before)
-        _error_step(ctx, work, f"maintenance failed: {exc.message}")
+        _error_step(ctx, work, "maintenance failed: " + redact_failure(ctx, env_id=work.env_id, text=exc.message))
         reconciler._roll_back(work, old, exc)
         return
     _done(ctx, work, revision=revision, runtime=target.runtime.key)

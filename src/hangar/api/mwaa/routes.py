@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from hangar.api.mwaa import shapes
 from hangar.api.mwaa.sigv4 import verify
 from hangar.context import Context
-from hangar.domain import environments, rest_api
+from hangar.domain import disclosure, environments, rest_api
 from hangar.domain.access import Principal
 from hangar.errors import ValidationFailed
 
@@ -59,8 +59,9 @@ def create_environment(body: shapes.CreateEnvironmentInput, Name: str, c: Contex
 
 
 @router.get("/environments/{Name}", name="GetEnvironment")
-def get_environment(Name: str, c: Context = Depends(ctx), _: Principal = Depends(_require("read"))) -> dict:
-    return {"Environment": shapes.environment(environments.get_environment(c, name=_name(Name)))}
+def get_environment(Name: str, c: Context = Depends(ctx), who: Principal = Depends(_require("read"))) -> dict:
+    found = disclosure.environment_for(environments.get_environment(c, name=_name(Name)), who.role)
+    return {"Environment": shapes.environment(found)}
 
 
 @router.get("/environments", name="ListEnvironments")

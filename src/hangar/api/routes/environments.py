@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hangar.api.auth import principal, require
 from hangar.context import Context
-from hangar.domain import environments
+from hangar.domain import disclosure, environments
 from hangar.domain.access import Principal
 from hangar.domain.changes import ChangePlan
 from hangar.domain.spec import (
@@ -26,14 +26,14 @@ def create(body: EnvironmentCreate, c: Context = Depends(ctx)) -> EnvironmentPub
     return environments.create_environment(c, request=body)
 
 
-@router.get("/environments", dependencies=[Depends(require("read"))])
-def list_(c: Context = Depends(ctx)) -> list[EnvironmentPublic]:
-    return environments.list_environments(c)
+@router.get("/environments")
+def list_(c: Context = Depends(ctx), caller: Principal = Depends(require("read"))) -> list[EnvironmentPublic]:
+    return [disclosure.environment_for(env, caller.role) for env in environments.list_environments(c)]
 
 
-@router.get("/environments/{name}", dependencies=[Depends(require("read"))])
-def get(name: str, c: Context = Depends(ctx)) -> EnvironmentPublic:
-    return environments.get_environment(c, name=name)
+@router.get("/environments/{name}")
+def get(name: str, c: Context = Depends(ctx), caller: Principal = Depends(require("read"))) -> EnvironmentPublic:
+    return disclosure.environment_for(environments.get_environment(c, name=name), caller.role)
 
 
 @router.patch("/environments/{name}", name="environments.update", dependencies=[Depends(require("update"))])
@@ -58,9 +58,9 @@ def rollback(name: str, body: RollbackRequest, c: Context = Depends(ctx)) -> Env
     return environments.rollback_environment(c, name=name, to=body.to, allow_downgrade=body.allow_downgrade)
 
 
-@router.get("/environments/{name}/history", dependencies=[Depends(require("read"))])
-def history(name: str, c: Context = Depends(ctx)) -> list[RevisionPublic]:
-    return environments.list_history(c, name=name)
+@router.get("/environments/{name}/history")
+def history(name: str, c: Context = Depends(ctx), caller: Principal = Depends(require("read"))) -> list[RevisionPublic]:
+    return disclosure.history_for(environments.list_history(c, name=name), caller.role)
 
 
 @router.delete("/environments/{name}", status_code=202, name="environments.delete", dependencies=[Depends(require("admin"))])
@@ -75,9 +75,9 @@ def worker_samples(
     return environments.worker_history(c, name=name, minutes=minutes)
 
 
-@router.get("/environments/{name}/events", dependencies=[Depends(require("read"))])
-def events(name: str, c: Context = Depends(ctx)) -> list[EventPublic]:
-    return environments.list_events(c, name=name)
+@router.get("/environments/{name}/events")
+def events(name: str, c: Context = Depends(ctx), caller: Principal = Depends(require("read"))) -> list[EventPublic]:
+    return disclosure.events_for(environments.list_events(c, name=name), caller.role)
 
 
 @router.post("/environments/{name}/token", name="environments.token")
