@@ -6,7 +6,9 @@ The first create (runtime build + template migration) is reported apart, as `col
 Each Hangar run also records the CPU seconds every component (and the fork server) had used
 when the environment became AVAILABLE. With --fresh, the same creates are measured again on a
 control plane started with HANGAR_FORK_COMPONENTS=false (every component a fresh interpreter),
-alternating with the fork-server runs so both see the same load.
+alternating with the fork-server runs so both see the same load. With --no-isolation the other
+control plane runs every environment as the control plane's own user (HANGAR_ISOLATION=false), on
+the same interpreter, so the cost of per-environment users, roles and cgroups shows.
 """
 from __future__ import annotations
 
@@ -43,22 +45,31 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--fresh", action="store_true", help="also measure without the fork server")
+    parser.add_argument("--no-isolation", action="store_true",
+                        help="also measure with every environment as the control plane's own user")
     args = parser.parse_args()
+    if args.fresh and args.no_isolation:
+        parser.error("--fresh and --no-isolation each pair against one other control plane; give one")
     dags = hangar_side.dags_folder(EXAMPLE)
     report: dict = {"benchmark": "create", "runs": args.runs}
-    fresh_plane = hangar_side.control_plane(hangar_side.NO_FORK, env_port_start=32000) if args.fresh else nullcontext()
+    other = hangar_side.NO_FORK if args.fresh else hangar_side.NO_ISOLATION if args.no_isolation else None
+    other_name = "hangar_without_fork_server" if args.fresh else "hangar_without_isolation"
+    fresh_plane = hangar_side.control_plane(other, env_port_start=32000) if other else nullcontext()
     with hangar_side.control_plane() as plane, fresh_plane as fresh:
         report["cold"] = hangar_side.create_seconds(plane, "cold", dags)
         hangar_side.delete(plane, "cold")
+        if other:  # its first create may build its runtime or template: not a measured run
+            hangar_side.create_seconds(fresh, "cold", dags)
+            hangar_side.delete(fresh, "cold")
         runs, fresh_runs = [], []
         for i in range(args.runs):
             runs.append(_measured(plane, f"warm{i}", dags))
-            if args.fresh:
+            if other:
                 fresh_runs.append(_measured(fresh, f"fresh{i}", dags))
         airflow_bin = hangar_side.runtime_airflow(plane)
         report["hangar"] = _summary(runs)
-        if args.fresh:
-            report["hangar_without_fork_server"] = _summary(fresh_runs)
+        if other:
+            report[other_name] = _summary(fresh_runs)
         standalone = []
         for i in range(args.runs):
             work = Path(tempfile.mkdtemp(prefix="bench-standalone-"))

@@ -41,9 +41,13 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=20)
     parser.add_argument("--no-fork", action="store_true",
                         help="every component a fresh interpreter (HANGAR_FORK_COMPONENTS=false)")
+    parser.add_argument("--no-isolation", action="store_true",
+                        help="every environment as the control plane's own user (HANGAR_ISOLATION=false)")
     args = parser.parse_args()
-    report: dict = {"benchmark": "idle_footprint", "idle_seconds": args.idle, "fork_server": not args.no_fork}
-    with hangar_side.control_plane(hangar_side.NO_FORK if args.no_fork else None) as plane:
+    report: dict = {"benchmark": "idle_footprint", "idle_seconds": args.idle, "fork_server": not args.no_fork,
+                    "isolation": not args.no_isolation}
+    extra = {**(hangar_side.NO_FORK if args.no_fork else {}), **(hangar_side.NO_ISOLATION if args.no_isolation else {})}
+    with hangar_side.control_plane(extra) as plane:
         plane.create("idle", hangar_side.dags_folder(EXAMPLE))
         time.sleep(args.idle)
         report["hangar"] = hangar_side.environment_pss(plane, "idle")

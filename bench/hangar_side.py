@@ -24,6 +24,9 @@ from tests.e2e.harness import ControlPlane, free_port  # noqa: E402
 BENCH_DIR = Path(__file__).resolve().parent
 # a control plane whose components each start in a fresh interpreter, as before the fork server
 NO_FORK = {"HANGAR_FORK_COMPONENTS": "false"}
+# a control plane whose environments run as its own user (root), with the interpreter isolation
+# picks, so that both build the same runtime
+NO_ISOLATION = {"HANGAR_ISOLATION": "false", "HANGAR_RUNTIME_PYTHON": "/usr/bin/python3.11"}
 
 
 @contextmanager
@@ -42,6 +45,7 @@ def control_plane(extra_env: dict[str, str] | None = None, *, env_port_start: in
 
 def dags_folder(*files: Path) -> Path:
     folder = Path(tempfile.mkdtemp(prefix="hangar-bench-dags-"))
+    folder.chmod(0o755)  # environments that run as their own users read it
     for file in files:
         shutil.copy(file, folder / file.name)
     return folder

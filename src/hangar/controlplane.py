@@ -22,6 +22,7 @@ from hangar.reconciler import autoscaler, maintenance, snapshot_schedule
 from hangar.reconciler.handlers import Reconciler
 from hangar.reconciler.queue import ReconcileQueues, Work
 from hangar.runtime.metadb import EmbeddedPostgres
+from hangar.runtime import venvs
 from hangar.settings import Settings
 from hangar.store import repository
 from hangar.store.db import open_store
@@ -33,13 +34,15 @@ DAG_SYNC_SECONDS = 10.0
 class ControlPlane:
     def __init__(self, settings: Settings) -> None:
         settings.ensure_dirs()
+        if settings.isolated:  # environments' users run their runtime's interpreter
+            settings.runtime_python = venvs.python_for_everyone(settings.runtime_python)
         self.settings = settings
         self.backend = LocalBackend(interval=settings.monitor_interval, on_health=self._on_health)
         self.ctx = Context(
             settings=settings,
             store=open_store(settings.state_dir / "hangar.db"),
             envelope=Envelope(load_or_create_master_key(settings.master_key_file)),
-            postgres=EmbeddedPostgres(settings.pgdata_dir),
+            postgres=EmbeddedPostgres(settings.pgdata_dir, isolate=settings.isolated),
             backend=self.backend,
             submit=self._submit,
         )

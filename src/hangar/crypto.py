@@ -21,7 +21,7 @@ _NONCE = 12
 
 def write_private(path: Path, data: bytes) -> None:
     """Create `path` with mode 0600 from the first byte on."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)  # never through a link
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     path.chmod(0o600)

@@ -237,3 +237,15 @@ class BrokerUnreachable(ValidationFailed):
     """The Celery broker did not answer; the message carries the broker client's own error."""
 
     code = "BROKER_UNREACHABLE"
+
+
+class FolderUnreadable(PermanentError):
+    """A folder an environment reads is closed to the system user it runs as."""
+
+    code = "FOLDER_UNREADABLE"
+
+    def __init__(self, what: str, path: str, user: str, uid: int) -> None:
+        super().__init__(
+            f"the {what} {path} cannot be read by {user} (uid {uid}), the system user this environment runs "
+            f"as: make the folder and every folder above it readable and traversable by others (chmod o+rx), "
+            f"or take the DAGs from a bucket")

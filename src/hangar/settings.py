@@ -6,6 +6,7 @@ the only places Hangar writes.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -79,6 +80,12 @@ class Settings(BaseSettings):
     # The most task processes one environment may run at once (LocalExecutor: parallelism x
     # schedulers; Celery: concurrency x max_workers); requests over it are refused.
     max_task_processes: int = Field(default=256, gt=0)
+    # an isolated environment's tasks (processes and threads) and memory; None: from its class
+    environment_max_processes: int | None = Field(default=None, gt=0)
+    environment_memory_mib: int | None = Field(default=None, gt=0)
+    # Each environment runs as its own system user, with its own database role (SECURITY.md).
+    # Unset: when the control plane runs as root, which it needs for this.
+    isolation: bool | None = None
     # The largest request body the API reads (bytes); larger ones get 413 before they are read.
     max_request_bytes: int = Field(default=1024 * 1024, gt=0)
     # The largest bucket object upload (bytes), streamed to disk as it arrives.
@@ -99,6 +106,10 @@ class Settings(BaseSettings):
             value = info.data["home"] / "runtimes"
         # absolute: the path is written into each runtime's scripts
         return Path(value).expanduser().absolute() if isinstance(value, (str, Path)) else value
+
+    @property
+    def isolated(self) -> bool:
+        return self.isolation if self.isolation is not None else os.geteuid() == 0
 
     @property
     def state_dir(self) -> Path:
@@ -143,3 +154,9 @@ class Settings(BaseSettings):
         for path in (self.home, self.state_dir, self.runtimes_dir, self.environments_dir):
             path.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o700)
+        if self.isolated:
+            # each environment's user may pass through to its own folder (0700, its own) and read
+            # the runtimes; it may list neither the environments nor the buckets
+            self.environments_dir.chmod(0o711)
+            (self.home / "buckets").mkdir(exist_ok=True)
+            (self.home / "buckets").chmod(0o700)

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,29 @@ def private_folder(prefix: str) -> Path:
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     folder.chmod(0o755)
     return folder
+
+
+def _readable(path: Path) -> Path:
+    for folder in (path, *path.parents):
+        if folder == Path(tempfile.gettempdir()):
+            break
+        folder.chmod(folder.stat().st_mode | 0o055)
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def readable_temporary_folders() -> Iterator[None]:
+    """Tests run as root, so environments run as users of their own: a test's folders (DAGs,
+    plugins) must be readable by them, and pytest makes its temporary folders 0700. Every
+    folder pytest makes (tmp_path, tmp_path_factory.mktemp) is opened to others for reading."""
+    original = pytest.TempPathFactory.mktemp
+
+    def mktemp(self, basename: str, numbered: bool = True) -> Path:
+        return _readable(original(self, basename, numbered))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pytest.TempPathFactory, "mktemp", mktemp)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -195,6 +195,16 @@ class ControlPlane:
         token = self.token(name)
         return Airflow(base=env["webserver_url"], token=token, major=int(env["airflow_version"].split(".")[0]))
 
+    def postgres(self, dbname: str = "postgres"):
+        """A connection to the embedded PostgreSQL as the control plane makes it: postgres over the
+        socket, on the server's own port (recorded in hangar.port when it has one)."""
+        import psycopg2
+
+        pgdata = self.home / "pgdata"
+        port_file = pgdata / "hangar.port"
+        port = int(port_file.read_text()) if port_file.exists() else 5432
+        return psycopg2.connect(host=str(pgdata), port=port, user="postgres", dbname=dbname)
+
     def secrets(self, name: str) -> dict[str, str]:
         """An environment's secrets as Hangar reads them (data keys under KMS key versions under the master key)."""
         from hangar.crypto import Envelope

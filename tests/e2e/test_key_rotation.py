@@ -10,10 +10,10 @@ stored ciphertext changes, opens with the new key only, and the task still reads
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
-import psycopg2
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -70,7 +70,7 @@ def _env_id(plane: ControlPlane, name: str) -> str:
 def _stored_password(plane: ControlPlane, env_id: str) -> bytes:
     """The connection's `_password` column as Airflow stored it in the environment's metadata database."""
     database = f"hangar_env_{env_id.replace('-', '')}"
-    connection = psycopg2.connect(host=str(plane.home / "pgdata"), user="postgres", dbname=database)
+    connection = plane.postgres(database)
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT password, is_encrypted FROM connection WHERE conn_id = %s", (CONN_ID,))
@@ -130,7 +130,7 @@ def test_kms_and_fernet_rotation_keep_connections_readable(plane: ControlPlane, 
     assert env["status"] == "AVAILABLE", env
     env_id = _env_id(plane, NAME)
     before = read_secrets(plane, NAME)
-    assert set(before) == {"fernet_key", "jwt_secret", "secret_key"}
+    assert set(before) == {"fernet_key", "jwt_secret", "secret_key", "db_password"}
     assert _wrapping(plane, env_id) == {(key["key_id"], 1)}
 
     airflow = plane.airflow(NAME)
@@ -145,7 +145,9 @@ def test_kms_and_fernet_rotation_keep_connections_readable(plane: ControlPlane, 
     # 1. KMS key rotation: data keys re-wrapped, nothing restarts
     pids = _pids(plane.get(NAME))
     rotated = json.loads(plane.cli("key", "rotate", "alias/e2e-rotation", "--json").stdout)
-    assert (rotated["key_id"], rotated["current_version"], rotated["rewrapped"]) == (key["key_id"], 2, 3)
+    # one data key more when the environment runs as its own user: its database password
+    assert (rotated["key_id"], rotated["current_version"], rotated["rewrapped"]) == (
+        key["key_id"], 2, 4 if os.geteuid() == 0 else 3)
     listed = _keys(plane)[key["key_id"]]
     assert listed["versions"] == 2 and listed["rotated_at"]
     assert read_secrets(plane, NAME) == before
@@ -160,9 +162,9 @@ def test_kms_and_fernet_rotation_keep_connections_readable(plane: ControlPlane, 
     env = json.loads(result.stdout)
     assert env["status"] == "AVAILABLE" and env["last_update"]["status"] == "SUCCESS", env
     after = read_secrets(plane, NAME)
-    assert set(after) == {"fernet_key", "jwt_secret", "secret_key"}  # the pending key is gone
+    assert set(after) == {"fernet_key", "jwt_secret", "secret_key", "db_password"}  # the pending key is gone
     assert after["fernet_key"] != before["fernet_key"]
-    assert {k: after[k] for k in ("jwt_secret", "secret_key")} == {k: before[k] for k in ("jwt_secret", "secret_key")}
+    assert {k: after[k] for k in ("jwt_secret", "secret_key", "db_password")} == {k: before[k] for k in ("jwt_secret", "secret_key", "db_password")}
     assert _pids(env) != pids
     events = plane.events(NAME)
     assert [e["status"] for e in events][-2:] == ["UPDATING", "AVAILABLE"]

@@ -156,9 +156,7 @@ def _env_id(plane: ControlPlane, name: str) -> str:
 
 
 def _databases(plane: ControlPlane) -> set[str]:
-    import psycopg2
-
-    connection = psycopg2.connect(host=str(plane.home / "pgdata"), user="postgres", dbname="postgres")
+    connection = plane.postgres()
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT datname FROM pg_database")

@@ -7,7 +7,6 @@ import signal
 import sqlite3
 
 import psutil
-import psycopg2
 
 from tests.e2e.harness import ControlPlane, wait_for
 
@@ -94,7 +93,7 @@ def test_an_environment_deleted_during_its_create_stays_deleted_across_restarts(
         assert not root.exists()
         left = [p.pid for p in psutil.process_iter(["cwd"]) if (p.info["cwd"] or "").startswith(str(root))]
         assert left == [], f"processes of the deleted environment run again: {left}"
-    with psycopg2.connect(host=str(plane.home / "pgdata"), user="postgres", dbname="postgres") as db, db.cursor() as c:
+    with plane.postgres() as db, db.cursor() as c:
         c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
         assert c.fetchone() is None
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import select
 import socket
 import subprocess
@@ -25,6 +26,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from hangar.backend.identity import RunAs, open_log
 from hangar.backend.pidfiles import SPAWN_ENV
 from hangar.backend.plan import LaunchPlan
 from hangar.backend.process import ProcessSpec
@@ -48,20 +50,22 @@ class ForkRequest:
                            "pid_file": str(self.pid_file), "record": self.record}).encode() + b"\n"
 
 
-def forkserver_key(*, python: Path, env: dict[str, str], cfg: Path) -> str:
+def forkserver_key(*, python: Path, env: dict[str, str], cfg: Path, run_as: RunAs | None = None) -> str:
     """What a fork server's imports depend on: a change to any of it needs a new one."""
     try:
         cfg_bytes = cfg.read_bytes()
     except OSError:
         cfg_bytes = b""
-    payload = json.dumps([str(python), sorted(env.items()), hashlib.sha256(cfg_bytes).hexdigest()])
+    payload = json.dumps([str(python), sorted(env.items()), hashlib.sha256(cfg_bytes).hexdigest(),
+                          None if run_as is None else [run_as.uid, run_as.max_processes, list(run_as.cgroups)]])
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
 class ForkServer:
     def __init__(self, *, key: str, python: Path, env: dict[str, str], cwd: Path, log_file: Path,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (), run_as: RunAs | None = None) -> None:
         self.key = key
+        self._run_as = run_as
         self._argv = [str(python), "-m", "hangar_airflow.forkserver", *extra_args]
         self._env, self._cwd, self._log_file = env, cwd, log_file
         self._lock = threading.Lock()
@@ -76,11 +80,11 @@ class ForkServer:
         ours, theirs = socket.socketpair()
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with open(self._log_file, "ab") as out:
+            with open_log(self._log_file, self._run_as) as out:
                 self._popen = subprocess.Popen(
                     [*self._argv, "--fd", str(theirs.fileno())], env=self._env, cwd=self._cwd, stdout=out,
                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
-                    start_new_session=True,
+                    start_new_session=True, **(self._run_as.popen() if self._run_as is not None else {}),
                 )
         except OSError as exc:
             ours.close()
@@ -210,14 +214,14 @@ class Forker:
             self.plan = plan
             if not plan.forks:
                 return None
-            key = forkserver_key(python=plan.python, env=plan.env, cfg=_cfg_path(plan))
+            key = forkserver_key(python=plan.python, env=plan.env, cfg=_cfg_path(plan), run_as=plan.run_as)
             if self.server is not None and self.server.key == key:
                 return self.server  # a GONE one too: its inputs failed once, so they start fresh
             if self.server is not None:
                 self.server.close()
             self.server = ForkServer(key=key, python=plan.python, env=plan.env, cwd=plan.root,
                                      log_file=plan.root / "logs" / "components" / "forkserver.log",
-                                     extra_args=self.extra_args)
+                                     extra_args=self.extra_args, run_as=plan.run_as)
             self.server.start()
             return self.server
 

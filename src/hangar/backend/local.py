@@ -78,6 +78,7 @@ class EnvironmentProcesses:
             start_seconds=self.plan.start_seconds,
             start_retries=self.plan.start_retries,
             stable_seconds=self.plan.stable_seconds,
+            run_as=self.plan.run_as,
         )
 
     def start(self, *, adopt: bool) -> list[str]:

@@ -46,6 +46,8 @@ from pathlib import Path
 
 import psutil
 
+from hangar.files import write_atomically
+
 SPAWN_ENV = "HANGAR_SPAWN_ID"  # hangar_airflow.launch keeps it across the startup script
 
 
@@ -69,10 +71,24 @@ def write_pid_file(pid_file: Path, *, pid: int, create_time: float, argv: list[s
 
 
 def read_record(path: Path) -> dict | None:
+    """The record in `path`, or None.
+
+    A file that another user wrote (an environment's fork server, as the environment's user)
+    counts only when the process it names is alive and that user's: the environment's code can
+    write there too, and must not make the control plane signal or adopt anyone else's process."""
     try:
-        return json.loads(path.read_text())
+        owner = path.stat().st_uid
+        record = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return None
+    if owner == os.geteuid():
+        return record
+    try:
+        if psutil.Process(int(record["pid"])).uids().real == owner:
+            return record
+    except (KeyError, TypeError, ValueError, psutil.Error):
+        pass
+    return None
 
 
 def settle(pid_file: Path) -> None:
@@ -173,15 +189,4 @@ def _kill_group(process: psutil.Process) -> None:
 
 
 def _write_atomically(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as file:
-        file.write(json.dumps(record))
-        file.flush()
-        os.fsync(file.fileno())
-    tmp.replace(path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a crash of the machine
-    finally:
-        os.close(directory)
+    write_atomically(path, json.dumps(record).encode(), durable=True)

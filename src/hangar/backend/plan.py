@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hangar.backend.identity import RunAs
 from hangar.backend.components import WORKER_PREFIX, Component, WorkerPlan, components_for, is_worker, worker_component
 
 
@@ -39,6 +40,8 @@ class LaunchPlan:
     workers: WorkerPlan | None = None
     # how long a worker being scaled down or replaced may take to finish its tasks
     worker_drain_seconds: float = 21600.0
+    # the environment's own system user (backend.identity); None: the control plane's user
+    run_as: RunAs | None = None
 
     def component(self, name: str) -> Component:
         """The component `name` as this plan runs it."""

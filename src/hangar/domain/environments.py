@@ -123,14 +123,15 @@ def plan_update(ctx: Context, *, name: str, request: EnvironmentUpdate) -> Chang
                        to_revision=next_revision)
     if plan.kind in (ChangeKind.RUNTIME, ChangeKind.UPGRADE) and running.source is None and spec.source is None:
         from hangar.runtime import preflight
-        from hangar.runtime.venvs import runtime_key, Runtime
+        from hangar.runtime.venvs import Runtime, builder_for, runtime_key
 
         key = runtime_key(python=ctx.settings.runtime_python, airflow_version=running.airflow_version,
                           requirements=running.requirements, epoch=epoch, celery=running.executor == Executor.celery)
         old = Runtime(key=key, path=ctx.settings.runtimes_dir / key, airflow_version=running.airflow_version)
         if old.python.exists():
             diff = preflight.package_diff(old=old, airflow_version=spec.airflow_version, requirements=spec.requirements,
-                                          celery=spec.executor == Executor.celery)
+                                          celery=spec.executor == Executor.celery,
+                                          builder=builder_for(ctx.settings.isolated))
             plan.packages = ([PackageChange(name=p.name, new=p.version) for p in diff.added]
                              + [PackageChange(name=p.name, old=p.version) for p in diff.removed]
                              + [PackageChange(name=p.name, old=p.old, new=p.new) for p in diff.changed])
@@ -374,6 +375,8 @@ def _new_secrets() -> dict[str, str]:
         "fernet_key": Fernet.generate_key().decode(),
         "jwt_secret": secrets.token_urlsafe(48),
         "secret_key": secrets.token_urlsafe(32),
+        # the password of its own role on the embedded PostgreSQL (used when environments are isolated)
+        "db_password": secrets.token_urlsafe(32),
     }
 
 

@@ -49,3 +49,28 @@ def _number(value: object, default: int) -> int:
         return int(str(value)) if value is not None else default
     except ValueError:
         return default
+
+
+# An environment's own limits (applied by backend.confinement when it runs as its own user)
+BASE_TASKS = 256  # an idle environment runs about 40 tasks (processes and threads); room for its CLI calls
+TASKS_PER_SLOT = 8  # a running task: its supervisor, the task itself and their threads
+MEMORY_PER_TASK_SLOT = 0.4 * 2**30  # MWAA's worker memory per task it runs (mw1.small: 5 tasks, 2 GB)
+
+
+def environment_limits(spec: Spec, *, max_processes: int | None, memory_mib: int | None) -> tuple[int, int]:
+    """(tasks, memory in bytes) the environment's processes may use together: from its class
+    and its task processes, capped by the host's settings when they are set.
+
+    Memory: one worker's worth (tasks per worker x 0.4 GiB, MWAA's worker memory) for the
+    api-server, the triggerer and dag-processor together, one for each scheduler, one for each
+    Celery worker it may scale to."""
+    assert spec.schedulers is not None and spec.max_workers is not None
+    tasks = BASE_TASKS + TASKS_PER_SLOT * task_processes(spec)[0]
+    preset = PRESETS[spec.environment_class]
+    units = 1 + spec.schedulers + (spec.max_workers if spec.executor == Executor.celery else 0)
+    memory = int(MEMORY_PER_TASK_SLOT * preset.worker_concurrency * units)
+    if max_processes is not None:
+        tasks = min(tasks, max_processes)
+    if memory_mib is not None:
+        memory = min(memory, memory_mib * 2**20)
+    return tasks, memory

@@ -131,10 +131,14 @@ class Autoscaler:
 
     def _db_url(self, env_id: str, database: str | None) -> str:
         with self.ctx.store.session() as session:
-            external = repository.get_secrets(session, self.ctx.envelope, env_id=env_id).get("metadata_db_url")
-        if external:
-            return external
+            secrets = repository.get_secrets(session, self.ctx.envelope, env_id=env_id)
+        if secrets.get("metadata_db_url"):
+            return secrets["metadata_db_url"]
         assert database is not None
+        if self.ctx.settings.isolated and secrets.get("db_password"):
+            # the environment's own role: its database is its code's to shape (a view, a function),
+            # so the control plane reads it with no more rights than the environment has
+            return self.ctx.postgres.role_url(database, password=secrets["db_password"])
         return self.ctx.postgres.url(database)
 
     def _forget(self, env_id: str) -> None:

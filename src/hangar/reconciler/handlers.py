@@ -16,17 +16,21 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from secrets import token_urlsafe
 
 from cryptography.fernet import Fernet
 
+from hangar.backend import confinement, identity
+from hangar.backend.identity import RunAs
 from hangar.backend.local import EnvironmentProcesses, LaunchPlan
 from hangar.context import Context
 from hangar.domain.environments import ROTATE_FERNET
 from hangar.domain.lifecycle import change_status
+from hangar.domain.limits import environment_limits
 from hangar.domain.redaction import redact_failure
 from hangar.domain.spec import Executor, Spec, parse_version
 from hangar.domain.status import Status
-from hangar.errors import CeleryBrokerNotConfigured, ComponentFailed, HangarError, OperationSuperseded, PermanentError
+from hangar.errors import CeleryBrokerNotConfigured, ComponentFailed, FolderUnreadable, HangarError, OperationSuperseded, PermanentError
 from hangar.backend.components import WorkerPlan
 from hangar.domain.changes import roles
 from hangar.reconciler.port_claims import claim_ports
@@ -36,7 +40,7 @@ from hangar.reconciler import maintenance as maintenance_work
 from hangar.buckets import store as buckets
 from hangar.domain.changes import ChangeKind, plan_change
 from hangar.runtime import airflow_config, broker, metadb, plugins, preflight, startup, upgrade
-from hangar.runtime.venvs import Runtime, ensure_runtime
+from hangar.runtime.venvs import Runtime, builder_for, ensure_runtime
 from hangar.store import repository
 from hangar.store.models import OperationRow, utcnow
 
@@ -59,6 +63,7 @@ class Target:
     plugins_dir: Path  # this revision's plugins folder (hangar.runtime.plugins.stage)
     startup_script: Path | None
     cfg_text: str  # airflow.cfg as this revision renders it; written when the revision goes live
+    run_as: RunAs | None = None  # the environment's own system user (isolation), else None
 
 
 class Reconciler:
@@ -173,20 +178,24 @@ class Reconciler:
         timeout = self.ctx.settings.startup_timeout
         if target.spec.requirements and target.runtime.key != old.runtime.key:
             self._step(work, "pre-flight: importing the requirements in the new runtime")
-            preflight.check_imports(runtime=target.runtime, requirements=target.spec.requirements, env=env)
+            preflight.check_imports(runtime=target.runtime, requirements=target.spec.requirements, env=env,
+                                    run_as=target.run_as)
         if target.plugins_dir != old.plugins_dir or target.runtime.key != old.runtime.key:
             self._step(work, "pre-flight: importing the plugins in the new runtime")
-            preflight.check_plugins(runtime=target.runtime, plugins_dir=target.plugins_dir, env=env)
+            preflight.check_plugins(runtime=target.runtime, plugins_dir=target.plugins_dir, env=env, run_as=target.run_as)
         if target.spec.startup_script:
             self._step(work, "pre-flight: running the startup script in a sandbox")
-            result = preflight.check_startup_script(script=target.spec.startup_script, env=env, timeout=timeout)
+            result = preflight.check_startup_script(script=target.spec.startup_script, env=env, timeout=timeout,
+                                                    run_as=target.run_as)
             for warning in getattr(result, "warnings", []):
                 self._step(work, f"pre-flight: {warning}")
         if target.runtime.key != old.runtime.key:
             self._step(work, "pre-flight: parsing the DAGs with the new runtime")
-            new_errors = preflight.parse_dags(runtime=target.runtime, dags_dir=Path(target.dags), env=env)
+            new_errors = preflight.parse_dags(runtime=target.runtime, dags_dir=Path(target.dags), env=env,
+                                              run_as=target.run_as)
             if new_errors:
-                old_errors = preflight.parse_dags(runtime=old.runtime, dags_dir=Path(old.dags), env=self._preflight_env(old))
+                old_errors = preflight.parse_dags(runtime=old.runtime, dags_dir=Path(old.dags), env=self._preflight_env(old),
+                                                  run_as=old.run_as)
                 broken = preflight.new_dag_errors(old_errors, new_errors)
                 if broken:
                     raise preflight.DagImportErrors(broken)
@@ -197,6 +206,7 @@ class Reconciler:
         env = dict(self.launch_plan(target).env)
         side = target.layout.root / f"airflow.r{target.revision}.cfg"
         airflow_config.write_cfg_file(side, target.cfg_text)
+        identity.give(side, target.run_as)
         env["AIRFLOW_CONFIG"] = str(side)
         return env
 
@@ -222,9 +232,11 @@ class Reconciler:
             path = upgrade.plan_upgrade(current=old.spec.airflow_version, target=target.spec.airflow_version,
                                         allow_downgrade=True)
             if path.kind == "downgrade":
-                upgrade.downgrade(old=target.runtime, new=old.runtime, url=target.db_url, progress=self._progress_of(work))
+                upgrade.downgrade(old=target.runtime, new=old.runtime, url=target.db_url, progress=self._progress_of(work),
+                                  run_as=target.run_as)
             else:
-                upgrade.migrate(old=old.runtime, new=target.runtime, url=target.db_url, progress=self._progress_of(work))
+                upgrade.migrate(old=old.runtime, new=target.runtime, url=target.db_url, progress=self._progress_of(work),
+                                run_as=target.run_as)
             self._wait_ready(work, self._go_live(work, target))
         except HangarError as exc:
             self.ctx.backend.stop_environment(work.env_id, target.layout.root)
@@ -247,8 +259,11 @@ class Reconciler:
         if database:
             self._step(work, f"dropping database {database}")
             self.ctx.postgres.drop(database)
+            self.ctx.postgres.drop_role(database)
         self._step(work, "removing files")
         shutil.rmtree(root, ignore_errors=True)
+        confinement.remove(work.env_id)
+        identity.remove_user(work.env_id)
         self._finish(work, revision, Status.DELETED, "deleted")
 
     def _roll_back(self, work: Work, old: Target, exc: HangarError) -> None:
@@ -335,6 +350,15 @@ class Reconciler:
 
     # --- steps ---
 
+    def _db_password(self, env_id: str) -> str:
+        """The password of the environment's database role; made now for one created before roles."""
+        with self.ctx.store.session() as session:
+            password = repository.get_secrets(session, self.ctx.envelope, env_id=env_id).get("db_password")
+            if password is None:
+                password = token_urlsafe(32)
+                repository.put_secret(session, self.ctx.envelope, env_id=env_id, name="db_password", value=password)
+        return password
+
     def _layout(self, env_id: str) -> airflow_config.EnvironmentLayout:
         return airflow_config.EnvironmentLayout(root=self.ctx.settings.environments_dir / env_id)
 
@@ -357,13 +381,18 @@ class Reconciler:
 
         layout = self._layout(work.env_id)
         layout.create()
+        run_as = None
+        if settings.isolated:
+            tasks, memory = environment_limits(spec, max_processes=settings.environment_max_processes,
+                                               memory_mib=settings.environment_memory_mib)
+            run_as = identity.ensure_user(work.env_id).confined(work.env_id, confinement.Limits(tasks, memory))
         plugin_archive = None
         if spec.source is not None:
             spec, plugin_archive = self._from_bucket(work, spec, layout)
         runtime = ensure_runtime(
             root=settings.runtimes_dir, python=settings.runtime_python, airflow_version=spec.airflow_version,
             requirements=spec.requirements, progress=_Throttled(lambda text: self._progress(work, text)), epoch=epoch,
-            celery=spec.executor == Executor.celery,
+            celery=spec.executor == Executor.celery, builder=builder_for(settings.isolated),
         )
         self._step(work, f"runtime {runtime.key} ready")
         if external:
@@ -374,8 +403,16 @@ class Reconciler:
                 template = f"hangar_tpl_{runtime.key}"
                 self.ctx.postgres.ensure_template(template, runtime=runtime, progress=lambda t: self._progress(work, t))
                 self.ctx.postgres.create_from_template(database, template=template)
-            db_url = self.ctx.postgres.url(database)
+            if run_as is not None:  # reached as its own role, over loopback TCP
+                password = self._db_password(work.env_id)
+                self.ctx.postgres.ensure_role(database, password=password)
+                db_url = self.ctx.postgres.role_url(database, password=password)
+            else:
+                db_url = self.ctx.postgres.url(database)
             self._step(work, f"metadata database {database} ready")
+        if run_as is not None and spec.plugins and not identity.can_read(Path(spec.plugins), run_as):
+            # copied by the control plane, which reads what the environment may not
+            raise FolderUnreadable("plugins folder", spec.plugins, run_as.name, run_as.uid)
         plugins_dir = plugins.stage(layout.root / "plugins", source=Path(spec.plugins) if spec.plugins else None,
                                     archive=plugin_archive)
         script = None
@@ -385,8 +422,13 @@ class Reconciler:
             script.parent.mkdir(parents=True, exist_ok=True)
             script.write_text(spec.startup_script)
         assert spec.dags is not None
+        if run_as is not None:
+            identity.hand_over(layout.root, run_as)
+            if not identity.can_read(Path(spec.dags), run_as):
+                raise FolderUnreadable("DAGs folder", spec.dags, run_as.name, run_as.uid)
         return Target(env_id=work.env_id, name=name, revision=revision, spec=spec, runtime=runtime, layout=layout,
                       ports=env_ports, db_url=db_url, dags=spec.dags, plugins_dir=plugins_dir, startup_script=script,
+                      run_as=run_as,
                       cfg_text=airflow_config.render_cfg(spec=spec, layout=layout, ports=env_ports, plugins_dir=plugins_dir,
                                                          drain_seconds=settings.drain_seconds,
                                                          broker_url=settings.celery_broker_url))
@@ -395,9 +437,11 @@ class Reconciler:
         """The revision's configuration and DAGs become the ones Airflow reads. Components
         that read nothing that changed go on; the rest are replaced by _launch."""
         if target.spec.external_metadata_db:
-            metadb.migrate(runtime=target.runtime, url=target.db_url)
+            metadb.migrate(runtime=target.runtime, url=target.db_url, run_as=target.run_as)
         airflow_config.write_cfg_text(target.layout, target.cfg_text)
         target.layout.point_dags_at(target.dags)
+        if target.run_as is not None:
+            identity.hand_over(target.layout.root, target.run_as)
 
     def _go_live(self, work: Work, target: Target) -> EnvironmentProcesses:
         self._activate(target)
@@ -434,6 +478,8 @@ class Reconciler:
             spec=target.spec, layout=target.layout, runtime_bin=target.runtime.path / "bin", secrets=secrets,
             db_url=target.db_url, broker_url=self.ctx.settings.celery_broker_url,
         )
+        if target.run_as is not None:
+            env.update(target.run_as.env(home=target.layout.root))
         wrapper: list[str] = []
         if target.startup_script is not None:
             env.update(startup.launch_env())
@@ -456,6 +502,7 @@ class Reconciler:
             drain_seconds=self.ctx.settings.drain_seconds, schedulers=spec.schedulers or 1, workers=workers,
             worker_drain_seconds=self.ctx.settings.worker_drain_seconds,
             fork=self.ctx.settings.fork_components, fork_ready_timeout=self.ctx.settings.fork_ready_timeout,
+            run_as=target.run_as,
             component_env={n: {**airflow_config.component_env(target.spec, n), "HANGAR_CONFIG_DIGEST": digests[n]}
                            for n in names},
         )
@@ -571,7 +618,8 @@ def _rotate_fernet_key(plan: LaunchPlan, timeout: float = 600) -> None:
     reads the same airflow.cfg, database and "new,old" fernet keys."""
     try:
         result = subprocess.run([str(plan.airflow_bin), "rotate-fernet-key"], env=plan.env, cwd=plan.root,
-                                capture_output=True, text=True, timeout=timeout)
+                                capture_output=True, text=True, timeout=timeout,
+                                **(plan.run_as.popen() if plan.run_as is not None else {}))
     except subprocess.TimeoutExpired:
         raise FernetRotationFailed(f"`airflow rotate-fernet-key` did not finish in {timeout:.0f} s") from None
     if result.returncode != 0:

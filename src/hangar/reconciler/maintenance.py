@@ -45,7 +45,7 @@ from hangar.domain.status import Status
 from hangar.errors import ComponentFailed
 from hangar.reconciler.queue import Work
 from hangar.runtime import preflight
-from hangar.runtime.venvs import Runtime, runtime_key
+from hangar.runtime.venvs import Runtime, builder_for, runtime_key
 from hangar.store import repository
 from hangar.store.models import EnvironmentRow, OperationRow, utcnow
 
@@ -122,7 +122,8 @@ def detect(ctx: Context) -> list[str]:
             if not running.python.exists():
                 continue
             diff = preflight.package_diff(old=running, airflow_version=spec.airflow_version, requirements=requirements,
-                                          python=settings.runtime_python, celery=spec.executor == "celery")
+                                          python=settings.runtime_python, celery=spec.executor == "celery",
+                                          builder=builder_for(settings.isolated))
             if diff.changed:
                 changes = ", ".join(f"{c.name} {c.old} -> {c.new}" for c in diff.changed)
                 if maintenance.record_detected(ctx, env_id=env_id, reason=f"newer releases of installed packages: {changes}"):

@@ -17,6 +17,7 @@ from secrets import token_urlsafe
 from dataclasses import dataclass
 from pathlib import Path
 
+from hangar.files import write_atomically
 from hangar.crypto import write_private
 from hangar.domain.classes import PRESETS, parallelism, scheduler_parallelism
 from hangar.domain.spec import AccessMode, Executor, Spec, parse_version
@@ -78,7 +79,8 @@ class EnvironmentLayout:
         return self.root / "run"
 
     def create(self) -> None:
-        for path in (self.root, self.plugins, self.logs, self.run):
+        # every folder the environment's own processes write in (their user owns them, hand_over)
+        for path in (self.root, self.plugins, self.logs, self.logs / "components", self.run):
             path.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o700)
         (self.plugins / "hangar_login.py").write_text("from hangar_airflow.plugin import HangarPlugin  # noqa: F401\n")
@@ -277,9 +279,7 @@ def write_cfg_text(layout: EnvironmentLayout, text: str) -> None:
 
 
 def write_cfg_file(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_atomically(path, text.encode())
 
 
 def process_env(

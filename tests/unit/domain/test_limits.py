@@ -54,3 +54,16 @@ def test_the_class_limit_applies_under_a_generous_host():
                                                                        EnvironmentClass.mw1_2xlarge)])
 def test_every_class_at_its_defaults_fits_the_default_host_limit(cls):
     check_task_processes(spec(environment_class=cls), host_limit=256)
+
+
+def test_an_environment_s_own_limits_follow_its_class_and_executor_and_the_host_caps_them():
+    from hangar.domain.limits import environment_limits
+
+    small = spec(environment_class="small")
+    tasks, memory = environment_limits(small, max_processes=None, memory_mib=None)
+    assert tasks == 256 + 8 * 16
+    assert memory == int(0.4 * 2**30 * 5 * 2)  # 5 tasks per worker; the rest, and one scheduler
+    celery = spec(environment_class="mw1.small", executor="celery", max_workers=4, min_workers=1,
+                  schedulers=1)
+    assert environment_limits(celery, max_processes=None, memory_mib=None) == (256 + 8 * 20, int(0.4 * 2**30 * 5 * 6))
+    assert environment_limits(celery, max_processes=300, memory_mib=1024) == (300, 2**30)

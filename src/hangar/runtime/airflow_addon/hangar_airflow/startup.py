@@ -53,26 +53,34 @@ class ScriptResult:
         return self.returncode == 0 and not self.timed_out
 
 
-def run_script(path: str | os.PathLike[str], *, env: dict[str, str], timeout: float, cwd: str | os.PathLike[str]) -> ScriptResult:
+def run_script(path: str | os.PathLike[str], *, env: dict[str, str], timeout: float, cwd: str | os.PathLike[str],
+               owner: tuple[int, int] | None = None, spawn: dict | None = None) -> ScriptResult:
+    """`owner` (uid, gid): the user it runs as, who gets the scratch folder; `spawn`: the
+    subprocess.Popen arguments that make the process that user."""
     with tempfile.TemporaryDirectory(prefix="hangar-startup-") as scratch:
+        if owner is not None:
+            os.chown(scratch, *owner)
         dump = Path(scratch) / "env"
         returncode, output, timed_out = run_group(
-            ["bash", "-c", _SOURCE, "hangar-startup", str(path), str(dump)], env=env, timeout=timeout, cwd=cwd
+            ["bash", "-c", _SOURCE, "hangar-startup", str(path), str(dump)], env=env, timeout=timeout, cwd=cwd,
+            spawn=spawn,
         )
         exports = {} if timed_out else _exports(dump, env)
     return ScriptResult(returncode=returncode, exports=exports, output=output, timed_out=timed_out)
 
 
 def run_group(
-    argv: list[str], *, env: dict[str, str], timeout: float, cwd: str | os.PathLike[str]
+    argv: list[str], *, env: dict[str, str], timeout: float, cwd: str | os.PathLike[str],
+    spawn: dict | None = None,
 ) -> tuple[int, str, bool]:
-    """Run `argv` in its own session: (returncode, stdout+stderr, timed_out).
+    """Run `argv` in its own session: (returncode, stdout+stderr, timed_out); `spawn`: more
+    subprocess.Popen arguments (the user it runs as).
 
     When it ends or times out, whatever is left of its process group is killed."""
     with tempfile.TemporaryFile() as out:
         process = subprocess.Popen(
             argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, **(spawn or {}),
         )
         timed_out = not _wait_unreaped(process.pid, timeout)
         # the leader's pid is the group id; it stays unreaped (a zombie) until the group
