@@ -195,6 +195,18 @@ class ControlPlane:
         token = self.token(name)
         return Airflow(base=env["webserver_url"], token=token, major=int(env["airflow_version"].split(".")[0]))
 
+    def env_id(self, name: str) -> str:
+        """The id of the live environment `name`, from the state database."""
+        from hangar.store import repository
+        from hangar.store.db import open_store
+
+        store = open_store(self.home / "state" / "hangar.db")
+        try:
+            with store.session() as session:
+                return repository.get_live(session, name).id
+        finally:
+            store.engine.dispose()
+
     def postgres(self, dbname: str = "postgres"):
         """A connection to the embedded PostgreSQL as the control plane makes it: postgres over the
         socket, on the server's own port (recorded in hangar.port when it has one)."""

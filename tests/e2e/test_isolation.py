@@ -22,18 +22,6 @@ from tests.e2e.harness import ControlPlane, wait_for
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="environments have users of their own only under root")
 
 
-def env_id(plane: ControlPlane, name: str) -> str:
-    from hangar.store import repository
-    from hangar.store.db import open_store
-
-    store = open_store(plane.home / "state" / "hangar.db")
-    try:
-        with store.session() as session:
-            return repository.get_live(session, name).id
-    finally:
-        store.engine.dispose()
-
-
 def database(identifier: str) -> str:
     return f"hangar_env_{identifier.replace('-', '')}"
 
@@ -75,7 +63,7 @@ def test_an_op_startup_script_reaches_no_secret_and_no_other_environment(plane: 
     plane.create("probe", dags)
     try:
         check_a_build_script_runs_as_the_build_user(plane, "probe", tmp_path)
-        other = env_id(plane, shared_env)
+        other = plane.env_id(shared_env)
         port = (plane.home / "pgdata" / "hangar.port").read_text().strip()
         connect = ("python3 -c " + shlex.quote(
             "import sys, psycopg2; psycopg2.connect(host=sys.argv[1], port=int(sys.argv[2]), user='postgres', "
@@ -153,7 +141,7 @@ def check_a_build_script_runs_as_the_build_user(plane: ControlPlane, name: str, 
 
 def test_every_environment_process_runs_as_its_own_user(plane: ControlPlane, shared_env: str) -> None:
     plane.wait(shared_env)
-    identifier = env_id(plane, shared_env)
+    identifier = plane.env_id(shared_env)
     owner = pwd.getpwnam(f"hangar-{identifier.replace('-', '')[:16]}")
     processes = environment_processes(plane, identifier)
     names = {" ".join(p.cmdline()[:2]) for p in processes}
@@ -177,7 +165,7 @@ def test_every_environment_process_runs_as_its_own_user(plane: ControlPlane, sha
 
 def test_a_deleted_environment_leaves_nothing_across_two_restarts(plane: ControlPlane, dags) -> None:
     plane.create("ephemeral", dags)
-    identifier = env_id(plane, "ephemeral")
+    identifier = plane.env_id("ephemeral")
     user = f"hangar-{identifier.replace('-', '')[:16]}"
     uid = pwd.getpwnam(user).pw_uid
     plane.delete("ephemeral")

@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
-from hangar.store import repository
-from hangar.store.db import open_store
 
 from tests.e2e.harness import ControlPlane
 
@@ -56,15 +54,6 @@ def {DAG_ID}():
 
 def read_secrets(plane: ControlPlane, name: str) -> dict[str, str]:
     return plane.secrets(name)
-
-
-def _env_id(plane: ControlPlane, name: str) -> str:
-    store = open_store(plane.home / "state" / "hangar.db")
-    try:
-        with store.session() as session:
-            return repository.get_live(session, name).id
-    finally:
-        store.engine.dispose()
 
 
 def _stored_password(plane: ControlPlane, env_id: str) -> bytes:
@@ -128,7 +117,7 @@ def test_kms_and_fernet_rotation_keep_connections_readable(plane: ControlPlane, 
     assert response.status_code == 201, response.text
     env = plane.wait(NAME)
     assert env["status"] == "AVAILABLE", env
-    env_id = _env_id(plane, NAME)
+    env_id = plane.env_id(NAME)
     before = read_secrets(plane, NAME)
     assert set(before) == {"fernet_key", "jwt_secret", "secret_key", "db_password"}
     assert _wrapping(plane, env_id) == {(key["key_id"], 1)}

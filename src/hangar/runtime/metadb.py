@@ -114,6 +114,10 @@ class EmbeddedPostgres:
         _check(database)
         with self.admin() as cursor:
             pg_access.ensure_role(cursor, database=database, password=password)
+        self._give_objects(database)
+
+    def _give_objects(self, database: str) -> None:
+        """Everything in `database` to the role named like it (pg_access.give_objects)."""
         connection = self.connect(database)
         try:
             with connection, connection.cursor() as cursor:
@@ -246,12 +250,7 @@ class EmbeddedPostgres:
             if cursor.fetchone() is None:
                 return
             cursor.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database), sql.Identifier(database)))
-        connection = self.connect(database)
-        try:
-            with connection, connection.cursor() as cursor:
-                pg_access.give_objects(cursor, role=database)
-        finally:
-            connection.close()
+        self._give_objects(database)
 
 
 def _check(name: str) -> None:
