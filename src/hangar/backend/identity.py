@@ -56,35 +56,39 @@ class RunAs:
         return {"HOME": str(home), "USER": self.name, "LOGNAME": self.name}
 
 
-def can_isolate() -> bool:
-    return os.geteuid() == 0
-
-
 def user_name(env_id: str) -> str:
     return PREFIX + env_id.replace("-", "")[:16]  # system user names stay within 32 characters
 
 
 def lookup(env_id: str) -> RunAs | None:
+    return _by_name(user_name(env_id))
+
+
+def _by_name(name: str) -> RunAs | None:
     try:
-        entry = pwd.getpwnam(user_name(env_id))
+        entry = pwd.getpwnam(name)
     except KeyError:
         return None
     return RunAs(name=entry.pw_name, uid=entry.pw_uid, gid=entry.pw_gid)
 
 
-def ensure_user(env_id: str) -> RunAs:
-    """The environment's system user, made now if it does not exist yet."""
+def _system_user(name: str, comment: str) -> RunAs:
+    """The unprivileged system user `name` (no home, no shell), made now if it does not exist."""
     with _LOCK:
-        found = lookup(env_id)
+        found = _by_name(name)
         if found is not None:
             return found
-        name = user_name(env_id)
         _run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-              "--shell", "/usr/sbin/nologin", "--comment", "Hangar environment", name], what=f"make user {name}")
-        found = lookup(env_id)
+              "--shell", "/usr/sbin/nologin", "--comment", comment, name], what=f"make user {name}")
+        found = _by_name(name)
         if found is None:
             raise IdentityError(f"useradd made no user {name}")
         return found
+
+
+def ensure_user(env_id: str) -> RunAs:
+    """The environment's system user, made now if it does not exist yet."""
+    return _system_user(user_name(env_id), "Hangar environment")
 
 
 BUILD_USER = "hangar-build"
@@ -93,15 +97,7 @@ BUILD_USER = "hangar-build"
 def builder() -> RunAs:
     """The system user that installs environments' requirements and asks uv about them: a
     package's build script or `.pth` file runs as it, never as root."""
-    with _LOCK:
-        try:
-            entry = pwd.getpwnam(BUILD_USER)
-        except KeyError:
-            _run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-                  "--shell", "/usr/sbin/nologin", "--comment", "Hangar runtime builds", BUILD_USER],
-                 what=f"make user {BUILD_USER}")
-            entry = pwd.getpwnam(BUILD_USER)
-    return RunAs(name=entry.pw_name, uid=entry.pw_uid, gid=entry.pw_gid)
+    return _system_user(BUILD_USER, "Hangar runtime builds")
 
 
 def give_tree(root: Path, uid: int, gid: int) -> None:
