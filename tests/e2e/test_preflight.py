@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from uv import find_uv_bin
 
-from hangar.domain.requirements import check_requirements
+from hangar.schemas.requirements import check_requirements
 from hangar.errors import (
     AirflowVersionNotFound,
     DagImportErrors,

@@ -22,7 +22,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from hangar.backend.components import REPLACE_ORDER, components_for
-from hangar.domain.spec import Executor, Spec, parse_version
+from hangar.schemas.spec import Executor, Spec
+from hangar.schemas.versions import parse_version
 from hangar.runtime import airflow_config
 
 _PORTS = {"web": 1, "worker_logs": 2, "trigger_logs": 3}  # ports never change between revisions

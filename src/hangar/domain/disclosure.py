@@ -10,7 +10,7 @@ known secret values (hangar.domain.redaction) for every role.
 from __future__ import annotations
 
 from hangar.domain.access import NEEDS, Role
-from hangar.domain.spec import EnvironmentPublic, EventPublic, RevisionPublic
+from hangar.schemas.public import EnvironmentPublic, EventPublic, RevisionPublic
 
 WITHHELD = " [the output that follows is shown to Op and Admin]"
 

@@ -18,15 +18,14 @@ from hangar.backend.components import web_component
 from hangar.buckets import store as buckets
 from hangar.context import Context
 from hangar.domain import keys
-from hangar.domain.requirements import check_requirements
+from hangar.schemas.requirements import check_requirements
 from hangar.domain.access import Principal
 from hangar.domain.lifecycle import change_status
 from hangar.domain.limits import check_task_processes
-from hangar.domain.spec import (
-    ComponentPublic, EnvironmentCreate, EnvironmentPublic, EnvironmentUpdate, ErrorInfo, EventPublic, LastUpdate,
-    Executor, RevisionPublic, Spec, TokenPublic, WorkerSamplePublic, WorkersPublic, parse_version,
-)
-from hangar.domain.classes import EnvironmentClass
+from hangar.schemas.public import ComponentPublic, EnvironmentPublic, ErrorInfo, EventPublic, LastUpdate, RevisionPublic, TokenPublic, WorkerSamplePublic, WorkersPublic
+from hangar.schemas.spec import EnvironmentCreate, EnvironmentUpdate, Executor, Spec
+from hangar.schemas.versions import parse_version
+from hangar.schemas.classes import EnvironmentClass
 from hangar.domain.changes import ChangeKind, ChangePlan, PackageChange, describe_changes, plan_change
 from hangar.domain.status import UPDATABLE, Status
 from hangar.errors import CeleryBrokerNotConfigured, EnvironmentAlreadyExists, EnvironmentBusy, ValidationFailed

@@ -26,8 +26,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from hangar.context import Context
-from hangar.domain.classes import PRESETS
-from hangar.domain.spec import OWNED_CONFIG_KEYS, LogLevel, Spec, parse_version
+from hangar.schemas.classes import PRESETS
+from hangar.schemas.spec import OWNED_CONFIG_KEYS, LogLevel, Spec
+from hangar.schemas.versions import parse_version
 from hangar.errors import ValidationFailed
 from hangar.runtime.airflow_config import LOG_MODULES, EnvironmentLayout, component_env, hangar_options
 from hangar.store import repository

@@ -10,8 +10,8 @@ before anything is stored: a few settings could otherwise start thousands of pro
 """
 from __future__ import annotations
 
-from hangar.domain.classes import PRESETS, class_task_processes, scheduler_parallelism
-from hangar.domain.spec import Executor, Spec
+from hangar.schemas.classes import PRESETS, class_task_processes, scheduler_parallelism
+from hangar.schemas.spec import Executor, Spec
 from hangar.errors import ValidationFailed
 
 

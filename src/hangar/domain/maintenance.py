@@ -1,7 +1,7 @@
 """Maintenance: restarts Hangar starts itself wait for the environment's weekly window.
 
 MWAA's weekly_maintenance_window_start is "DAY:HH:MM" in UTC (MM is 00 or 30,
-checked in hangar.domain.spec). A window lasts WINDOW (2 hours) from its start and
+checked in hangar.schemas.spec). A window lasts WINDOW (2 hours) from its start and
 may run past the end of the week: SUN:23:30 ends on Monday at 01:30. An environment
 that sets no window gets DEFAULT_WINDOW, Sunday 03:00 UTC, a quiet hour for most teams.
 

@@ -15,7 +15,7 @@ import httpx
 from hangar.context import Context
 from hangar.domain.access import Principal
 from hangar.domain.environments import environment_token, get_environment
-from hangar.domain.spec import parse_version
+from hangar.schemas.versions import parse_version
 from hangar.errors import EnvironmentBusy, RestApiClientError, RestApiServerError, ValidationFailed
 
 _PATH = re.compile(r"^/[A-Za-z0-9_\-.~:@/]*$")

@@ -41,7 +41,8 @@ from hangar.context import Context
 from hangar.domain import keys
 from hangar.domain.environments import _new_secrets, get_environment
 from hangar.domain.lifecycle import change_status
-from hangar.domain.spec import EnvironmentPublic, Name, Spec
+from hangar.schemas.public import EnvironmentPublic
+from hangar.schemas.spec import Name, Spec
 from hangar.domain.status import UPDATABLE, Status
 from hangar.errors import EnvironmentAlreadyExists, EnvironmentBusy, SnapshotNotFound
 from hangar.runtime import metadb, plugins, snapshot_archive

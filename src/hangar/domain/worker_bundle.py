@@ -34,7 +34,8 @@ from pydantic import BaseModel
 
 from hangar.buckets import store as buckets
 from hangar.context import Context
-from hangar.domain.spec import AccessMode, Executor, Spec, parse_version
+from hangar.schemas.spec import AccessMode, Executor, Spec
+from hangar.schemas.versions import parse_version
 from hangar.domain.workers import ExecutorNotCelery, VerifiedWorkerToken
 from hangar.errors import CeleryBrokerNotConfigured, EnvironmentBusy, HangarError
 from hangar.runtime import airflow_config, remote_worker

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from hangar.context import Context
-from hangar.domain.spec import Executor
+from hangar.schemas.spec import Executor
 from hangar.domain.status import Status
 from hangar.runtime import metadb
 from hangar.store import repository, worker_samples

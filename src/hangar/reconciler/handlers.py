@@ -28,7 +28,8 @@ from hangar.domain.environments import ROTATE_FERNET
 from hangar.domain.lifecycle import change_status
 from hangar.domain.limits import environment_limits
 from hangar.domain.redaction import redact_failure
-from hangar.domain.spec import Executor, Spec, parse_version
+from hangar.schemas.spec import Executor, Spec
+from hangar.schemas.versions import parse_version
 from hangar.domain.status import Status
 from hangar.errors import CeleryBrokerNotConfigured, ComponentFailed, FolderUnreadable, HangarError, OperationSuperseded, PermanentError
 from hangar.backend.components import WorkerPlan

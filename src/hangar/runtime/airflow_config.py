@@ -19,8 +19,9 @@ from pathlib import Path
 
 from hangar.files import write_atomically
 from hangar.crypto import write_private
-from hangar.domain.classes import PRESETS, parallelism, scheduler_parallelism
-from hangar.domain.spec import AccessMode, Executor, Spec, parse_version
+from hangar.schemas.classes import PRESETS, parallelism, scheduler_parallelism
+from hangar.schemas.spec import AccessMode, Executor, Spec
+from hangar.schemas.versions import parse_version
 from hangar.runtime import broker
 
 ADDON_PATH = Path(__file__).parent / "airflow_addon"

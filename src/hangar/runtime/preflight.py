@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from hangar.backend.identity import RunAs, give, give_tree
-from hangar.domain.requirements import canonical, requirement_name
+from hangar.schemas.requirements import canonical, requirement_name
 from hangar.errors import (  # DagImportErrors: callers raise it with new_dag_errors' list
     DagImportErrors,  # noqa: F401
     PermanentError,

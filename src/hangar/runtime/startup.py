@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hangar.domain.spec import OWNED_CONFIG_KEYS, OWNED_ENV_VARS
+from hangar.schemas.spec import OWNED_CONFIG_KEYS, OWNED_ENV_VARS
 from hangar.runtime.airflow_addon.hangar_airflow.launch import RESERVED_ENV
 
 # MWAA's default limit for a startup script

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from hangar.domain.spec import parse_version
+from hangar.schemas.versions import parse_version
 from hangar.errors import MetadataDatabaseFailed, UnsupportedUpgradePath
 from hangar.backend.identity import RunAs
 from hangar.runtime.metadb import _airflow, _tail

@@ -44,7 +44,7 @@ from typing import Iterator
 from uv import find_uv_bin
 
 from hangar.backend.identity import RunAs, builder, give_tree
-from hangar.domain.spec import parse_version
+from hangar.schemas.versions import parse_version
 from hangar.errors import AirflowVersionNotFound, RuntimeBuildFailed
 
 Progress = Callable[[str], None]

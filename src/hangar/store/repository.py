@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hangar.crypto import Envelope, new_key_material
-from hangar.domain.spec import Spec
+from hangar.schemas.spec import Spec
 from hangar.errors import EnvironmentAlreadyExists, EnvironmentNotFound, OperationInProgress, PermanentError
 from hangar.store.models import (
     EnvironmentRow, EventRow, KmsKeyRow, KmsKeyVersionRow, OperationRow, RevisionRow, SecretRow, utcnow,

@@ -19,7 +19,7 @@ from hangar.api.routes import access as access_routes
 from hangar.api.routes import environments as environment_routes
 from hangar.context import Context
 from hangar.domain import environments
-from hangar.domain.spec import EnvironmentCreate, EnvironmentUpdate
+from hangar.schemas.spec import EnvironmentCreate, EnvironmentUpdate
 from hangar.domain.status import Status
 from hangar.errors import EnvironmentAlreadyExists, ValidationFailed
 from hangar.store import repository

@@ -21,7 +21,7 @@ from hangar.context import Context
 from hangar.domain import environments, keys
 from hangar.domain.access import Role, create_access_key
 from hangar.domain.audit import read_audit
-from hangar.domain.spec import EnvironmentCreate
+from hangar.schemas.spec import EnvironmentCreate
 from hangar.domain.status import Status
 from hangar.store import repository
 from hangar.store.models import KmsKeyVersionRow

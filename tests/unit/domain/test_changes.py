@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from hangar.domain.changes import ChangeKind, describe_changes, plan_change
-from hangar.domain.spec import Spec
+from hangar.schemas.spec import Spec
 
 ROOT = Path("/srv/hangar/environments/e1")
 

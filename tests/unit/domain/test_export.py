@@ -21,12 +21,12 @@ from hangar.api.routes import export as export_routes
 from hangar.cli import export as export_cli
 from hangar.context import Context
 from hangar.domain import environments
-from hangar.domain.classes import PRESETS, EnvironmentClass
+from hangar.schemas.classes import PRESETS, EnvironmentClass
 from hangar.domain.export import (
     export_environment, helm_values, kubernetes_secrets, logging_level, render_dockerfile, render_export,
     render_helm_values,
 )
-from hangar.domain.spec import OWNED_CONFIG_KEYS, EnvironmentCreate, EnvironmentUpdate, Spec
+from hangar.schemas.spec import OWNED_CONFIG_KEYS, EnvironmentCreate, EnvironmentUpdate, Spec
 from hangar.errors import EnvironmentNotFound, ValidationFailed
 from hangar.store import repository
 

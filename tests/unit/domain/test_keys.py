@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from hangar.context import Context
 from hangar.domain import environments, keys
-from hangar.domain.spec import EnvironmentCreate, EnvironmentUpdate
+from hangar.schemas.spec import EnvironmentCreate, EnvironmentUpdate
 from hangar.domain.status import Status
 from hangar.errors import EnvironmentBusy, ValidationFailed
 from hangar.store import repository

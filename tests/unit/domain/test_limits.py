@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from hangar.domain.classes import EnvironmentClass
+from hangar.schemas.classes import EnvironmentClass
 from hangar.domain.limits import TaskProcessLimitExceeded, check_task_processes, task_processes
-from hangar.domain.spec import Spec
+from hangar.schemas.spec import Spec
 
 
 def spec(**fields) -> Spec:

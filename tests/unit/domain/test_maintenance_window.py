@@ -8,7 +8,7 @@ import pytest
 from hangar.context import Context
 from hangar.domain import maintenance
 from hangar.domain.maintenance import DEFAULT_WINDOW, WINDOW, next_window, window_contains, window_opened
-from hangar.domain.spec import Spec
+from hangar.schemas.spec import Spec
 from hangar.domain.status import Status
 from hangar.errors import EnvironmentBusy
 from hangar.store import repository

@@ -9,7 +9,7 @@ import pytest
 from hangar.context import Context
 from hangar.domain.environments import delete_environment
 from hangar.domain.lifecycle import change_status, resumable_operations
-from hangar.domain.spec import Spec
+from hangar.schemas.spec import Spec
 from hangar.domain.status import Status
 from hangar.errors import EnvironmentBusy, OperationInProgress, OperationSuperseded
 from hangar.reconciler.handlers import Reconciler

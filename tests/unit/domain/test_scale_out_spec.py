@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from hangar.domain.changes import ChangeKind, plan_change
-from hangar.domain.spec import EnvironmentCreate, EnvironmentUpdate, Executor
+from hangar.schemas.spec import EnvironmentCreate, EnvironmentUpdate, Executor
 from hangar.runtime import airflow_config
 from hangar.runtime.venvs import base_packages, runtime_key
 

@@ -18,7 +18,7 @@ from hangar.backend.local import LocalBackend
 from hangar.context import Context
 from hangar.crypto import Envelope
 from hangar.domain import snapshots
-from hangar.domain.spec import Spec
+from hangar.schemas.spec import Spec
 from hangar.domain.status import Status
 from hangar.errors import SnapshotCorrupted, SnapshotNotFound
 from hangar.runtime import snapshot_archive

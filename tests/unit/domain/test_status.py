@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from hangar.domain.lifecycle import change_status
-from hangar.domain.spec import Spec
+from hangar.schemas.spec import Spec
 from hangar.domain.status import IN_PROGRESS, RUNNING, TRANSITIONS, UPDATABLE, Status, allowed
 from hangar.errors import IllegalTransition
 from hangar.store import repository

@@ -10,7 +10,7 @@ import pytest
 
 from hangar.context import Context
 from hangar.domain import environments, workers
-from hangar.domain.spec import EnvironmentCreate
+from hangar.schemas.spec import EnvironmentCreate
 from hangar.domain.worker_bundle import (
     RemoteWorkersNeedReachableDatabase, bundle_archive, is_loopback, rewrite_cfg_addresses, rewrite_loopback,
     worker_bundle,

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from hangar.context import Context
 from hangar.domain import environments, workers
-from hangar.domain.spec import EnvironmentCreate
+from hangar.schemas.spec import EnvironmentCreate
 from hangar.domain.workers import (
     ExecutorNotCelery, Heartbeat, HostState, HostStatus, WorkerTokenInvalid, WorkerTokenNotFound, WorkerTokenRevoked,
 )

@@ -14,7 +14,7 @@ import pytest
 from hangar.backend.local import LaunchPlan
 from hangar.context import Context
 from hangar.domain import environments
-from hangar.domain.spec import EnvironmentCreate, Spec
+from hangar.schemas.spec import EnvironmentCreate, Spec
 from hangar.domain.status import Status
 from hangar.reconciler import handlers
 from hangar.reconciler.handlers import FERNET_NEXT, FernetRotationFailed, Reconciler, Target, _rotate_fernet_key

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 from hangar.context import Context
 from hangar.domain import maintenance as domain
-from hangar.domain.spec import Spec
+from hangar.schemas.spec import Spec
 from hangar.domain.status import Status
 from hangar.errors import DagImportErrors
 from hangar.reconciler import maintenance

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from hangar.context import Context
-from hangar.domain.spec import Spec
+from hangar.schemas.spec import Spec
 from hangar.domain.status import Status
 from hangar.reconciler import snapshot_schedule
 from hangar.reconciler.snapshot_schedule import Taken, due, expired, next_time

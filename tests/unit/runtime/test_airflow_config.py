@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hangar.domain.classes import PRESETS, EnvironmentClass
-from hangar.domain.spec import Spec
+from hangar.schemas.classes import PRESETS, EnvironmentClass
+from hangar.schemas.spec import Spec
 from hangar.runtime.airflow_config import (
     ADDON_PATH,
     EnvironmentLayout,
@@ -118,8 +118,8 @@ def test_user_overrides_win_over_class_presets(layout, cls, version):
 
 def _slots(cls) -> int:
     """An mw1 class runs tasks_per_worker x max_workers (default min(10, class max)) at once."""
-    from hangar.domain.classes import parallelism
-    from hangar.domain.spec import Spec
+    from hangar.schemas.classes import parallelism
+    from hangar.schemas.spec import Spec
 
     spec = Spec(dags="/tmp", airflow_version="3.0.0", environment_class=cls)
     return parallelism(PRESETS[cls], max_workers=spec.max_workers)
@@ -127,7 +127,7 @@ def _slots(cls) -> int:
 
 def _per_scheduler(cls) -> int:
     """The class's slots shared among its default schedulers (each LocalExecutor runs its parallelism)."""
-    from hangar.domain.spec import Spec
+    from hangar.schemas.spec import Spec
 
     schedulers = Spec(dags="/tmp", airflow_version="3.0.0", environment_class=cls).schedulers
     return -(-_slots(cls) // schedulers)
@@ -237,7 +237,7 @@ def test_hangar_values_win_over_user_variables_of_the_same_name(layout, tmp_path
 # --- MWAA's WebserverAccessMode and LoggingConfiguration, applied per component ---
 
 def test_access_mode_sets_the_bind_address(layout):
-    from hangar.domain.spec import AccessMode
+    from hangar.schemas.spec import AccessMode
 
     assert render(layout, webserver_access_mode=AccessMode.PRIVATE_ONLY)["api"]["host"] == "127.0.0.1"
     assert render(layout, webserver_access_mode=AccessMode.PUBLIC_ONLY)["api"]["host"] == "0.0.0.0"
@@ -247,7 +247,7 @@ def test_access_mode_sets_the_bind_address(layout):
 
 
 def test_log_levels_reach_the_components_that_write_those_logs():
-    from hangar.domain.spec import LoggingConfiguration, ModuleLogging, Spec
+    from hangar.schemas.spec import LoggingConfiguration, ModuleLogging, Spec
     from hangar.runtime.airflow_config import component_env
 
     logging = LoggingConfiguration(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hangar.domain.spec import Spec
+from hangar.schemas.spec import Spec
 from hangar.runtime.airflow_config import ADDON_PATH, EnvironmentLayout, render_cfg
 from hangar.runtime.remote_worker import (
     ArchiveInvalid, HostLayout, content_files, content_sha256, host_name, install_version, localize_cfg, pack, unpack,

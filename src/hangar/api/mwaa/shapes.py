@@ -12,10 +12,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from hangar.domain.spec import (
-    AccessMode, EnvironmentCreate, EnvironmentPublic, EnvironmentUpdate, LoggingConfiguration, LogLevel,
-    ModuleLogging, SourceBucket,
-)
+from hangar.schemas.public import EnvironmentPublic
+
+from hangar.schemas.spec import AccessMode, EnvironmentCreate, EnvironmentUpdate, LoggingConfiguration, LogLevel, ModuleLogging, SourceBucket
 from hangar.errors import ValidationFailed
 
 ACCOUNT = "000000000000"

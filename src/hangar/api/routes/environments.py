@@ -9,10 +9,8 @@ from hangar.context import Context
 from hangar.domain import disclosure, environments
 from hangar.domain.access import Principal
 from hangar.domain.changes import ChangePlan
-from hangar.domain.spec import (
-    WorkerSamplePublic,
-    EnvironmentCreate, EnvironmentPublic, EnvironmentUpdate, EventPublic, RevisionPublic, TokenPublic,
-)
+from hangar.schemas.public import WorkerSamplePublic, EnvironmentPublic, EventPublic, RevisionPublic, TokenPublic
+from hangar.schemas.spec import EnvironmentCreate, EnvironmentUpdate
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(principal)], tags=["environments"])
 

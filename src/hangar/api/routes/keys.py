@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from hangar.api.auth import principal, require
 from hangar.context import Context
 from hangar.domain import environments, keys
-from hangar.domain.spec import EnvironmentPublic
+from hangar.schemas.public import EnvironmentPublic
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(principal)], tags=["keys"])
 admin = [Depends(require("admin"))]

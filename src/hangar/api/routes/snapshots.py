@@ -13,7 +13,7 @@ from hangar.context import Context
 from hangar.domain import snapshots
 from hangar.domain.access import Principal
 from hangar.domain.snapshots import SnapshotPublic, SnapshotRequested, SnapshotRestore
-from hangar.domain.spec import EnvironmentPublic
+from hangar.schemas.public import EnvironmentPublic
 
 router = APIRouter(prefix="/api/v1/environments/{name}/snapshots", dependencies=[Depends(principal)],
                    tags=["snapshots"])

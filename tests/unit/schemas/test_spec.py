@@ -6,15 +6,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from hangar.domain.classes import EnvironmentClass
-from hangar.domain.spec import (
-    OWNED_CONFIG_KEYS,
-    OWNED_ENV_VARS,
-    EnvironmentCreate,
-    EnvironmentUpdate,
-    Spec,
-    parse_version,
-)
+from hangar.schemas.classes import EnvironmentClass
+from hangar.schemas.spec import OWNED_CONFIG_KEYS, OWNED_ENV_VARS, EnvironmentCreate, EnvironmentUpdate, Spec
+from hangar.schemas.versions import parse_version
 
 
 @pytest.fixture
@@ -350,7 +344,7 @@ def test_merged_with_explicit_null_never_yields_an_invalid_spec(dags, field):
 
 
 def test_an_update_of_the_dags_folder_keeps_it(tmp_path):
-    from hangar.domain.spec import EnvironmentUpdate, Spec
+    from hangar.schemas.spec import EnvironmentUpdate, Spec
 
     (tmp_path / "b").mkdir()
     spec = Spec(dags=str(tmp_path), airflow_version="3.3.2")

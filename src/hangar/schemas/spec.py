@@ -14,15 +14,14 @@ from typing import Annotated, Any, NewType
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hangar.domain.classes import PRESETS, EnvironmentClass
-from hangar.domain.requirements import check_requirements
+from hangar.schemas.classes import PRESETS, EnvironmentClass
+from hangar.schemas.requirements import check_requirements
+from hangar.schemas.versions import DEFAULT_AIRFLOW_VERSION, check_version
 from hangar.errors import ValidationFailed
 
 EnvironmentId = NewType("EnvironmentId", str)
 
 NAME_PATTERN = r"^[a-zA-Z][0-9a-zA-Z\-_]*$"
-DEFAULT_AIRFLOW_VERSION = "3.3.2"
-_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 _CONFIG_KEY = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -44,21 +43,6 @@ OWNED_CONFIG_KEYS = frozenset({
 OWNED_ENV_VARS = frozenset({"AIRFLOW_HOME", "AIRFLOW_CONFIG", "PYTHONPATH", "PATH", "VIRTUAL_ENV"})
 
 Name = Annotated[str, Field(min_length=1, max_length=80, pattern=NAME_PATTERN)]
-
-
-def parse_version(version: str) -> tuple[int, int, int]:
-    match = _VERSION.fullmatch(version)
-    if not match:
-        raise ValueError(f"airflow_version {version!r} is not a version like 3.3.2")
-    major, minor, patch = (int(part) for part in match.groups())
-    return major, minor, patch
-
-
-def _check_version(version: str) -> str:
-    major, minor, _ = parse_version(version)
-    if not (major == 3 or (major == 2 and minor >= 11)):
-        raise ValueError(f"airflow_version {version!r} is not supported: use 2.11.x or 3.x")
-    return version
 
 
 def _owned(key: str) -> bool:
@@ -242,7 +226,7 @@ class _Options(_Strict):
     @field_validator("airflow_version")
     @classmethod
     def _version(cls, value: str | None) -> str | None:
-        return None if value is None else _check_version(value)
+        return None if value is None else check_version(value)
 
     @field_validator("airflow_configuration_options")
     @classmethod
@@ -392,86 +376,3 @@ class Spec(BaseModel):
                 changes.setdefault(field, None)
         base = self.model_dump(mode="json")
         return Spec.model_validate({**base, **{k: v for k, v in changes.items()}})
-
-
-class ErrorInfo(BaseModel):
-    code: str
-    message: str
-
-
-class LastUpdate(BaseModel):
-    status: str  # SUCCESS, PENDING or FAILED, as MWAA reports it
-    created_at: datetime
-    error: ErrorInfo | None = None
-    revision: int
-
-
-class ComponentPublic(BaseModel):
-    name: str
-    state: str
-    pid: int | None = None
-    port: int | None = None
-    restarts: int = 0
-    reason: str | None = None
-
-
-class EnvironmentPublic(BaseModel):
-    name: str
-    status: str
-    status_reason: str | None = None
-    airflow_version: str
-    webserver_url: str | None
-    created_at: datetime
-    last_update: LastUpdate | None
-    revision: int
-    running_revision: int | None
-    last_good_revision: int | None
-    spec: Spec
-    components: list[ComponentPublic] = Field(default_factory=list)
-    executor: str = "local"
-    workers: "WorkersPublic | None" = None
-
-
-class WorkersPublic(BaseModel):
-    """A Celery environment's workers as the autoscaler last saw them."""
-
-    current: int
-    desired: int
-    min: int
-    max: int
-    queued_tasks: int
-    running_tasks: int
-    concurrency: int
-    at: datetime | None = None
-
-
-class WorkerSamplePublic(BaseModel):
-    at: datetime
-    current: int
-    desired: int
-    queued_tasks: int
-    running_tasks: int
-
-
-class RevisionPublic(BaseModel):
-    revision: int
-    created_at: datetime
-    status: str  # APPLIED, FAILED, ROLLED_BACK, IN_PROGRESS or RECORDED (tags only, never applied alone)
-    error: str | None = None
-    running: bool
-    last_good: bool
-    changes: list[str]  # what this revision changed against the one before, one line a field
-
-
-class EventPublic(BaseModel):
-    at: datetime
-    status: str
-    previous: str | None
-    reason: str
-
-
-class TokenPublic(BaseModel):
-    token: str
-    expires_at: datetime
-    webserver_url: str | None
-    role: str

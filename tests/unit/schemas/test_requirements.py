@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from hangar.domain.requirements import PINNED, canonical, check_requirements, requirement_name
+from hangar.schemas.requirements import PINNED, canonical, check_requirements, requirement_name
 from hangar.errors import ValidationFailed
 
 PINNING_LINES = [

@@ -1,0 +1,91 @@
+"""What the API answers about environments: the public output models."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from hangar.schemas.spec import Spec
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class LastUpdate(BaseModel):
+    status: str  # SUCCESS, PENDING or FAILED, as MWAA reports it
+    created_at: datetime
+    error: ErrorInfo | None = None
+    revision: int
+
+
+class ComponentPublic(BaseModel):
+    name: str
+    state: str
+    pid: int | None = None
+    port: int | None = None
+    restarts: int = 0
+    reason: str | None = None
+
+
+class EnvironmentPublic(BaseModel):
+    name: str
+    status: str
+    status_reason: str | None = None
+    airflow_version: str
+    webserver_url: str | None
+    created_at: datetime
+    last_update: LastUpdate | None
+    revision: int
+    running_revision: int | None
+    last_good_revision: int | None
+    spec: Spec
+    components: list[ComponentPublic] = Field(default_factory=list)
+    executor: str = "local"
+    workers: "WorkersPublic | None" = None
+
+
+class WorkersPublic(BaseModel):
+    """A Celery environment's workers as the autoscaler last saw them."""
+
+    current: int
+    desired: int
+    min: int
+    max: int
+    queued_tasks: int
+    running_tasks: int
+    concurrency: int
+    at: datetime | None = None
+
+
+class WorkerSamplePublic(BaseModel):
+    at: datetime
+    current: int
+    desired: int
+    queued_tasks: int
+    running_tasks: int
+
+
+class RevisionPublic(BaseModel):
+    revision: int
+    created_at: datetime
+    status: str  # APPLIED, FAILED, ROLLED_BACK, IN_PROGRESS or RECORDED (tags only, never applied alone)
+    error: str | None = None
+    running: bool
+    last_good: bool
+    changes: list[str]  # what this revision changed against the one before, one line a field
+
+
+class EventPublic(BaseModel):
+    at: datetime
+    status: str
+    previous: str | None
+    reason: str
+
+
+class TokenPublic(BaseModel):
+    token: str
+    expires_at: datetime
+    webserver_url: str | None
+    role: str
