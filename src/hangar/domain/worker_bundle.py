@@ -30,12 +30,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel
-
 from hangar.buckets import store as buckets
 from hangar.context import Context
 from hangar.schemas.spec import AccessMode, Executor, Spec
 from hangar.schemas.versions import parse_version
+from hangar.schemas.worker_bundle import WorkerBundle
 from hangar.domain.workers import ExecutorNotCelery, VerifiedWorkerToken
 from hangar.errors import CeleryBrokerNotConfigured, EnvironmentBusy, HangarError
 from hangar.runtime import airflow_config, remote_worker
@@ -63,31 +62,6 @@ class RemoteWorkersNeedReachableDatabase(EnvironmentBusy):
             "control plane's machine; create the environment with --metadata-db-url on a PostgreSQL the "
             "workers' hosts can reach"))
         self.name = name
-
-
-class WorkerBundle(BaseModel):
-    """GET /api/v1/environments/{name}/worker-bundle. Holds secrets: sent only to a worker token."""
-
-    environment_id: str
-    environment: str
-    revision: int
-    airflow_version: str
-    requirements: str | None
-    runtime_python: str
-    runtime_epoch: int
-    celery: bool = True
-    # the key the control plane's runtime has; the host builds from the same inputs and must get it too
-    runtime_key: str
-    airflow_cfg: str
-    # the worker's environment on top of the host's own: secrets, broker and database, the spec's variables
-    env: dict[str, str]
-    queue: str
-    worker_concurrency: int
-    startup_script: str | None
-    dags_sha256: str
-    plugins_sha256: str
-    # what the host should know: an address it may not reach
-    warnings: list[str] = []
 
 
 def worker_bundle(ctx: Context, *, caller: VerifiedWorkerToken, host: str) -> WorkerBundle:
