@@ -5,7 +5,7 @@ bundle (hangar.domain.worker_bundle), builds the same runtime the control plane 
 the DAGs and plugins, makes airflow.cfg its own and runs `airflow celery worker` on the
 environment's queue under Hangar's process supervisor (hangar.backend.process), so a crashed
 worker is started again with supervisor's backoff. Files live in <home>/environments/<name>/
-(hangar.runtime.remote_worker.HostLayout).
+(hangar.runtime.remote_worker.EnvironmentLayout).
 
 While it runs:
 - a heartbeat goes out every few seconds, from a thread of its own, so a long runtime build
@@ -45,7 +45,7 @@ from hangar.cli.workers import REFRESH_SECONDS, TOKEN_VARIABLE
 from hangar.domain.worker_bundle import WorkerBundle
 from hangar.errors import HangarError
 from hangar.runtime import remote_worker, startup
-from hangar.runtime.remote_worker import HostLayout
+from hangar.runtime.airflow_config import EnvironmentLayout
 from hangar.runtime.venvs import Runtime, ensure_runtime, runtime_key
 from hangar.settings import Settings
 
@@ -148,7 +148,7 @@ class _Applied:
 @dataclass(kw_only=True)
 class JoinedHost:
     plane: ControlPlane
-    layout: HostLayout
+    layout: EnvironmentLayout
     runtimes: Path
     hostname: str
     concurrency: int | None  # None: the environment's worker_concurrency
@@ -554,7 +554,7 @@ def join(*, url: str, environment: str, token: str | None, token_file: Path | No
     """`hangar worker join` (its flags are declared in hangar.cli.workers): join, run until stopped, exit 0."""
     secret = _token(token, token_file)
     settings = Settings(**({"home": home} if home is not None else {}))
-    layout = HostLayout(root=settings.home.expanduser().resolve() / "environments" / environment)
+    layout = EnvironmentLayout(root=settings.home.expanduser().resolve() / "environments" / environment, joined_host=True)
     layout.run.mkdir(parents=True, exist_ok=True)
     lock = _lock(layout, environment)
     plane = ControlPlane(url=url, token=secret, name=environment)
@@ -591,7 +591,7 @@ def _token(token: str | None, token_file: Path | None) -> str:
     return token
 
 
-def _lock(layout: HostLayout, name: str):
+def _lock(layout: EnvironmentLayout, name: str):
     handle = open(layout.run / "join.lock", "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -39,9 +39,15 @@ _FAST = {
 
 @dataclass(frozen=True, kw_only=True)
 class EnvironmentLayout:
-    """Where an environment keeps its files under HANGAR_HOME/environments/<id>."""
+    """Where an environment keeps its files: HANGAR_HOME/environments/<id> on the control plane,
+    <home>/environments/<name> on a joined host (`joined_host=True`, hangar.runtime.remote_worker).
+
+    Both ends have the same shape; only what `create` makes differs: the control plane's
+    components need the login plugin and the api-server's passwords file, a joined host keeps
+    versions of the DAGs and plugins side by side and links the live ones."""
 
     root: Path
+    joined_host: bool = False
 
     @property
     def cfg(self) -> Path:
@@ -49,7 +55,8 @@ class EnvironmentLayout:
 
     @property
     def dags(self) -> Path:
-        """Where DAGs from a bucket are mirrored (a local `dags` folder is used in place)."""
+        """Where DAGs from a bucket are mirrored (a local `dags` folder is used in place); on a
+        joined host, each version of the DAGs as fetched."""
         return self.root / "dags"
 
     @property
@@ -59,7 +66,11 @@ class EnvironmentLayout:
         return self.root / "dags-current"
 
     def point_dags_at(self, folder: str | Path) -> None:
-        link = self.dags_link
+        self.point(self.dags_link, folder)
+
+    @staticmethod
+    def point(link: Path, folder: str | Path) -> None:
+        """Make `link` point at `folder` in one rename."""
         if link.is_symlink() and os.readlink(link) == str(folder):
             return
         tmp = link.with_name(f".{link.name}.tmp")
@@ -72,6 +83,11 @@ class EnvironmentLayout:
         return self.root / "plugins"
 
     @property
+    def plugins_link(self) -> Path:
+        """A joined host's plugins_folder: the live version under `plugins`."""
+        return self.root / "plugins-current"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 
@@ -79,7 +95,21 @@ class EnvironmentLayout:
     def run(self) -> Path:
         return self.root / "run"
 
+    @property
+    def passwords(self) -> Path:
+        return self.root / "passwords.json"
+
+    @property
+    def state(self) -> Path:
+        """What a joined host applied last (digests only, no secret)."""
+        return self.root / "applied.json"
+
     def create(self) -> None:
+        if self.joined_host:
+            for path in (self.root, self.dags, self.plugins, self.logs, self.run):
+                path.mkdir(parents=True, exist_ok=True)
+            self.root.chmod(0o700)  # airflow.cfg is not secret, but the worker's logs may be
+            return
         # every folder the environment's own processes write in (their user owns them, hand_over)
         for path in (self.root, self.plugins, self.logs, self.logs / "components", self.run):
             path.mkdir(parents=True, exist_ok=True)
@@ -90,10 +120,6 @@ class EnvironmentLayout:
             # unless the user already has one. People log in with Hangar tokens, so this random
             # password is never used or shown.
             write_private(self.passwords, json.dumps({"admin": token_urlsafe(24)}).encode())
-
-    @property
-    def passwords(self) -> Path:
-        return self.root / "passwords.json"
 
 
 def bind_host(spec: Spec) -> str:

@@ -4,7 +4,8 @@ Both ends use this module: the control plane packs the running revision's DAGs a
 and states their digests (hangar.domain.worker_bundle); the joined host unpacks them, makes
 the control plane's airflow.cfg its own, and runs `airflow celery worker` with it.
 
-On the joined host an environment lives in `<home>/environments/<name>/` (HostLayout):
+On the joined host an environment lives in `<home>/environments/<name>/`
+(hangar.runtime.airflow_config.EnvironmentLayout with joined_host=True):
 
     airflow.cfg          the control plane's, with its paths replaced by this host's (localize_cfg)
     dags/<digest>/       each version of the DAGs as fetched; `dags-current` links to the live one
@@ -33,7 +34,6 @@ import os
 import re
 import shutil
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from secrets import token_urlsafe
 
@@ -41,7 +41,7 @@ import psutil
 
 from hangar.crypto import write_private
 from hangar.errors import PermanentError
-from hangar.runtime.airflow_config import ADDON_PATH
+from hangar.runtime.airflow_config import ADDON_PATH, EnvironmentLayout
 
 # what Airflow writes next to the files it imports, and never reads as DAGs or plugins
 _SKIPPED_DIRS = frozenset({"__pycache__"})
@@ -123,16 +123,6 @@ def unpack(archive: Path, target: Path) -> None:
         raise ArchiveInvalid(f"the archive could not be unpacked: {exc}") from None
 
 
-def point(link: Path, folder: Path) -> None:
-    """Make `link` point at `folder` in one rename."""
-    if link.is_symlink() and os.readlink(link) == str(folder):
-        return
-    tmp = link.with_name(f".{link.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(folder, target_is_directory=True)
-    tmp.replace(link)
-
-
 def install_version(*, archive: Path, parent: Path, link: Path) -> str:
     """Unpack `archive` as parent/<digest>, make `link` point at it, and keep only it and the
     version it replaced. Returns the digest of what was unpacked."""
@@ -149,7 +139,7 @@ def install_version(*, archive: Path, parent: Path, link: Path) -> str:
     previous = Path(os.readlink(link)) if link.is_symlink() else None
     if previous == final:
         return digest
-    point(link, final)
+    EnvironmentLayout.point(link, final)
     for child in parent.iterdir():
         if child not in (final, previous) and not child.name.startswith(".building-"):
             shutil.rmtree(child, ignore_errors=True)
@@ -159,56 +149,7 @@ def install_version(*, archive: Path, parent: Path, link: Path) -> str:
 # --- configuration: the control plane's airflow.cfg on this host ---
 
 
-@dataclass(frozen=True, kw_only=True)
-class HostLayout:
-    """Where a joined host keeps one environment: <home>/environments/<name>."""
-
-    root: Path
-
-    @property
-    def cfg(self) -> Path:
-        return self.root / "airflow.cfg"
-
-    @property
-    def dags(self) -> Path:
-        return self.root / "dags"
-
-    @property
-    def dags_link(self) -> Path:
-        return self.root / "dags-current"
-
-    @property
-    def plugins(self) -> Path:
-        return self.root / "plugins"
-
-    @property
-    def plugins_link(self) -> Path:
-        return self.root / "plugins-current"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def run(self) -> Path:
-        return self.root / "run"
-
-    @property
-    def passwords(self) -> Path:
-        return self.root / "passwords.json"
-
-    @property
-    def state(self) -> Path:
-        """What this host applied last (digests only, no secret)."""
-        return self.root / "applied.json"
-
-    def create(self) -> None:
-        for path in (self.root, self.dags, self.plugins, self.logs, self.run):
-            path.mkdir(parents=True, exist_ok=True)
-        self.root.chmod(0o700)  # airflow.cfg is not secret, but the worker's logs may be
-
-
-def _local_paths(layout: HostLayout) -> dict[tuple[str, str], Path]:
+def _local_paths(layout: EnvironmentLayout) -> dict[tuple[str, str], Path]:
     """The options holding a path on the control plane's machine, and what they are here."""
     return {
         ("core", "dags_folder"): layout.dags_link,
@@ -220,7 +161,7 @@ def _local_paths(layout: HostLayout) -> dict[tuple[str, str], Path]:
     }
 
 
-def localize_cfg(cfg_text: str, *, layout: HostLayout) -> str:
+def localize_cfg(cfg_text: str, *, layout: EnvironmentLayout) -> str:
     """The control plane's airflow.cfg with its paths replaced by this host's.
 
     The options Hangar renders get their place in `layout`; any other mention of a path under
@@ -245,7 +186,7 @@ def localize_cfg(cfg_text: str, *, layout: HostLayout) -> str:
     return buffer.getvalue()
 
 
-def write_cfg(layout: HostLayout, cfg_text: str) -> None:
+def write_cfg(layout: EnvironmentLayout, cfg_text: str) -> None:
     tmp = layout.cfg.with_suffix(".tmp")
     tmp.write_text(cfg_text)
     tmp.replace(layout.cfg)
@@ -273,7 +214,7 @@ def worker_args(*, concurrency: int, queue: str, node: str) -> list[str]:
             "--skip-serve-logs", "--without-mingle", "--without-gossip"]
 
 
-def worker_env(bundle_env: dict[str, str], *, layout: HostLayout, runtime_bin: Path,
+def worker_env(bundle_env: dict[str, str], *, layout: EnvironmentLayout, runtime_bin: Path,
                inherited: dict[str, str] | None = None) -> dict[str, str]:
     """The worker's environment: this host's own (without Airflow's, Hangar's or Python's
     variables, so no worker token reaches a task), the bundle's, and this host's paths."""

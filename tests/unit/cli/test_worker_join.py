@@ -16,7 +16,8 @@ import pytest
 
 from hangar.cli.worker_join import JoinedHost, JoinRefused
 from hangar.domain.worker_bundle import WorkerBundle
-from hangar.runtime.remote_worker import HostLayout, content_sha256, pack
+from hangar.runtime.airflow_config import EnvironmentLayout
+from hangar.runtime.remote_worker import content_sha256, pack
 from hangar.runtime.venvs import READY_MARKER, runtime_key
 from hangar.settings import Settings
 
@@ -115,7 +116,7 @@ def setup(tmp_path: Path):
 
 def new_host(plane: FakePlane, home: Path, **fields) -> JoinedHost:
     settings = Settings(home=home, start_seconds=0.2, stable_seconds=5)
-    return JoinedHost(plane=plane, layout=HostLayout(root=home / "environments" / "sales"), runtimes=home / "runtimes",
+    return JoinedHost(plane=plane, layout=EnvironmentLayout(root=home / "environments" / "sales", joined_host=True), runtimes=home / "runtimes",
                       hostname="edge-1", concurrency=fields.pop("concurrency", 4), drain_seconds=30,
                       refresh_seconds=fields.pop("refresh_seconds", 0.5), settings=settings, **fields)
 

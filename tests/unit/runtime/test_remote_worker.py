@@ -13,7 +13,7 @@ import pytest
 from hangar.schemas.spec import Spec
 from hangar.runtime.airflow_config import ADDON_PATH, EnvironmentLayout, render_cfg
 from hangar.runtime.remote_worker import (
-    ArchiveInvalid, HostLayout, content_files, content_sha256, host_name, install_version, localize_cfg, pack, unpack,
+    ArchiveInvalid, content_files, content_sha256, host_name, install_version, localize_cfg, pack, unpack,
     worker_args, worker_env,
 )
 
@@ -90,7 +90,7 @@ def test_an_archive_that_would_write_elsewhere_is_refused_before_anything_is_wri
 
 
 def test_a_new_version_replaces_the_link_and_one_older_version_stays(tmp_path):
-    layout = HostLayout(root=tmp_path / "env")
+    layout = EnvironmentLayout(root=tmp_path / "env", joined_host=True)
     layout.create()
     digests = []
     for version in range(3):
@@ -117,7 +117,7 @@ def test_the_control_planes_paths_become_this_hosts(tmp_path):
                                                "logging.task_log_prefix_template": "100%% {{ ti.task_id }}",
                                                "secrets.backend_kwargs": '{"path": "/srv/hangar/environments/0c1d-env/vars.json"}'})
     cfg = render_cfg(spec=spec, layout=remote, ports=PORTS, plugins_dir=plugins, broker_url="redis://127.0.0.1:6379/0")
-    local = HostLayout(root=tmp_path / "home" / "environments" / "sales")
+    local = EnvironmentLayout(root=tmp_path / "home" / "environments" / "sales", joined_host=True)
     parsed = parse(localize_cfg(cfg, layout=local))
     assert parsed["core"]["dags_folder"] == str(local.dags_link)
     assert parsed["core"]["plugins_folder"] == str(local.plugins_link)
@@ -133,7 +133,7 @@ def test_the_control_planes_paths_become_this_hosts(tmp_path):
 
 def test_a_percent_in_the_hosts_home_is_written_the_way_airflow_reads_it(tmp_path):
     cfg = "[core]\ndags_folder = /srv/env/dags-current\nplugins_folder = /srv/env/plugins/x\n"
-    local = HostLayout(root=tmp_path / "100%" / "sales")
+    local = EnvironmentLayout(root=tmp_path / "100%" / "sales", joined_host=True)
     parsed = parse(localize_cfg(cfg, layout=local))
     assert parsed["core"]["dags_folder"] == str(local.dags_link).replace("%", "%%")
     strict = configparser.ConfigParser()  # with interpolation, as Airflow reads it
@@ -142,7 +142,7 @@ def test_a_percent_in_the_hosts_home_is_written_the_way_airflow_reads_it(tmp_pat
 
 
 def test_the_worker_environment_keeps_no_token_and_puts_this_hosts_paths(tmp_path):
-    layout = HostLayout(root=tmp_path / "env")
+    layout = EnvironmentLayout(root=tmp_path / "env", joined_host=True)
     inherited = {"PATH": "/usr/local/bin:/usr/bin", "HOME": "/root", "LANG": "C.UTF-8", "HANGAR_WORKER_TOKEN": "hwt_x",
                  "HANGAR_HOME": "/x", "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "PYTHONPATH": "/elsewhere",
                  "VIRTUAL_ENV": "/venv", "UV_OFFLINE": "1"}
