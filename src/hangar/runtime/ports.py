@@ -6,19 +6,8 @@ environments never get the same port even while one of them is stopped.
 """
 from __future__ import annotations
 
-import socket
-
 from hangar.errors import PortInUse
-
-
-def can_bind(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
+from hangar.net import can_bind
 
 
 def allocate(names: list[str], *, start: int, end: int, taken: set[int], host: str = "127.0.0.1") -> dict[str, int]:
