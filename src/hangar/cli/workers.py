@@ -2,9 +2,9 @@
 
 Clients of the HTTP API like every other command. `hangar worker token create` prints the
 token this once; afterwards the API knows only its hash. `hangar worker join` is the exception:
-it runs workers on this host, and its module (hangar.cli.worker_join, which pulls in the runtime
-builder, the worker bundle and the store) is imported only when the command runs, so every other
-command starts without it.
+it parses its options and runs this host's agent (hangar.agent.join). The agent pulls in the
+runtime builder and the process supervisor, so it is imported only when the command runs and
+every other command starts without it.
 """
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hangar.cli.client import call
+from hangar.agent import REFRESH_SECONDS, TOKEN_VARIABLE
+from hangar.cli.client import call, fail
+from hangar.errors import HangarError
 
 worker_app = typer.Typer(no_args_is_help=True, help="Hosts that join a Celery environment's workers.")
 token_app = typer.Typer(no_args_is_help=True, help="Tokens hosts join an environment with.")
 worker_app.add_typer(token_app, name="token")
 out = Console()
-TOKEN_VARIABLE = "HANGAR_WORKER_TOKEN"
-REFRESH_SECONDS = 30.0
 
 
 def _path(name: str, rest: str) -> str:
@@ -104,10 +104,13 @@ def join(
     """Run Celery workers for ENVIRONMENT on this host, until its token is revoked or you stop it (Ctrl-C).
 
     Token: HANGAR_WORKER_TOKEN, --token-file or --token. No package index here? UV_OFFLINE=1 builds from uv's cache."""
-    from hangar.cli import worker_join
+    from hangar.agent.join import join as run_agent
 
-    worker_join.join(url=url, environment=environment, token=token, token_file=token_file, concurrency=concurrency,
-                     home=home, drain_timeout=drain_timeout, refresh_seconds=refresh_seconds)
+    try:
+        run_agent(url=url, environment=environment, token=token, token_file=token_file, concurrency=concurrency,
+                  home=home, drain_timeout=drain_timeout, refresh_seconds=refresh_seconds)
+    except HangarError as exc:  # cannot join, or the worker keeps crashing
+        fail(exc.message)
 
 
 def _age(seconds: float) -> str:

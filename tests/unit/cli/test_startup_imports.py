@@ -19,7 +19,7 @@ from hangar.cli.main import app
 SERVER_SIDE = (
     "sqlalchemy", "alembic", "fastapi", "starlette", "uvicorn", "pydantic_settings",
     "hangar.store", "hangar.buckets.store", "hangar.context", "hangar.api", "hangar.domain.worker_bundle",
-    "hangar.runtime.venvs", "hangar.cli.worker_join",
+    "hangar.runtime.venvs", "hangar.agent.join", "hangar.agent.host",
 )
 
 

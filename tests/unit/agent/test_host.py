@@ -14,11 +14,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hangar.cli.worker_join import JoinedHost, JoinRefused
-from hangar.domain.worker_bundle import WorkerBundle
+from hangar.agent.errors import JoinRefused
+from hangar.agent.host import JoinedHost
 from hangar.runtime.airflow_config import EnvironmentLayout
 from hangar.runtime.remote_worker import content_sha256, pack
 from hangar.runtime.venvs import READY_MARKER, runtime_key
+from hangar.schemas.worker_bundle import WorkerBundle
 from hangar.settings import Settings
 
 pytestmark = pytest.mark.timeout(120)
@@ -116,7 +117,8 @@ def setup(tmp_path: Path):
 
 def new_host(plane: FakePlane, home: Path, **fields) -> JoinedHost:
     settings = Settings(home=home, start_seconds=0.2, stable_seconds=5)
-    return JoinedHost(plane=plane, layout=EnvironmentLayout(root=home / "environments" / "sales", joined_host=True), runtimes=home / "runtimes",
+    layout = EnvironmentLayout(root=home / "environments" / "sales", joined_host=True)
+    return JoinedHost(plane=plane, layout=layout, runtimes=home / "runtimes",
                       hostname="edge-1", concurrency=fields.pop("concurrency", 4), drain_seconds=30,
                       refresh_seconds=fields.pop("refresh_seconds", 0.5), settings=settings, **fields)
 
@@ -205,8 +207,8 @@ def test_a_worker_left_by_a_killed_join_is_adopted_or_retired(setup):
     plane, home, _ = setup
     killed = new_host(plane, home)  # as far as it got before SIGKILL: the worker runs, nobody watches it
     killed.layout.create()
-    killed._adopt(plane.current)
-    killed._apply(plane.current)
+    killed.adopt(plane.current)
+    killed.apply(plane.current)
     (first,) = wait_until(lambda: started(home), what="the worker to start")
 
     again = new_host(plane, home)
@@ -219,8 +221,8 @@ def test_a_worker_left_by_a_killed_join_is_adopted_or_retired(setup):
 
     # killed again, and the environment changed meanwhile: the leftover leaves, a new worker runs
     killed = new_host(plane, home)
-    killed._adopt(plane.current)
-    killed._apply(plane.current)
+    killed.adopt(plane.current)
+    killed.apply(plane.current)
     wait_until(lambda: len(started(home)) == 2, what="the worker to start")
     leftover = started(home)[1]
     plane.change(env={"AIRFLOW__CORE__FERNET_KEY": "fernet-2"})
