@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
 
-import httpx
 import typer
 from rich.console import Console
 
@@ -46,23 +45,8 @@ def _objects_path(bucket: str, key: str | None = None) -> str:
     return base if key is None else f"{base}/{quote(key, safe='/')}"
 
 
-def _raw(client: Client, method: str, path: str, **kwargs) -> httpx.Response:
-    """Like Client.request, for bodies that are not JSON."""
-    headers = {"Authorization": f"Bearer {client.key}"} if client.key else {}
-    try:
-        response = httpx.request(method, f"{client.url}{path}", headers=headers, timeout=300, **kwargs)
-    except httpx.HTTPError as exc:
-        raise ClientError(f"cannot reach the Hangar control plane at {client.url}: {exc}") from None
-    if response.status_code >= 400:
-        try:
-            raise ClientError(response.json()["error"]["message"])
-        except (ValueError, KeyError, TypeError):
-            raise ClientError(f"{method} {path} failed with HTTP {response.status_code}") from None
-    return response
-
-
 def _put(client: Client, bucket: str, key: str, data: bytes) -> dict:
-    return _raw(client, "PUT", _objects_path(bucket, key), content=data).json()
+    return client.send("PUT", _objects_path(bucket, key), timeout=300, content=data).json()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -166,8 +150,8 @@ def cp(
         bucket, key = parse_uri(source)
         if not key:
             fail(f"{source} names no key")
-        response = _raw(_client(), "GET", _objects_path(bucket, key),
-                        params={"version_id": version_id} if version_id else None)
+        response = _client().send("GET", _objects_path(bucket, key), timeout=300,
+                                  params={"version_id": version_id} if version_id else None)
     except ClientError as exc:
         fail(str(exc))
     if destination == "-":

@@ -1,7 +1,8 @@
 """HTTP client for the control plane, used by every CLI command.
 
 Where to talk to: HANGAR_URL, else the URL the local server wrote into
-HANGAR_HOME. The API key: HANGAR_API_KEY, else HANGAR_HOME/admin.key.
+HANGAR_HOME. The API key: HANGAR_API_KEY, else HANGAR_HOME/admin.key. A failed request raises
+ClientError with the control plane's message, read by hangar.http_errors for every command.
 
 Settings (pydantic) is imported only when a command builds its client: `--help` and usage
 errors never pay for it. This module, like every client command's, imports no server code.
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 import httpx
 import typer
+
+from hangar.http_errors import error_answer
 
 if TYPE_CHECKING:
     from hangar.settings import Settings
@@ -53,18 +56,23 @@ class Client:
         except httpx.HTTPError:
             return False
 
-    def request(self, method: str, path: str, **kwargs) -> dict | list:
+    def send(self, method: str, path: str, *, timeout: float = 30, with_code: bool = False,
+             **kwargs) -> httpx.Response:
+        """The control plane's answer; a failure raises ClientError with its message (after its
+        code, with `with_code`: a word scripts can match)."""
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
         try:
-            response = httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
+            response = httpx.request(method, f"{self.url}{path}", headers=headers, timeout=timeout, **kwargs)
         except httpx.HTTPError as exc:
             raise ClientError(f"cannot reach the Hangar control plane at {self.url}: {exc}") from None
-        if response.status_code >= 400:
-            try:
-                error = response.json()["error"]
-                raise ClientError(error["message"])
-            except (ValueError, KeyError, TypeError):
-                raise ClientError(f"{method} {path} failed with HTTP {response.status_code}") from None
+        answer = error_answer(response, method=method, path=path)
+        if answer is not None:
+            raise ClientError(answer.coded if with_code else answer.message)
+        return response
+
+    def request(self, method: str, path: str, **kwargs) -> dict | list:
+        """send(), and the answer's JSON ({} for 204 No Content)."""
+        response = self.send(method, path, **kwargs)
         return response.json() if response.status_code != 204 else {}
 
 

@@ -16,10 +16,10 @@ import typer
 from hangar.cli.client import call, fail
 
 
-def install(*, env_app: typer.Typer) -> None:
-    env_app.command("export")(env_export)
+export_app = typer.Typer()
 
 
+@export_app.command("export")
 def env_export(
     name: str,
     format_: str = typer.Option("helm-values", "--format", help="helm-values: for the chart apache-airflow/airflow"),

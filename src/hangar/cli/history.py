@@ -8,15 +8,13 @@ import typer
 from rich.console import Console
 
 from hangar.cli.client import call
+from hangar.cli.waiting import send_and_report
 
+history_app = typer.Typer()
 out = Console()
 
 
-def install(*, env_app: typer.Typer) -> None:
-    env_app.command("history")(env_history)
-    env_app.command("rollback")(env_rollback)
-
-
+@history_app.command("history")
 def env_history(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """List the revisions with their status, time and what each changed."""
     revisions = call("GET", f"/api/v1/environments/{name}/history")
@@ -32,6 +30,7 @@ def env_history(name: str, as_json: bool = typer.Option(False, "--json")) -> Non
             out.print(f"    error: {rev['error'].splitlines()[0]}", markup=False, soft_wrap=True)
 
 
+@history_app.command("rollback")
 def env_rollback(
     name: str,
     to: int = typer.Option(..., "--to", help="the revision to apply again"),
@@ -41,7 +40,5 @@ def env_rollback(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Apply an earlier revision again (as a new revision), through the same safe path as an update."""
-    from hangar.cli.main import _send_and_report
-
-    _send_and_report("POST", f"/api/v1/environments/{name}/rollback", {"to": to, "allow_downgrade": allow_downgrade},
+    send_and_report("POST", f"/api/v1/environments/{name}/rollback", {"to": to, "allow_downgrade": allow_downgrade},
                      name=name, wait=wait, timeout=timeout, as_json=as_json)

@@ -1,4 +1,4 @@
-"""`hangar key`: KMS keys that wrap environment secrets; and `hangar env rotate-fernet`.
+"""`hangar key`: KMS keys that wrap environment secrets.
 
 Clients of the HTTP API like every other command. Key material never reaches the
 CLI: the API returns ids, aliases, ARNs, version counts and dates only.
@@ -16,12 +16,6 @@ from hangar.cli.client import call
 
 kms_app = typer.Typer(no_args_is_help=True, help="KMS keys that encrypt environment secrets (Admin only).")
 out = Console()
-
-
-def install(*, app: typer.Typer, env_app: typer.Typer) -> None:
-    """Add `hangar key ...` and `hangar env rotate-fernet` to the CLI."""
-    app.add_typer(kms_app, name="key")
-    env_app.command("rotate-fernet")(env_rotate_fernet)
 
 
 def _print_key(key: dict) -> None:
@@ -67,16 +61,3 @@ def key_rotate(
         return
     out.print(f"{rotated['key_id']} rotated to version {rotated['current_version']}; "
               f"{rotated['rewrapped']} data keys re-wrapped", markup=False, soft_wrap=True)
-
-
-def env_rotate_fernet(
-    name: str,
-    wait: bool = typer.Option(False, "--wait"),
-    timeout: float = typer.Option(900, help="seconds --wait waits"),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Replace the environment's fernet key; connections and variables are re-encrypted with the new one."""
-    from hangar.cli.main import _send_and_report
-
-    _send_and_report("POST", f"/api/v1/environments/{name}/rotate-fernet", {}, name=name, wait=wait, timeout=timeout,
-                     as_json=as_json)

@@ -17,11 +17,6 @@ maintenance_app = typer.Typer(no_args_is_help=True, help="The weekly maintenance
 out = Console()
 
 
-def install(*, env_app: typer.Typer) -> None:
-    """Add `hangar env maintenance ...` to the CLI."""
-    env_app.add_typer(maintenance_app, name="maintenance")
-
-
 def _path(name: str) -> str:
     return f"/api/v1/environments/{name}/maintenance"
 

@@ -1,7 +1,9 @@
 """Running the control plane in the foreground or as a background daemon.
 
-Imported by every CLI command, so what only these functions use (uvicorn, the API app, psutil)
-is imported inside them.
+Imported by `hangar server` and `hangar up`, and so at every CLI start-up: what only these
+functions use (pydantic's Settings, uvicorn, the API app, psutil) is imported inside them. Whether
+the port is free is asked of hangar.net before anything starts, so a port in use fails with one
+line instead of a traceback.
 """
 from __future__ import annotations
 
@@ -13,14 +15,23 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hangar.cli.client import Client, ClientError
 from hangar.errors import PortInUse
-from hangar.runtime.ports import can_bind
+from hangar.net import can_bind
 
 if TYPE_CHECKING:
     from hangar.settings import Settings
+
+
+def settings_for(home: Path | None = None, host: str | None = None, port: int | None = None) -> Settings:
+    """Settings from HANGAR_* variables, with the flags a command was given on top."""
+    from hangar.settings import Settings
+
+    overrides = {k: v for k, v in {"home": home, "host": host, "port": port}.items() if v is not None}
+    return Settings(**overrides)
 
 
 def serve(settings: Settings) -> None:

@@ -11,22 +11,17 @@ import time
 from contextlib import nullcontext
 from typing import Optional
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from hangar.cli.client import Client, ClientError, call, fail
+from hangar.cli.waiting import send_and_report
 
 snapshot_app = typer.Typer(no_args_is_help=True, help="Snapshots of an environment: its spec, metadata database, "
                                                      "DAGs and plugins in one verified archive.")
 out = Console()
 err = Console(stderr=True)
-
-
-def install(*, env_app: typer.Typer) -> None:
-    """Add `hangar env snapshot ...` to the CLI."""
-    env_app.add_typer(snapshot_app, name="snapshot")
 
 
 def _path(name: str, snapshot_id: str | None = None) -> str:
@@ -86,18 +81,8 @@ def snapshot_restore(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Restore a snapshot into the environment itself (its components restart), or clone it --into a new one."""
-    from hangar.cli.main import _check_outcome, _print_env, _wait
-
-    try:
-        client = Client.from_environment()
-        result = _request(client, "POST", f"{_path(name, snapshot_id)}/restore", json={"into": into})
-        if wait:
-            result = _wait(client, into or name, timeout=timeout, quiet=as_json)
-    except ClientError as exc:
-        fail(str(exc))
-    _print_env(result, as_json)
-    if wait:
-        _check_outcome(result)
+    send_and_report("POST", f"{_path(name, snapshot_id)}/restore", {"into": into}, name=into or name, wait=wait,
+                    timeout=timeout, as_json=as_json, request_timeout=120, with_code=True)
 
 
 @snapshot_app.command("delete")
@@ -105,23 +90,6 @@ def snapshot_delete(name: str, snapshot_id: str) -> None:
     """Delete a snapshot and its archive."""
     call("DELETE", _path(name, snapshot_id))
     out.print(f"snapshot {snapshot_id} deleted", markup=False)
-
-
-def _request(client: Client, method: str, path: str, **kwargs) -> dict:
-    """Client.request, but an error keeps its code: a refused restore says why in a word scripts can match."""
-    headers = {"Authorization": f"Bearer {client.key}"} if client.key else {}
-    try:
-        response = httpx.request(method, f"{client.url}{path}", headers=headers, timeout=120, **kwargs)
-    except httpx.HTTPError as exc:
-        raise ClientError(f"cannot reach the Hangar control plane at {client.url}: {exc}") from None
-    if response.status_code >= 400:
-        try:
-            error = response.json()["error"]
-            message = f"{error['code']}: {error['message']}"
-        except (ValueError, KeyError, TypeError):
-            message = f"{method} {path} failed with HTTP {response.status_code}"
-        raise ClientError(message)
-    return response.json()
 
 
 def _print(taken: list[dict]) -> None:

@@ -318,7 +318,7 @@ def test_cli_writes_values_requirements_and_dockerfile(monkeypatch, tmp_path: Pa
     app = typer.Typer()
     env_app = typer.Typer()
     app.add_typer(env_app, name="env")
-    export_cli.install(env_app=env_app)
+    env_app.add_typer(export_cli.export_app)
     out = tmp_path / "values.yaml"
     result = CliRunner().invoke(app, ["env", "export", "cli", "--format", "helm-values", "--output", str(out)])
     assert result.exit_code == 0, result.output

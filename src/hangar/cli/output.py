@@ -1,0 +1,57 @@
+"""How the CLI prints an environment and a change plan, as text or as JSON (--json).
+
+Text goes through rich with markup only where Hangar wrote it: any value that came from a user
+(a reason, an error message, a package name) is printed with markup off.
+"""
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+
+out = Console()
+
+
+def print_env(env: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(env, indent=2, default=str))
+        return
+    out.print(f"[bold]{env['name']}[/]  {env['status']}  Airflow {env['airflow_version']}  revision {env['revision']}")
+    if env.get("status_reason"):
+        out.print(f"  reason: {env['status_reason']}", markup=False)
+    if env.get("webserver_url"):
+        out.print(f"  url: {env['webserver_url']}")
+    error = (env.get("last_update") or {}).get("error")
+    if error:
+        out.print(f"  last update failed: {error['code']}: {error['message']}", markup=False)
+    workers = env.get("workers")
+    if workers:
+        out.print(f"  workers: {workers['current']} running, {workers['desired']} wanted (min {workers['min']}, max "
+                  f"{workers['max']}, {workers['concurrency']} tasks each); tasks queued {workers['queued_tasks']}, "
+                  f"running {workers['running_tasks']}")
+    for component in env.get("components", []):
+        out.print(f"  {component['name']:<14} {component['state']:<9} pid {component['pid']}  restarts {component['restarts']}")
+
+
+def print_plan(plan: dict, as_json: bool) -> None:
+    """What `hangar env update --dry-run` would change."""
+    if as_json:
+        print(json.dumps(plan, indent=2))
+        return
+    out.print(f"Change plan: revision {plan['from_revision']} -> {plan['to_revision']}: [bold]{plan['kind']}[/]")
+    if plan.get("airflow"):
+        out.print(f"  Airflow: {plan['airflow']}")
+    out.print(f"  changed: {', '.join(plan['changed']) or 'nothing'}", markup=False)
+    out.print(f"  restarts: {', '.join(plan['restart']) or 'nothing'}", markup=False)
+    for step in plan["steps"]:
+        out.print(f"  - {step}", markup=False)
+    if plan.get("packages") is not None:
+        out.print(f"  packages ({len(plan['packages'])} changed):")
+        for change in plan["packages"]:
+            if change["old"] and change["new"]:
+                out.print(f"    ~ {change['name']} {change['old']} -> {change['new']}", markup=False)
+            elif change["new"]:
+                out.print(f"    + {change['name']} {change['new']}", markup=False)
+            else:
+                out.print(f"    - {change['name']} {change['old']}", markup=False)
+    out.print("Nothing was changed (dry run).")
