@@ -6,19 +6,19 @@ reconciler. The call returns at once; the work is resumable from the store.
 """
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from cryptography.fernet import Fernet
 from pydantic import ValidationError as PydanticValidationError
 
+from hangar.schemas.operations import OperationKind, Outcome
 from hangar.backend.components import web_component
 from hangar.buckets import store as buckets
 from hangar.context import Context
 from hangar.domain import keys
 from hangar.schemas.requirements import check_requirements
+from hangar.domain.secrets import new_secrets
 from hangar.domain.access import Principal
 from hangar.domain.lifecycle import change_status
 from hangar.domain.limits import check_task_processes
@@ -61,12 +61,12 @@ def create_environment(ctx: Context, *, request: EnvironmentCreate) -> Environme
         repository.add_environment(session, env)
         repository.add_event(session, env, previous=None, status=Status.CREATING, reason="create requested")
         repository.add_revision(session, env, spec, 1)
-        for name, value in _new_secrets().items():
+        for name, value in new_secrets().items():
             repository.put_secret(session, ctx.envelope, env_id=env_id, name=name, value=value, kms_key_id=kms_key_id)
         if request.metadata_db_url:
             repository.put_secret(session, ctx.envelope, env_id=env_id, name="metadata_db_url", value=request.metadata_db_url,
                                   kms_key_id=kms_key_id)
-        operation = repository.open_operation(session, env_id=env_id, kind="create", revision=1)
+        operation = repository.open_operation(session, env_id=env_id, kind=OperationKind.CREATE, revision=1)
         operation_id = operation.id
     ctx.submit(env_id, operation_id)
     return get_environment(ctx, name=request.name)
@@ -143,15 +143,15 @@ def list_history(ctx: Context, *, name: str) -> list[RevisionPublic]:
         env = repository.get_live(session, name)
         outcomes: dict[int, tuple[str, str | None]] = {}
         for operation in repository.list_operations(session, env.id):
-            if operation.kind not in ("create", "update"):
+            if operation.kind not in (OperationKind.CREATE, OperationKind.UPDATE):
                 continue
-            steps = operation.steps or []
-            last = steps[-1] if steps else {}
+            last = repository.steps_of(operation)[-1:]
+            outcome = last[0].outcome if last else None
             if not operation.done:
                 outcomes[operation.revision] = ("IN_PROGRESS", None)
-            elif last.get("step") == "failed":
-                outcomes[operation.revision] = ("FAILED", last.get("error"))
-            elif last.get("step") == "rolled back":
+            elif outcome == Outcome.FAILED:
+                outcomes[operation.revision] = ("FAILED", last[0].error)
+            elif outcome == Outcome.ROLLED_BACK:
                 outcomes[operation.revision] = ("ROLLED_BACK", None)
             else:
                 outcomes[operation.revision] = ("APPLIED", None)
@@ -217,7 +217,7 @@ def _open_update(ctx: Context, session, env: EnvironmentRow, spec: Spec, *, reas
     env.revision += 1
     repository.add_revision(session, env, spec, env.revision)
     change_status(session, env, Status.UPDATING, reason=reason)
-    operation = repository.open_operation(session, env_id=env.id, kind="update", revision=env.revision)
+    operation = repository.open_operation(session, env_id=env.id, kind=OperationKind.UPDATE, revision=env.revision)
     return env.id, operation.id
 
 
@@ -238,13 +238,13 @@ def delete_environment(ctx: Context, *, name: str) -> EnvironmentPublic:
         if env.status == Status.DELETING and latest is not None and not latest.done:
             env_id, operation_id = env.id, None  # already being deleted
         elif env.status == Status.DELETING:  # an earlier delete failed: try again
-            operation = repository.open_operation(session, env_id=env.id, kind="delete", revision=env.revision)
+            operation = repository.open_operation(session, env_id=env.id, kind=OperationKind.DELETE, revision=env.revision)
             env_id, operation_id = env.id, operation.id
         else:
             if env.status in (Status.UPDATING, Status.ROLLING_BACK, Status.MAINTENANCE, Status.CREATING_SNAPSHOT):
                 raise EnvironmentBusy(name, env.status)
             change_status(session, env, Status.DELETING, reason="delete requested")
-            operation = repository.open_operation(session, env_id=env.id, kind="delete", revision=env.revision)
+            operation = repository.open_operation(session, env_id=env.id, kind=OperationKind.DELETE, revision=env.revision)
             env_id, operation_id = env.id, operation.id
         public = _public(ctx, session, env)
     if operation_id is not None:
@@ -315,20 +315,19 @@ def set_tags(ctx: Context, *, name: str, add: dict[str, str] | None = None, remo
 
 # --- fernet key rotation (the work is Reconciler._rotate_fernet) ---
 
-ROTATE_FERNET = "rotate-fernet"  # the operation's kind
 
 
 def rotate_fernet(ctx: Context, *, name: str) -> EnvironmentPublic:
     """Replace the environment's fernet key; Airflow's data is re-encrypted, nothing is lost.
 
-    Runs as an operation of kind ROTATE_FERNET on the revision that runs now: UPDATING,
+    Runs as an operation of kind OperationKind.ROTATE_FERNET on the revision that runs now: UPDATING,
     then AVAILABLE, or UPDATE_FAILED with the error while the old key stays stored."""
     with ctx.store.session() as session:
         env = repository.get_live(session, name)
         if Status(env.status) not in UPDATABLE or env.running_revision is None:
             raise EnvironmentBusy(name, env.status)
         change_status(session, env, Status.UPDATING, reason="fernet key rotation requested")
-        operation = repository.open_operation(session, env_id=env.id, kind=ROTATE_FERNET, revision=env.running_revision)
+        operation = repository.open_operation(session, env_id=env.id, kind=OperationKind.ROTATE_FERNET, revision=env.running_revision)
         env_id, operation_id = env.id, operation.id
     ctx.submit(env_id, operation_id)
     return get_environment(ctx, name=name)
@@ -369,16 +368,6 @@ def _valid(build: Callable[[], Spec]) -> Spec:
         raise ValidationFailed("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
 
 
-def _new_secrets() -> dict[str, str]:
-    return {
-        "fernet_key": Fernet.generate_key().decode(),
-        "jwt_secret": secrets.token_urlsafe(48),
-        "secret_key": secrets.token_urlsafe(32),
-        # the password of its own role on the embedded PostgreSQL (used when environments are isolated)
-        "db_password": secrets.token_urlsafe(32),
-    }
-
-
 def _public(ctx: Context, session, env: EnvironmentRow) -> EnvironmentPublic:
     desired = repository.get_spec(session, env.id, env.revision)
     running = env.running_revision or env.revision
@@ -407,7 +396,7 @@ def _public(ctx: Context, session, env: EnvironmentRow) -> EnvironmentPublic:
 
 
 def _workers(session, env: EnvironmentRow, spec: Spec) -> WorkersPublic | None:
-    """The autoscaler's last reading (hangar.reconciler.autoscaler) with the running revision's bounds."""
+    """The autoscaler's last reading (hangar.reconciler.loops.autoscaler) with the running revision's bounds."""
     if spec.executor != Executor.celery:
         return None
     sample = worker_samples.latest(session, env.id)
