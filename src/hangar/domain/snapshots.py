@@ -40,8 +40,8 @@ from hangar.schemas.operations import OperationKind, StepRecord
 from hangar.buckets import store as buckets
 from hangar.context import Context
 from hangar.domain import keys
-from hangar.domain.environments import get_environment
-from hangar.domain.secrets import fernet_keys, new_secrets
+from hangar.domain.environments import database_name, get_environment, open_new_environment
+from hangar.domain.secrets import FERNET_KEY, fernet_keys, new_secrets
 from hangar.domain.lifecycle import change_status
 from hangar.schemas.public import EnvironmentPublic
 from hangar.schemas.spec import Name, Spec
@@ -308,22 +308,12 @@ def _clone(ctx: Context, *, snapshot_id: str, into: str, spec: dict, has_plugins
     with ctx.store.session() as session:
         if repository.find_live(session, into) is not None:
             raise EnvironmentAlreadyExists(into)
-        secrets = {**new_secrets(), "fernet_key": store.fernet_key(ctx.envelope, _row(session, snapshot_id))}
-        env = EnvironmentRow(
-            id=env_id, name=into, status=Status.CREATING, status_reason="queued", revision=1, ports={},
-            database_name=f"hangar_env_{env_id.replace('-', '')}", created_at=utcnow(), last_update_status="PENDING",
-            last_update_at=utcnow(), last_update_revision=1,
-        )
-        session.add(env)
-        session.flush()
-        repository.add_event(session, env, previous=None, status=Status.CREATING,
-                             reason=f"clone from snapshot {snapshot_id} requested")
-        repository.add_revision(session, env, restored, 1)
-        for secret, value in secrets.items():
-            repository.put_secret(session, ctx.envelope, env_id=env_id, name=secret, value=value, kms_key_id=kms_key_id)
-        operation = repository.open_operation(session, env_id=env_id, kind=OperationKind.CLONE, revision=1,
-                                              first=_requested_step(f"clone from snapshot {snapshot_id} requested", snapshot_id))
-        operation_id = operation.id
+        secrets = {**new_secrets(), FERNET_KEY: store.fernet_key(ctx.envelope, _row(session, snapshot_id))}
+        requested = f"clone from snapshot {snapshot_id} requested"
+        operation_id = open_new_environment(
+            ctx, session, env_id=env_id, name=into, spec=restored, secrets=secrets, kms_key_id=kms_key_id,
+            database=database_name(env_id), reason=requested, kind=OperationKind.CLONE,
+            first=_requested_step(requested, snapshot_id))
     ctx.submit(env_id, operation_id)
     return get_environment(ctx, name=into)
 
