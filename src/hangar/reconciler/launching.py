@@ -152,3 +152,4 @@ def log_tail(processes: EnvironmentProcesses, lines: int = 12) -> str:
             except FileNotFoundError:
                 tail = []
             parts.append(f"--- last lines of {name} log ---\n" + "\n".join(tail))
+    return "\n".join(parts)
