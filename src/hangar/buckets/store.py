@@ -32,7 +32,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NewType
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -50,6 +49,7 @@ from hangar.buckets.errors import (
 from hangar.buckets.models import BucketObjectRow, BucketRow
 from hangar.context import Context
 from hangar.errors import ValidationFailed
+from hangar.schemas.buckets import BucketPublic, ObjectVersionPublic
 from hangar.store.models import utcnow
 
 VersionId = NewType("VersionId", str)
@@ -60,28 +60,6 @@ _CHUNK = 1 << 20
 
 
 # ---------------------------------------------------------------- models
-
-
-class BucketCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-
-
-class BucketPublic(BaseModel):
-    name: str
-    arn: str
-    created_at: datetime
-
-
-class ObjectVersionPublic(BaseModel):
-    bucket: str
-    key: str
-    version_id: str
-    sha256: str | None  # None for a delete marker
-    size: int
-    created_at: datetime
-    is_latest: bool
-    delete_marker: bool
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from hangar.context import Context
 from hangar.domain import environments, keys
+from hangar.schemas.keys import KeyPublic
 from hangar.schemas.spec import EnvironmentCreate, EnvironmentUpdate
 from hangar.domain.status import Status
 from hangar.errors import EnvironmentBusy, ValidationFailed
@@ -166,7 +167,7 @@ def test_key_material_is_stored_only_sealed(ctx):
         version = session.get_one(KmsKeyVersionRow, (key.key_id, 1))
         material = repository.kms_material(session, ctx.envelope, key_id=key.key_id, version=1)
         assert len(material) == 32 and material not in version.wrapped_material
-    assert "material" not in keys.KeyPublic.model_fields
+    assert "material" not in KeyPublic.model_fields
 
 
 def test_rotation_rewraps_data_keys_and_reads_still_work(ctx):

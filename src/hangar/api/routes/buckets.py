@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from hangar.api.auth import principal, require
 from hangar.api.deps import ContextDep
 from hangar.buckets import store
-from hangar.buckets.store import BucketCreate, BucketPublic, ObjectVersionPublic
+from hangar.schemas.buckets import BucketCreate, BucketPublic, ObjectVersionPublic
 
 router = APIRouter(prefix="/api/v1/buckets", dependencies=[Depends(principal)], tags=["buckets"])
 

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict
 
 from hangar.api.auth import principal, require
 from hangar.api.deps import ContextDep, LoginCaller, Reader
 from hangar.domain import disclosure, environments
 from hangar.domain.changes import ChangePlan
+from hangar.schemas.environments import RollbackRequest
 from hangar.schemas.public import WorkerSamplePublic, EnvironmentPublic, EventPublic, RevisionPublic, TokenPublic
 from hangar.schemas.spec import EnvironmentCreate, EnvironmentUpdate
 
@@ -38,12 +38,6 @@ def update(name: str, body: EnvironmentUpdate, c: ContextDep) -> EnvironmentPubl
 def plan(name: str, body: EnvironmentUpdate, c: ContextDep) -> ChangePlan:
     """What PATCH with this body would do (a dry run): nothing is changed."""
     return environments.plan_update(c, name=name, request=body)
-
-
-class RollbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    to: int
-    allow_downgrade: bool = False
 
 
 @router.post("/environments/{name}/rollback", name="environments.rollback", dependencies=[Depends(require("update"))])

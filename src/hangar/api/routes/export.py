@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from hangar.api.auth import principal, require
 from hangar.api.deps import ContextDep
 from hangar.domain import export
-from hangar.domain.export import ExportPublic
+from hangar.schemas.export import ExportPublic
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(principal)], tags=["environments"])
 

@@ -11,30 +11,30 @@ from fastapi import APIRouter, Depends
 from hangar.api.auth import principal, require
 from hangar.api.deps import ContextDep
 from hangar.domain import environments, keys
+from hangar.schemas.keys import KeyCreate, KeyPublic, KeyRotated
 from hangar.schemas.public import EnvironmentPublic
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(principal)], tags=["keys"])
 admin = [Depends(require("admin"))]
 
 
-
 @router.post("/keys", status_code=201, name="keys.create", dependencies=admin)
-def create(body: keys.KeyCreate, c: ContextDep) -> keys.KeyPublic:
+def create(body: KeyCreate, c: ContextDep) -> KeyPublic:
     return keys.create_key(c, alias=body.alias, description=body.description)
 
 
 @router.get("/keys", dependencies=admin)
-def list_(c: ContextDep) -> list[keys.KeyPublic]:
+def list_(c: ContextDep) -> list[KeyPublic]:
     return keys.list_keys(c)
 
 
 @router.post("/keys/{name:path}/rotate", name="keys.rotate", dependencies=admin)
-def rotate(name: str, c: ContextDep) -> keys.KeyRotated:
+def rotate(name: str, c: ContextDep) -> KeyRotated:
     return keys.rotate_key(c, key=name)
 
 
 @router.get("/keys/{name:path}", dependencies=admin)
-def get(name: str, c: ContextDep) -> keys.KeyPublic:
+def get(name: str, c: ContextDep) -> KeyPublic:
     return keys.get_key(c, key=name)
 
 

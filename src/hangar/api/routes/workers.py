@@ -27,9 +27,9 @@ from hangar.api.deps import ContextDep
 from hangar.domain import worker_bundle, workers
 from hangar.domain.access import Principal, Role
 from hangar.domain.worker_bundle import WorkerBundle
-from hangar.domain.workers import (
-    Heartbeat, HeartbeatAccepted, VerifiedWorkerToken, WorkerHostPublic, WorkerTokenCreate, WorkerTokenCreated,
-    WorkerTokenInvalid, WorkerTokenPublic,
+from hangar.domain.workers import VerifiedWorkerToken, WorkerTokenInvalid
+from hangar.schemas.workers import (
+    Heartbeat, HeartbeatAccepted, WorkerHostPublic, WorkerTokenCreate, WorkerTokenCreated, WorkerTokenPublic,
 )
 
 PREFIX = "/api/v1/environments/{name}"
