@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hangar.api.auth import principal, require
 from hangar.api.deps import ContextDep
-from hangar.buckets import store
+from hangar.buckets import blobs, names, store
 from hangar.schemas.buckets import BucketCreate, BucketPublic, ObjectVersionPublic
 
 router = APIRouter(prefix="/api/v1/buckets", dependencies=[Depends(principal)], tags=["buckets"])
@@ -53,9 +53,9 @@ def list_objects(name: str, c: ContextDep, prefix: str = "", versions: bool = Fa
             dependencies=[Depends(require("update"))])
 async def put_object(name: str, key: str, request: Request, c: ContextDep) -> ObjectVersionPublic:
     # streamed to disk as it arrives, up to HANGAR_MAX_UPLOAD_BYTES (admission refuses a larger Content-Length)
-    store.validate_key(key)
+    names.validate_key(key)
     await run_in_threadpool(store.get_bucket, c, name=name)  # before any byte is written
-    with store.upload(c, bucket=name, limit=c.settings.max_upload_bytes) as staged:
+    with blobs.upload(c, bucket=name, limit=c.settings.max_upload_bytes) as staged:
         async for chunk in request.stream():
             staged.write(chunk)
         return await run_in_threadpool(store.put_upload, c, bucket=name, key=key, staged=staged)
