@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from hangar.backend.local import Health, LocalBackend
+from hangar.backend.environment_processes import Health
+from hangar.backend.local import LocalBackend
 from hangar.buckets import store as buckets
 from hangar.context import Context
 from hangar.crypto import Envelope, load_or_create_master_key

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hangar.backend.local import LaunchPlan
+from hangar.backend.plan import LaunchPlan
 from hangar.context import Context
 from hangar.domain import environments
 from hangar.schemas.spec import EnvironmentCreate, Spec
