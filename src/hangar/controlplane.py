@@ -22,7 +22,7 @@ from hangar.domain.status import Status
 from hangar.reconciler import autoscaler, maintenance, snapshot_schedule
 from hangar.reconciler.handlers import Reconciler
 from hangar.reconciler.queue import ReconcileQueues, Work
-from hangar.runtime.metadb import EmbeddedPostgres
+from hangar.runtime.embedded_postgres import EmbeddedPostgres
 from hangar.runtime import venvs
 from hangar.settings import Settings
 from hangar.store import repository
