@@ -31,7 +31,9 @@ from hangar.buckets.blobs import bucket_dir, place_blob, read_blob, upload
 from hangar.buckets.errors import BucketAlreadyExists, BucketNotEmpty, BucketNotFound, ObjectNotFound
 from hangar.buckets.mirror import MaterializeResult, mirror
 from hangar.buckets.models import BucketObjectRow, BucketRow
-from hangar.buckets.names import VersionId, bucket_arn, folder_prefix, new_version_id, validate_bucket_name, validate_key
+from hangar.buckets.names import (
+    VersionId, bucket_arn, folder_prefix, new_version_id, validate_bucket_name, validate_key,
+)
 from hangar.buckets.uploads import Upload
 from hangar.context import Context
 from hangar.errors import ValidationFailed
@@ -261,7 +263,6 @@ def materialize_prefix(ctx: Context, *, bucket: str, prefix: str, target_dir: Pa
         raise ValidationFailed(
             f"s3://{bucket}/{folder}{clash[0]} is both an object and a folder, so {folder or 'the bucket'} "
             "cannot be mirrored to a directory")
-
     return mirror(ctx, root=Path(target_dir), wanted=wanted, folders=folders)
 
 
