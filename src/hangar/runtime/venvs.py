@@ -151,7 +151,7 @@ def _clear_leftovers(root: Path, key: str) -> None:
 
 
 def run_uv(args: list[str], *, progress: Progress, log: Path, as_user: RunAs | None = None,
-            scratch: Path | None = None) -> tuple[int, str]:
+           scratch: Path | None = None) -> tuple[int, str]:
     """uv ARGS; `as_user` (with a `scratch` folder of that user's for HOME and uv's cache): as
     that user, since what uv installs or inspects may run code (a build script, a .pth file)."""
     lines: list[str] = []
