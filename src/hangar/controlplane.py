@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from hangar.backend.local import Health, LocalBackend
+from hangar.backend.environment_processes import Health
+from hangar.backend.local import LocalBackend
 from hangar.context import Context
 from hangar.crypto import Envelope, load_or_create_master_key
 from hangar.domain import keys
@@ -20,7 +21,7 @@ from hangar.domain.status import Status
 from hangar.reconciler.loops import autoscaler, dag_sync, maintenance, snapshot_schedule
 from hangar.reconciler.reconciler import Reconciler
 from hangar.reconciler.queue import ReconcileQueues, Work
-from hangar.runtime.metadb import EmbeddedPostgres
+from hangar.runtime.embedded_postgres import EmbeddedPostgres
 from hangar.runtime import venvs
 from hangar.settings import Settings
 from hangar.store import repository

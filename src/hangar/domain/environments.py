@@ -18,7 +18,6 @@ from hangar.context import Context
 from hangar.domain import keys
 from hangar.schemas.requirements import check_requirements
 from hangar.domain.queries import environment_public, get_environment
-from hangar.domain.queries import list_environments, list_events, list_history, worker_history  # noqa: F401 (the API's reads, until it imports them from queries)
 from hangar.domain.secrets import new_secrets
 from hangar.domain.access import Principal
 from hangar.domain.lifecycle import change_status

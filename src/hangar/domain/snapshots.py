@@ -40,7 +40,8 @@ from hangar.schemas.operations import OperationKind, StepRecord
 from hangar.buckets import store as buckets
 from hangar.context import Context
 from hangar.domain import keys
-from hangar.domain.environments import database_name, get_environment, open_new_environment
+from hangar.domain.environments import database_name, open_new_environment
+from hangar.domain.queries import get_environment
 from hangar.domain.secrets import FERNET_KEY, fernet_keys, new_secrets
 from hangar.domain.lifecycle import change_status
 from hangar.schemas.public import EnvironmentPublic

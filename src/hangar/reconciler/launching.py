@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from hangar.backend.components import WorkerPlan
-from hangar.backend.local import EnvironmentProcesses, LaunchPlan
+from hangar.backend.environment_processes import EnvironmentProcesses
+from hangar.backend.plan import LaunchPlan
 from hangar.context import Context
 from hangar.domain.changes import roles
 from hangar.domain.secrets import fernet_keys

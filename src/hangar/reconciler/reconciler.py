@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from hangar.backend.local import EnvironmentProcesses
+from hangar.backend.environment_processes import EnvironmentProcesses
 from hangar.context import Context
 from hangar.domain.redaction import redact_failure
 from hangar.errors import HangarError

@@ -6,7 +6,8 @@ restart; each finished step is appended to the operation's record (hangar.reconc
 """
 from __future__ import annotations
 
-from hangar.backend.local import EnvironmentProcesses, LaunchPlan
+from hangar.backend.environment_processes import EnvironmentProcesses
+from hangar.backend.plan import LaunchPlan
 from hangar.context import Context
 from hangar.domain.status import Status
 from hangar.errors import HangarError

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from hangar.context import Context
-from hangar.domain.environments import list_history
+from hangar.domain.queries import list_history
 from hangar.domain.status import Status
 from hangar.errors import ComponentFailed
 from hangar.reconciler.queue import Work

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from hangar.backend.local import LaunchPlan
+from hangar.backend.plan import LaunchPlan
 from hangar.context import Context
-from hangar.domain import environments
+from hangar.domain import environments, queries
 from hangar.schemas.spec import EnvironmentCreate, Spec
 from hangar.domain.status import Status
 from hangar.domain.secrets import FERNET_NEXT
@@ -127,7 +127,7 @@ def test_a_failed_rotation_is_update_failed_with_the_error_and_keeps_the_old_key
         before = repository.get_secrets(session, ctx.envelope, env_id=env_id)
     Reconciler(ctx).fail(Work(env_id=env_id, operation_id=operation_id),
                          FernetRotationFailed("`airflow rotate-fernet-key` failed (exit 1)"))
-    env = environments.get_environment(ctx, name="fern")
+    env = queries.get_environment(ctx, name="fern")
     assert env.status == "UPDATE_FAILED"
     assert env.last_update.status == "FAILED"
     assert (env.last_update.error.code, env.last_update.error.message) == (

@@ -18,7 +18,7 @@ import subprocess
 
 from cryptography.fernet import Fernet
 
-from hangar.backend.local import LaunchPlan
+from hangar.backend.plan import LaunchPlan
 from hangar.domain.secrets import FERNET_KEY, FERNET_NEXT
 from hangar.domain.status import Status
 from hangar.errors import PermanentError
