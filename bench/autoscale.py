@@ -291,7 +291,7 @@ class Logs:
         """The autoscaler's lines in the control plane log (local time) since the trigger."""
         found = []
         for line in self._read(self.plane.log, self.plane_offset).splitlines():
-            if "hangar.reconciler.autoscaler" not in line or "want" not in line:
+            if "hangar.reconciler.loops.autoscaler" not in line or "want" not in line:
                 continue
             stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
             found.append({"t": round(stamp - t0, 2), "line": line.split(": ", 1)[-1][-200:]})

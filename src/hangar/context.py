@@ -7,7 +7,7 @@ from datetime import datetime
 
 from hangar.backend.local import LocalBackend
 from hangar.crypto import Envelope
-from hangar.runtime.metadb import EmbeddedPostgres
+from hangar.runtime.embedded_postgres import EmbeddedPostgres
 from hangar.settings import Settings
 from hangar.store.db import Store
 

@@ -11,24 +11,23 @@ from __future__ import annotations
 import logging
 import threading
 
-from hangar.backend.local import Health, LocalBackend
-from hangar.buckets import store as buckets
+from hangar.backend.environment_processes import Health
+from hangar.backend.local import LocalBackend
 from hangar.context import Context
 from hangar.crypto import Envelope, load_or_create_master_key
 from hangar.domain import keys
 from hangar.domain.lifecycle import change_status, resumable_operations
 from hangar.domain.status import Status
-from hangar.reconciler import autoscaler, maintenance, snapshot_schedule
-from hangar.reconciler.handlers import Reconciler
+from hangar.reconciler.loops import autoscaler, dag_sync, maintenance, snapshot_schedule
+from hangar.reconciler.reconciler import Reconciler
 from hangar.reconciler.queue import ReconcileQueues, Work
-from hangar.runtime.metadb import EmbeddedPostgres
+from hangar.runtime.embedded_postgres import EmbeddedPostgres
 from hangar.runtime import venvs
 from hangar.settings import Settings
 from hangar.store import repository
 from hangar.store.db import open_store
 
 log = logging.getLogger(__name__)
-DAG_SYNC_SECONDS = 10.0
 
 
 class ControlPlane:
@@ -58,37 +57,16 @@ class ControlPlane:
         keys.ensure_default_key(self.ctx)  # the Hangar-managed KMS key exists from the first start
         self._recover()
         self.backend.start_monitor()
-        self._dag_sync = threading.Thread(target=self._sync_dags_loop, name="hangar-dag-sync", daemon=True)
-        self._dag_sync.start()
-        threading.Thread(target=snapshot_schedule.loop, args=(self.ctx,), kwargs={"stop": self._closing},
-                         name="hangar-snapshot-schedule", daemon=True).start()
-        threading.Thread(target=maintenance.loop, args=(self.ctx,), kwargs={"stop": self._closing},
-                         name="hangar-maintenance", daemon=True).start()
-        threading.Thread(target=autoscaler.loop, args=(self.ctx,), kwargs={"stop": self._closing},
-                         name="hangar-autoscaler", daemon=True).start()
+        for name, loop in (("dag-sync", dag_sync.loop), ("snapshot-schedule", snapshot_schedule.loop),
+                           ("maintenance", maintenance.loop), ("autoscaler", autoscaler.loop)):
+            threading.Thread(target=loop, args=(self.ctx,), kwargs={"stop": self._closing},
+                             name=f"hangar-{name}", daemon=True).start()
 
     def close(self) -> None:
         """Stop the control plane only; environments keep running."""
         self._closing.set()
         self.queues.close()
         self.backend.close()
-
-    def _sync_dags_loop(self) -> None:
-        """Environments whose DAGs live in a bucket follow it, as MWAA follows DagS3Path."""
-        while not self._closing.wait(DAG_SYNC_SECONDS):
-            with self.ctx.store.session() as session:
-                targets = []
-                for env in repository.list_live(session):
-                    if env.status in (Status.AVAILABLE, Status.UNAVAILABLE, Status.UPDATE_FAILED) and env.running_revision:
-                        spec = repository.get_spec(session, env.id, env.running_revision)
-                        if spec.source is not None:
-                            targets.append((env.id, spec.source))
-            for env_id, source in targets:
-                try:
-                    buckets.materialize_prefix(self.ctx, bucket=source.bucket, prefix=source.dag_s3_path,
-                                               target_dir=self.settings.environments_dir / env_id / "dags")
-                except Exception:  # one environment's bucket trouble never stops the others' sync
-                    log.exception("syncing DAGs of environment %s failed", env_id)
 
     def _recover(self) -> None:
         with self.ctx.store.session() as session:

@@ -3,23 +3,28 @@
 An isolated environment's folder belongs to its user, while the control plane (root) still
 writes a few files there (airflow.cfg, pid files). A file is written under a new name that
 cannot be a link (O_EXCL | O_NOFOLLOW) and then renamed over the old one, which replaces a
-link rather than writing through it.
+link rather than writing through it. Readers see the old file or the new one, never a part.
 """
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
-def write_atomically(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = False) -> None:
-    """Replace `path` with `data` in one step; `durable`: fsync the file and the rename."""
+@contextmanager
+def atomic_writer(path: Path, *, mode: int = 0o644, durable: bool = False) -> Iterator[BinaryIO]:
+    """A file to write `path`'s new content to; it replaces `path` when the block ends, and is
+    removed instead if the block raises. `durable`: fsync the file and the rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         with os.fdopen(fd, "wb") as file:
-            file.write(data)
+            yield file
             if durable:
                 file.flush()
                 os.fsync(file.fileno())
@@ -28,8 +33,19 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o644, durable: boo
         tmp.unlink(missing_ok=True)
         raise
     if durable:
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the rename itself survives a crash of the machine
-        finally:
-            os.close(directory)
+        fsync_dir(path.parent)  # the rename itself survives a crash of the machine
+
+
+def write_atomically(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = False) -> None:
+    """Replace `path` with `data` in one step; `durable`: fsync the file and the rename."""
+    with atomic_writer(path, mode=mode, durable=durable) as file:
+        file.write(data)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the entries of folder `path` (a rename into it) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

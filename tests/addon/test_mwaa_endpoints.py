@@ -1,6 +1,6 @@
 """Pure parts of the MWAA-compatible add-on routes: no Airflow needed.
 
-Token purposes (``tokens``), the CLI allow-list / role mapping / runner (``cli_commands``)
+Token purposes (``tokens``), the CLI allow-list / role mapping (``cli_allowlist``), its runner (``cli_commands``)
 and the framework-free request handling of ``mwaa`` (CLI auth, SSO page and form).
 The Airflow-facing glue is verified against real Airflow 2 and 3 web servers by hand.
 """
@@ -20,8 +20,9 @@ from pathlib import Path
 import jwt
 import pytest
 
-from hangar.runtime.airflow_addon.hangar_airflow import cli_commands, mwaa, tokens
-from hangar.runtime.airflow_addon.hangar_airflow.cli_commands import CliRejected, check_command, parse_command
+from hangar.runtime.airflow_addon.hangar_airflow import cli_allowlist, cli_commands, mwaa, tokens
+from hangar.runtime.airflow_addon.hangar_airflow.cli_allowlist import CliRejected, check_command
+from hangar.runtime.airflow_addon.hangar_airflow.cli_commands import parse_command
 
 SECRET = "s" * 64
 ADDON = Path(tokens.__file__).parent
@@ -131,11 +132,11 @@ def test_parse_command_rejects(body, status):
 
 
 def test_command_name():
-    assert cli_commands.command_name(["dags", "list", "-o", "json"]) == "dags list"
-    assert cli_commands.command_name(["version"]) == "version"
-    assert cli_commands.command_name(["cheat-sheet", "-v"]) == "cheat-sheet"
-    assert cli_commands.command_name(["dags", "--help"]) == "dags"
-    assert cli_commands.command_name(["dags"]) == "dags"
+    assert cli_allowlist.command_name(["dags", "list", "-o", "json"]) == "dags list"
+    assert cli_allowlist.command_name(["version"]) == "version"
+    assert cli_allowlist.command_name(["cheat-sheet", "-v"]) == "cheat-sheet"
+    assert cli_allowlist.command_name(["dags", "--help"]) == "dags"
+    assert cli_allowlist.command_name(["dags"]) == "dags"
 
 
 # --- CLI: allow-list and roles --------------------------------------------------------------
@@ -154,7 +155,7 @@ def test_commands_off_the_list_are_400_naming_the_command(command, major):
     with pytest.raises(CliRejected) as info:
         check_command(args, role="ADMIN", airflow_major=major)
     assert info.value.status == 400
-    assert info.value.command == cli_commands.command_name(args)
+    assert info.value.command == cli_allowlist.command_name(args)
     assert repr(info.value.command) in info.value.message
 
 
@@ -187,9 +188,9 @@ ROLE_CASES = {
 def test_role_mapping(command, min_role):
     args = parse_command(command)
     major = 2 if args[0] == "roles" else 3
-    for role, order in cli_commands.ROLE_ORDER.items():
-        if order >= cli_commands.ROLE_ORDER[min_role]:
-            assert check_command(args, role=role, airflow_major=major) == cli_commands.command_name(args)
+    for role, order in cli_allowlist.ROLE_ORDER.items():
+        if order >= cli_allowlist.ROLE_ORDER[min_role]:
+            assert check_command(args, role=role, airflow_major=major) == cli_allowlist.command_name(args)
         else:
             with pytest.raises(CliRejected) as info:
                 check_command(args, role=role, airflow_major=major)
@@ -198,7 +199,7 @@ def test_role_mapping(command, min_role):
 
 
 def test_viewer_commands_are_read_only():
-    viewer = cli_commands.allowed_commands("VIEWER", 3)
+    viewer = cli_allowlist.allowed_commands("VIEWER", 3)
     assert "dags list" in viewer and "version" in viewer
     writes = re.compile(r"\b(trigger|pause|unpause|delete|clear|set|add|create|test|reserialize|materialize)\b")
     assert not [name for name in viewer if writes.search(name)]
@@ -208,12 +209,12 @@ def test_roles_are_nested_and_rules_valid():
     for major in (2, 3):
         previous: set[str] = set()
         for role in ("VIEWER", "USER", "OP", "ADMIN"):
-            current = set(cli_commands.allowed_commands(role, major))
+            current = set(cli_allowlist.allowed_commands(role, major))
             assert previous <= current
             previous = current
-        assert cli_commands.allowed_commands("NOBODY", major) == []
-    for name, rule in cli_commands.COMMANDS.items():
-        assert rule.min_role in cli_commands.ROLE_ORDER, name
+        assert cli_allowlist.allowed_commands("NOBODY", major) == []
+    for name, rule in cli_allowlist.COMMANDS.items():
+        assert rule.min_role in cli_allowlist.ROLE_ORDER, name
         assert rule.majors and rule.majors <= {2, 3}, name
         assert rule.origin in ("mwaa", "hangar"), name
         assert all(o.startswith("--") or (len(o) == 2 and o[0] == "-") for o in rule.denied_options), name
@@ -254,13 +255,13 @@ def test_options_allowed(command):
 
 def test_denied_option_matching():
     denied = ("--save", "-s")
-    assert cli_commands.denied_option("--sa", denied) == "--save"
-    assert cli_commands.denied_option("--save=x", denied) == "--save"
-    assert cli_commands.denied_option("--saved", denied) is None  # not an abbreviation of --save
-    assert cli_commands.denied_option("-xs", denied) == "-s"
-    assert cli_commands.denied_option("--", denied) is None
-    assert cli_commands.denied_option("-", denied) is None
-    assert cli_commands.denied_option("save", denied) is None
+    assert cli_allowlist.denied_option("--sa", denied) == "--save"
+    assert cli_allowlist.denied_option("--save=x", denied) == "--save"
+    assert cli_allowlist.denied_option("--saved", denied) is None  # not an abbreviation of --save
+    assert cli_allowlist.denied_option("-xs", denied) == "-s"
+    assert cli_allowlist.denied_option("--", denied) is None
+    assert cli_allowlist.denied_option("-", denied) is None
+    assert cli_allowlist.denied_option("save", denied) is None
 
 
 # --- CLI: runner ----------------------------------------------------------------------------
@@ -428,7 +429,7 @@ def test_bearer_token():
 # --- import hygiene -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["cli_commands.py", "tokens.py", "mwaa.py", "login.py"])
+@pytest.mark.parametrize("module", ["cli_commands.py", "cli_allowlist.py", "tokens.py", "mwaa.py", "login.py"])
 def test_pure_modules_import_nothing_from_airflow_at_import_time(module):
     tree = ast.parse((ADDON / module).read_text())
     top_level = []
@@ -438,5 +439,5 @@ def test_pure_modules_import_nothing_from_airflow_at_import_time(module):
         elif isinstance(node, ast.ImportFrom):
             top_level.append(node.module or "")
     assert not [name for name in top_level if name.split(".")[0] in {"airflow", "flask", "flask_login", "fastapi", "starlette"}]
-    if module == "cli_commands.py":
+    if module in ("cli_commands.py", "cli_allowlist.py"):
         assert not [name for name in top_level if name in {"tokens", "jwt"}]  # standard library only

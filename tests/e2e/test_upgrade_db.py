@@ -18,7 +18,7 @@ import pytest
 
 from hangar.errors import MetadataDatabaseFailed
 from hangar.runtime import metadb
-from hangar.runtime.metadb import EmbeddedPostgres
+from hangar.runtime.embedded_postgres import EmbeddedPostgres
 from hangar.runtime.upgrade import downgrade, migrate, plan_upgrade
 from hangar.runtime.venvs import Runtime, ensure_runtime
 from tests.e2e.harness import shared_runtimes_dir

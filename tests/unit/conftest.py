@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hangar.backend.local import LocalBackend
 from hangar.context import Context
 from hangar.crypto import Envelope
-from hangar.runtime.metadb import EmbeddedPostgres
+from hangar.runtime.embedded_postgres import EmbeddedPostgres
 from hangar.settings import Settings
 from hangar.store.db import open_store
 

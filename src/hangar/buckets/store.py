@@ -1,8 +1,7 @@
 """Versioned object storage for buckets, with S3's versioning semantics.
 
-Layout: `HANGAR_HOME/buckets/NAME/blobs/ab/abcdef…` holds content-addressed blobs
-(sha256 of the bytes); `…/NAME/tmp/` holds blobs being written. Which key has which
-versions lives in the control plane's SQLite store (hangar.buckets.models).
+Which key has which versions lives in the control plane's SQLite store
+(hangar.buckets.models); the bytes are content-addressed blobs on disk (hangar.buckets.blobs).
 
 Semantics:
 - every put creates a new version with a fresh, unique version id; nothing is
@@ -19,203 +18,33 @@ their sha256 when read.
 """
 from __future__ import annotations
 
-import hashlib
-import ipaddress
-import os
-import re
-import secrets
 import shutil
-import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import NewType
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hangar.buckets.uploads import Upload
-from hangar.buckets.errors import (
-    BucketAlreadyExists,
-    BucketNotEmpty,
-    BucketNotFound,
-    InvalidBucketName,
-    InvalidObjectKey,
-    ObjectCorrupted,
-    ObjectNotFound,
-)
+from hangar.buckets.blobs import bucket_dir, place_blob, read_blob, upload
+from hangar.buckets.errors import BucketAlreadyExists, BucketNotEmpty, BucketNotFound, ObjectNotFound
+from hangar.buckets.mirror import MaterializeResult, mirror
 from hangar.buckets.models import BucketObjectRow, BucketRow
+from hangar.buckets.names import (
+    VersionId, bucket_arn, folder_prefix, new_version_id, validate_bucket_name, validate_key,
+)
+from hangar.buckets.uploads import Upload
 from hangar.context import Context
 from hangar.errors import ValidationFailed
+from hangar.schemas.buckets import BucketPublic, ObjectVersionPublic
 from hangar.store.models import utcnow
-
-VersionId = NewType("VersionId", str)
-
-MAX_KEY_BYTES = 1024
-_BUCKET_CHARS = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
-_CHUNK = 1 << 20
-
-
-# ---------------------------------------------------------------- models
-
-
-class BucketCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-
-
-class BucketPublic(BaseModel):
-    name: str
-    arn: str
-    created_at: datetime
-
-
-class ObjectVersionPublic(BaseModel):
-    bucket: str
-    key: str
-    version_id: str
-    sha256: str | None  # None for a delete marker
-    size: int
-    created_at: datetime
-    is_latest: bool
-    delete_marker: bool
 
 
 @dataclass(frozen=True, kw_only=True)
 class StoredObject:
     data: bytes
     version: ObjectVersionPublic
-
-
-@dataclass(kw_only=True)
-class MaterializeResult:
-    """Paths relative to the target directory, in POSIX form."""
-
-    written: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------- names, keys, ARNs
-
-
-def validate_bucket_name(name: str) -> str:
-    """S3's bucket naming rules; the reason names the rule that was broken."""
-    if not 3 <= len(name) <= 63:
-        raise InvalidBucketName(name, "it must be 3 to 63 characters long")
-    if not _BUCKET_CHARS.match(name):
-        raise InvalidBucketName(
-            name, "use only lowercase letters, digits, dots and hyphens, and start and end with a letter or digit")
-    if ".." in name:
-        raise InvalidBucketName(name, "it must not contain two dots in a row")
-    try:
-        ipaddress.IPv4Address(name)
-    except ValueError:
-        pass
-    else:
-        raise InvalidBucketName(name, "it must not look like an IP address")
-    if name.startswith(("xn--", "sthree-")) or name.endswith(("-s3alias", "--ol-s3")):
-        raise InvalidBucketName(name, "the prefixes xn-- and sthree- and the suffixes -s3alias and --ol-s3 are reserved")
-    return name
-
-
-def validate_key(key: str) -> str:
-    """Keys map onto file paths when a prefix is materialized, so every segment must be a plain name.
-
-    A trailing "/" is allowed (S3 consoles create such "folder" objects); they are
-    never materialized.
-    """
-    if not key:
-        raise InvalidObjectKey(key, "it is empty")
-    if len(key.encode()) > MAX_KEY_BYTES:
-        raise InvalidObjectKey(key, f"it is longer than {MAX_KEY_BYTES} bytes")
-    if key.startswith("/"):
-        raise InvalidObjectKey(key, 'it must not start with "/"')
-    if "\x00" in key:
-        raise InvalidObjectKey(key, "it must not contain a NUL character")
-    segments = key.split("/")
-    if segments[-1] == "":
-        segments.pop()
-    for segment in segments:
-        if segment == "..":
-            raise InvalidObjectKey(key, 'it must not contain ".." as a path segment')
-        if segment in ("", "."):
-            raise InvalidObjectKey(key, 'it must not contain "//" or "." as a path segment')
-    return key
-
-
-def bucket_arn(name: str) -> str:
-    return f"arn:aws:s3:::{name}"
-
-
-def bucket_from_arn(arn: str) -> str:
-    """The bucket name of an MWAA SourceBucketArn (`arn:aws:s3:::NAME`)."""
-    prefix = "arn:aws:s3:::"
-    if not arn.startswith(prefix) or "/" in arn[len(prefix):]:
-        raise ValidationFailed(f"{arn!r} is not a bucket ARN; expected arn:aws:s3:::BUCKET")
-    return validate_bucket_name(arn[len(prefix):])
-
-
-def folder_prefix(prefix: str) -> str:
-    """A DagS3Path-style prefix as a folder: "dags", "/dags/" and "dags/" all become "dags/"."""
-    stripped = prefix.strip("/")
-    if stripped:
-        validate_key(stripped)
-    return f"{stripped}/" if stripped else ""
-
-
-def new_version_id() -> VersionId:
-    """32 hex characters: milliseconds since the epoch, then 80 random bits. Sorts by time."""
-    return VersionId(f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}")
-
-
-# ---------------------------------------------------------------- disk
-
-
-def bucket_dir(ctx: Context, name: str) -> Path:
-    return ctx.settings.home / "buckets" / name
-
-
-def blob_path(ctx: Context, *, bucket: str, sha256: str) -> Path:
-    return bucket_dir(ctx, bucket) / "blobs" / sha256[:2] / sha256
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def upload(ctx: Context, *, bucket: str, limit: int) -> Upload:
-    """A staging file for an object's bytes, in the bucket's tmp folder (see put_upload)."""
-    return Upload(bucket_dir(ctx, bucket) / "tmp", limit=limit)
-
-
-def _place_blob(ctx: Context, *, bucket: str, staged: Upload) -> None:
-    staged.finish()
-    target = blob_path(ctx, bucket=bucket, sha256=staged.sha256)
-    if target.is_file() and target.stat().st_size == staged.size and _file_sha256(target) == staged.sha256:
-        staged.discard()  # the same bytes are already stored (a damaged blob is replaced below)
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(staged.path, target)
-    _fsync_dir(target.parent)
-
-
-def _read_blob(ctx: Context, row: BucketObjectRow) -> bytes:
-    path = blob_path(ctx, bucket=row.bucket, sha256=row.sha256)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ObjectCorrupted(row.bucket, row.key, row.version_id, "its blob is missing") from None
-    if hashlib.sha256(data).hexdigest() != row.sha256:
-        raise ObjectCorrupted(row.bucket, row.key, row.version_id, "its blob does not match its sha256")
-    return data
 
 
 # ---------------------------------------------------------------- rows
@@ -340,7 +169,7 @@ def put_upload(ctx: Context, *, bucket: str, key: str, staged: Upload) -> Object
     validate_key(key)
     with ctx.store.session() as session:
         _require_bucket(session, bucket)
-    _place_blob(ctx, bucket=bucket, staged=staged)
+    place_blob(ctx, bucket=bucket, staged=staged)
     with ctx.store.session() as session:
         return _public(_add_version(session, bucket=bucket, key=key, sha256=staged.sha256, size=staged.size,
                                     deleted=False))
@@ -355,7 +184,7 @@ def get_object(ctx: Context, *, bucket: str, key: str, version_id: str | None = 
     """The bytes of the latest version, or of exactly `version_id` even if later overwritten or deleted."""
     with ctx.store.session() as session:
         row = _find_version(session, bucket=bucket, key=key, version_id=version_id)
-    return StoredObject(data=_read_blob(ctx, row), version=_public(row))
+    return StoredObject(data=read_blob(ctx, row), version=_public(row))
 
 
 def resolve_version(ctx: Context, *, bucket: str, key: str, version_id: str | None = None) -> VersionId:
@@ -408,53 +237,6 @@ def _as_of(session: Session, *, bucket: str, prefix: str, at: datetime | None) -
 # ---------------------------------------------------------------- materialize
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _same_file(path: Path, *, size: int, sha256: str) -> bool:
-    if path.is_symlink() or not path.is_file():
-        return False
-    return path.stat().st_size == size and _file_sha256(path) == sha256
-
-
-def _copy_blob_into(ctx: Context, row: BucketObjectRow, target: Path) -> None:
-    """Copy a verified blob to `target` through a temp file in the same folder, then rename."""
-    source = blob_path(ctx, bucket=row.bucket, sha256=row.sha256)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".hangar-tmp")
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            try:
-                handle = source.open("rb")
-            except FileNotFoundError:
-                raise ObjectCorrupted(row.bucket, row.key, row.version_id, "its blob is missing") from None
-            with handle:
-                while chunk := handle.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        if digest.hexdigest() != row.sha256:
-            raise ObjectCorrupted(row.bucket, row.key, row.version_id, "its blob does not match its sha256")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
 def materialize_prefix(ctx: Context, *, bucket: str, prefix: str, target_dir: Path,
                        at: datetime | None = None) -> MaterializeResult:
     """Make `target_dir` an exact mirror of the objects under the folder `prefix`.
@@ -481,39 +263,7 @@ def materialize_prefix(ctx: Context, *, bucket: str, prefix: str, target_dir: Pa
         raise ValidationFailed(
             f"s3://{bucket}/{folder}{clash[0]} is both an object and a folder, so {folder or 'the bucket'} "
             "cannot be mirrored to a directory")
-
-    root = Path(target_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    result = MaterializeResult()
-
-    # remove what no object maps to (including a file where a folder must go, and vice versa)
-    for current, dirnames, filenames in os.walk(root, topdown=True):
-        base = Path(current)
-        rel_base = base.relative_to(root).as_posix()
-        rel_base = "" if rel_base == "." else f"{rel_base}/"
-        for name in list(dirnames):
-            rel = rel_base + name
-            path = base / name
-            if rel not in folders or path.is_symlink():
-                _remove(path)
-                result.removed.append(rel + "/")
-                dirnames.remove(name)
-        for name in filenames:
-            rel = rel_base + name
-            if rel not in wanted:
-                (base / name).unlink(missing_ok=True)
-                result.removed.append(rel)
-
-    for rel in sorted(wanted):
-        row = wanted[rel]
-        path = root / rel
-        if _same_file(path, size=row.size, sha256=row.sha256):
-            result.unchanged.append(rel)
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _copy_blob_into(ctx, row, path)
-        result.written.append(rel)
-    return result
+    return mirror(ctx, root=Path(target_dir), wanted=wanted, folders=folders)
 
 
 def pinned_requirements(ctx, spec) -> str | None:

@@ -18,15 +18,14 @@ import string
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from enum import IntEnum
 from typing import NewType
 
-from pydantic import BaseModel
 from sqlalchemy import select
 
 from hangar.context import Context
 from hangar.errors import AccessDenied, Unauthorized, ValidationFailed
+from hangar.schemas.access import AccessKeyCreated, AccessKeyPublic
 from hangar.store.models import AccessKeyRow, utcnow
 
 AccessKeyId = NewType("AccessKeyId", str)
@@ -72,21 +71,6 @@ class Principal:
             raise AccessDenied(
                 f"{self.id} has role {self.role.name}; this call needs {needed.name} or higher"
             )
-
-
-class AccessKeyCreated(BaseModel):
-    access_key_id: str
-    secret_access_key: str
-    role: str
-    api_key: str  # for the native API: Authorization: Bearer <api_key>
-
-
-class AccessKeyPublic(BaseModel):
-    access_key_id: str
-    role: str
-    description: str | None
-    created_at: datetime
-    revoked: bool
 
 
 _ID_CHARS = string.ascii_uppercase + string.digits

@@ -10,29 +10,19 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from pydantic import BaseModel
 from sqlalchemy import delete, select
 
 from hangar.context import Context
 from hangar.domain.access import Principal
+from hangar.schemas.audit import AuditEntry
 from hangar.store.models import AuditRow, utcnow
 
 ACTION_CHARS = 64
 TARGET_CHARS = 200
 _SUMMARY_SECONDS = 60
 _PRUNE_SECONDS = 60
-
-
-class AuditEntry(BaseModel):
-    at: datetime
-    principal: str
-    role: str
-    action: str
-    target: str | None
-    outcome: str
-    status_code: int
 
 
 class _Anonymous:

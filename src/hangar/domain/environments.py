@@ -6,33 +6,33 @@ reconciler. The call returns at once; the work is resumable from the store.
 """
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from cryptography.fernet import Fernet
 from pydantic import ValidationError as PydanticValidationError
 
-from hangar.backend.components import web_component
+from hangar.schemas.operations import OperationKind, StepRecord
 from hangar.buckets import store as buckets
 from hangar.context import Context
 from hangar.domain import keys
 from hangar.schemas.requirements import check_requirements
+from hangar.domain.queries import environment_public, get_environment
+from hangar.domain.secrets import new_secrets
 from hangar.domain.access import Principal
 from hangar.domain.lifecycle import change_status
 from hangar.domain.limits import check_task_processes
-from hangar.schemas.public import ComponentPublic, EnvironmentPublic, ErrorInfo, EventPublic, LastUpdate, RevisionPublic, TokenPublic, WorkerSamplePublic, WorkersPublic
+from hangar.schemas.public import EnvironmentPublic, TokenPublic
 from hangar.schemas.spec import EnvironmentCreate, EnvironmentUpdate, Executor, Spec
 from hangar.schemas.versions import parse_version
 from hangar.schemas.classes import EnvironmentClass
-from hangar.domain.changes import ChangeKind, ChangePlan, PackageChange, describe_changes, plan_change
+from hangar.domain.changes import ChangeKind, ChangePlan, PackageChange, plan_change
 from hangar.domain.status import UPDATABLE, Status
 from hangar.errors import CeleryBrokerNotConfigured, EnvironmentAlreadyExists, EnvironmentBusy, ValidationFailed
 from hangar.runtime import plugins, upgrade
 from hangar.runtime.airflow_config import base_url
 from hangar.runtime.airflow_addon.hangar_airflow.tokens import mint
-from hangar.store import repository, worker_samples
+from hangar.store import repository
 from hangar.store.models import EnvironmentRow, utcnow
 
 TOKEN_SECONDS = 2 * 3600
@@ -53,23 +53,36 @@ def create_environment(ctx: Context, *, request: EnvironmentCreate) -> Environme
         if repository.find_live(session, request.name) is not None:
             raise EnvironmentAlreadyExists(request.name)
         env_id = repository.new_id()
-        env = EnvironmentRow(
-            id=env_id, name=request.name, status=Status.CREATING, status_reason="queued", revision=1,
-            ports={}, database_name=None if request.metadata_db_url else f"hangar_env_{env_id.replace('-', '')}",
-            created_at=utcnow(), last_update_status="PENDING", last_update_at=utcnow(), last_update_revision=1,
-        )
-        repository.add_environment(session, env)
-        repository.add_event(session, env, previous=None, status=Status.CREATING, reason="create requested")
-        repository.add_revision(session, env, spec, 1)
-        for name, value in _new_secrets().items():
-            repository.put_secret(session, ctx.envelope, env_id=env_id, name=name, value=value, kms_key_id=kms_key_id)
-        if request.metadata_db_url:
-            repository.put_secret(session, ctx.envelope, env_id=env_id, name="metadata_db_url", value=request.metadata_db_url,
-                                  kms_key_id=kms_key_id)
-        operation = repository.open_operation(session, env_id=env_id, kind="create", revision=1)
-        operation_id = operation.id
+        secrets = new_secrets() | ({"metadata_db_url": request.metadata_db_url} if request.metadata_db_url else {})
+        operation_id = open_new_environment(
+            ctx, session, env_id=env_id, name=request.name, spec=spec, secrets=secrets, kms_key_id=kms_key_id,
+            database=None if request.metadata_db_url else database_name(env_id), reason="create requested",
+            kind=OperationKind.CREATE)
     ctx.submit(env_id, operation_id)
     return get_environment(ctx, name=request.name)
+
+
+def database_name(env_id: str) -> str:
+    """The embedded PostgreSQL database (and role) of an environment."""
+    return f"hangar_env_{env_id.replace('-', '')}"
+
+
+def open_new_environment(ctx: Context, session, *, env_id: str, name: str, spec: Spec, secrets: dict[str, str],
+                         kms_key_id: str | None, database: str | None, reason: str, kind: OperationKind,
+                         first: StepRecord | None = None) -> int:
+    """Record a new environment (CREATING, revision 1, its secrets) and open its first
+    operation, in the caller's transaction; the operation's id."""
+    env = EnvironmentRow(
+        id=env_id, name=name, status=Status.CREATING, status_reason="queued", revision=1, ports={},
+        database_name=database, created_at=utcnow(), last_update_status="PENDING", last_update_at=utcnow(),
+        last_update_revision=1,
+    )
+    repository.add_environment(session, env)
+    repository.add_event(session, env, previous=None, status=Status.CREATING, reason=reason)
+    repository.add_revision(session, env, spec, 1)
+    for secret, value in secrets.items():
+        repository.put_secret(session, ctx.envelope, env_id=env_id, name=secret, value=value, kms_key_id=kms_key_id)
+    return repository.open_operation(session, env_id=env_id, kind=kind, revision=1, first=first).id
 
 
 def update_environment(ctx: Context, *, name: str, request: EnvironmentUpdate) -> EnvironmentPublic:
@@ -81,7 +94,7 @@ def update_environment(ctx: Context, *, name: str, request: EnvironmentUpdate) -
             raise EnvironmentBusy(name, env.status)
         spec = _next_spec(ctx, session, env, lambda current: current.merged(request), allow_downgrade=request.allow_downgrade)
         if _unchanged(session, env, spec):  # nothing to apply: no revision, no operation
-            return _public(ctx, session, env)
+            return environment_public(ctx, session, env)
         env_id, operation_id = _open_update(ctx, session, env, spec, reason=f"update to revision {env.revision + 1} requested")
     ctx.submit(env_id, operation_id)
     return get_environment(ctx, name=name)
@@ -137,40 +150,6 @@ def plan_update(ctx: Context, *, name: str, request: EnvironmentUpdate) -> Chang
     return plan
 
 
-def list_history(ctx: Context, *, name: str) -> list[RevisionPublic]:
-    """Every revision with what it changed, when, and how applying it ended."""
-    with ctx.store.session() as session:
-        env = repository.get_live(session, name)
-        outcomes: dict[int, tuple[str, str | None]] = {}
-        for operation in repository.list_operations(session, env.id):
-            if operation.kind not in ("create", "update"):
-                continue
-            steps = operation.steps or []
-            last = steps[-1] if steps else {}
-            if not operation.done:
-                outcomes[operation.revision] = ("IN_PROGRESS", None)
-            elif last.get("step") == "failed":
-                outcomes[operation.revision] = ("FAILED", last.get("error"))
-            elif last.get("step") == "rolled back":
-                outcomes[operation.revision] = ("ROLLED_BACK", None)
-            else:
-                outcomes[operation.revision] = ("APPLIED", None)
-        history, previous = [], None
-        for row in repository.list_revisions(session, env.id):
-            spec = Spec.model_validate(row.spec)
-            status, error = outcomes.get(row.number, ("RECORDED", None))
-            if row.number == env.last_update_revision and env.last_update_status == "FAILED" and status != "IN_PROGRESS":
-                error = error or env.last_update_error_message
-                status = "ROLLED_BACK" if status == "ROLLED_BACK" else "FAILED"
-            history.append(RevisionPublic(
-                revision=row.number, created_at=row.created_at, status=status, error=error,
-                running=row.number == env.running_revision, last_good=row.number == env.last_good_revision,
-                changes=describe_changes(previous, spec),
-            ))
-            previous = spec
-        return history
-
-
 def _next_spec(ctx: Context, session, env: EnvironmentRow, build: Callable[[Spec], Spec], *, allow_downgrade: bool) -> Spec:
     """The next revision's spec, checked: the Airflow version path, the bucket pins, the plugins digest."""
     current = repository.get_spec(session, env.id, _base_revision(env))
@@ -217,7 +196,7 @@ def _open_update(ctx: Context, session, env: EnvironmentRow, spec: Spec, *, reas
     env.revision += 1
     repository.add_revision(session, env, spec, env.revision)
     change_status(session, env, Status.UPDATING, reason=reason)
-    operation = repository.open_operation(session, env_id=env.id, kind="update", revision=env.revision)
+    operation = repository.open_operation(session, env_id=env.id, kind=OperationKind.UPDATE, revision=env.revision)
     return env.id, operation.id
 
 
@@ -238,37 +217,18 @@ def delete_environment(ctx: Context, *, name: str) -> EnvironmentPublic:
         if env.status == Status.DELETING and latest is not None and not latest.done:
             env_id, operation_id = env.id, None  # already being deleted
         elif env.status == Status.DELETING:  # an earlier delete failed: try again
-            operation = repository.open_operation(session, env_id=env.id, kind="delete", revision=env.revision)
+            operation = repository.open_operation(session, env_id=env.id, kind=OperationKind.DELETE, revision=env.revision)
             env_id, operation_id = env.id, operation.id
         else:
             if env.status in (Status.UPDATING, Status.ROLLING_BACK, Status.MAINTENANCE, Status.CREATING_SNAPSHOT):
                 raise EnvironmentBusy(name, env.status)
             change_status(session, env, Status.DELETING, reason="delete requested")
-            operation = repository.open_operation(session, env_id=env.id, kind="delete", revision=env.revision)
+            operation = repository.open_operation(session, env_id=env.id, kind=OperationKind.DELETE, revision=env.revision)
             env_id, operation_id = env.id, operation.id
-        public = _public(ctx, session, env)
+        public = environment_public(ctx, session, env)
     if operation_id is not None:
         ctx.submit(env_id, operation_id)
     return public
-
-
-def get_environment(ctx: Context, *, name: str) -> EnvironmentPublic:
-    with ctx.store.session() as session:
-        return _public(ctx, session, repository.get_live(session, name))
-
-
-def list_environments(ctx: Context) -> list[EnvironmentPublic]:
-    with ctx.store.session() as session:
-        return [_public(ctx, session, env) for env in repository.list_live(session)]
-
-
-def list_events(ctx: Context, *, name: str) -> list[EventPublic]:
-    with ctx.store.session() as session:
-        env = repository.get_live(session, name)
-        return [
-            EventPublic(at=e.at, status=e.status, previous=e.previous, reason=e.reason)
-            for e in repository.list_events(session, env.id)
-        ]
 
 
 def environment_token(
@@ -315,20 +275,19 @@ def set_tags(ctx: Context, *, name: str, add: dict[str, str] | None = None, remo
 
 # --- fernet key rotation (the work is Reconciler._rotate_fernet) ---
 
-ROTATE_FERNET = "rotate-fernet"  # the operation's kind
 
 
 def rotate_fernet(ctx: Context, *, name: str) -> EnvironmentPublic:
     """Replace the environment's fernet key; Airflow's data is re-encrypted, nothing is lost.
 
-    Runs as an operation of kind ROTATE_FERNET on the revision that runs now: UPDATING,
+    Runs as an operation of kind OperationKind.ROTATE_FERNET on the revision that runs now: UPDATING,
     then AVAILABLE, or UPDATE_FAILED with the error while the old key stays stored."""
     with ctx.store.session() as session:
         env = repository.get_live(session, name)
         if Status(env.status) not in UPDATABLE or env.running_revision is None:
             raise EnvironmentBusy(name, env.status)
         change_status(session, env, Status.UPDATING, reason="fernet key rotation requested")
-        operation = repository.open_operation(session, env_id=env.id, kind=ROTATE_FERNET, revision=env.running_revision)
+        operation = repository.open_operation(session, env_id=env.id, kind=OperationKind.ROTATE_FERNET, revision=env.running_revision)
         env_id, operation_id = env.id, operation.id
     ctx.submit(env_id, operation_id)
     return get_environment(ctx, name=name)
@@ -367,63 +326,3 @@ def _valid(build: Callable[[], Spec]) -> Spec:
         return build()
     except PydanticValidationError as exc:
         raise ValidationFailed("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
-
-
-def _new_secrets() -> dict[str, str]:
-    return {
-        "fernet_key": Fernet.generate_key().decode(),
-        "jwt_secret": secrets.token_urlsafe(48),
-        "secret_key": secrets.token_urlsafe(32),
-        # the password of its own role on the embedded PostgreSQL (used when environments are isolated)
-        "db_password": secrets.token_urlsafe(32),
-    }
-
-
-def _public(ctx: Context, session, env: EnvironmentRow) -> EnvironmentPublic:
-    desired = repository.get_spec(session, env.id, env.revision)
-    running = env.running_revision or env.revision
-    spec = desired if running == env.revision else repository.get_spec(session, env.id, running)
-    last_update = None
-    if env.last_update_status:
-        error = None
-        if env.last_update_error_code:
-            error = ErrorInfo(code=env.last_update_error_code, message=env.last_update_error_message or "")
-        last_update = LastUpdate(
-            status=env.last_update_status, created_at=env.last_update_at or env.created_at, error=error,
-            revision=env.last_update_revision or env.revision,
-        )
-    components = []
-    processes = ctx.backend.get(env.id)
-    if processes is not None:
-        web = web_component(parse_version(spec.airflow_version)[0])
-        for row in processes.health().components:
-            components.append(ComponentPublic(**row, port=env.ports.get("web") if row["name"] == web else None))
-    return EnvironmentPublic(
-        name=env.name, status=env.status, status_reason=env.status_reason, airflow_version=spec.airflow_version,
-        webserver_url=base_url(env.ports) if env.ports else None, created_at=env.created_at, last_update=last_update,
-        revision=env.revision, running_revision=env.running_revision, last_good_revision=env.last_good_revision,
-        spec=desired, components=components, executor=spec.executor.value, workers=_workers(session, env, spec),
-    )
-
-
-def _workers(session, env: EnvironmentRow, spec: Spec) -> WorkersPublic | None:
-    """The autoscaler's last reading (hangar.reconciler.autoscaler) with the running revision's bounds."""
-    if spec.executor != Executor.celery:
-        return None
-    sample = worker_samples.latest(session, env.id)
-    assert spec.max_workers is not None and spec.worker_concurrency is not None
-    if sample is None:
-        return WorkersPublic(current=0, desired=spec.min_workers, min=spec.min_workers, max=spec.max_workers,
-                             queued_tasks=0, running_tasks=0, concurrency=spec.worker_concurrency)
-    return WorkersPublic(current=sample.current, desired=sample.desired, min=spec.min_workers, max=spec.max_workers,
-                         queued_tasks=sample.queued, running_tasks=sample.running, concurrency=spec.worker_concurrency,
-                         at=sample.at)
-
-
-def worker_history(ctx: Context, *, name: str, minutes: float = 60) -> list[WorkerSamplePublic]:
-    """The autoscaler's readings of the last `minutes`, oldest first."""
-    with ctx.store.session() as session:
-        env = repository.get_live(session, name)
-        start = utcnow() - timedelta(minutes=minutes)
-        return [WorkerSamplePublic(at=s.at, current=s.current, desired=s.desired, queued_tasks=s.queued,
-                                   running_tasks=s.running) for s in worker_samples.since(session, env.id, start)]

@@ -23,10 +23,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from hangar.context import Context
 from hangar.schemas.classes import PRESETS
+from hangar.schemas.export import ExportPublic, KubernetesSecret
 from hangar.schemas.spec import OWNED_CONFIG_KEYS, LogLevel, Spec
 from hangar.schemas.versions import parse_version
 from hangar.errors import ValidationFailed
@@ -62,24 +61,6 @@ _EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
 # hangar_options needs a layout and ports; the chart replaces every path and port it would name
 _CHART_LAYOUT = EnvironmentLayout(root=Path("/opt/airflow"))
 _NO_PORTS = {"web": 8080, "worker_logs": 8793, "trigger_logs": 8794}
-
-
-class KubernetesSecret(BaseModel):
-    """A secret the user creates before `helm install`; the values only name it."""
-
-    name: str
-    keys: list[str]
-    purpose: str
-
-
-class ExportPublic(BaseModel):
-    format: str
-    revision: int | None = None  # the revision exported: the running one, else the latest
-    values: dict[str, Any]
-    requirements: str | None = None  # the requirements.txt the image is built with
-    dockerfile: str | None = None  # present when the environment has requirements
-    secrets: list[KubernetesSecret]
-    notes: list[str]  # what the values cannot carry and the user supplies
 
 
 def export_environment(

@@ -16,16 +16,15 @@ Invariants:
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import NewType
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hangar.context import Context
 from hangar.crypto import Envelope
 from hangar.errors import ValidationFailed
+from hangar.schemas.keys import KeyPublic, KeyRotated
 from hangar.store import repository
 from hangar.store.models import KmsKeyRow, utcnow
 
@@ -56,28 +55,6 @@ class KmsAliasExists(ValidationFailed):
     def __init__(self, alias: str) -> None:
         super().__init__(f"alias {alias!r} already names a key")
         self.alias = alias
-
-
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    alias: str | None = Field(default=None, max_length=256)
-    description: str | None = Field(default=None, max_length=8192)  # AWS KMS's limit
-
-
-class KeyPublic(BaseModel):
-    key_id: str
-    arn: str
-    alias: str | None
-    description: str | None
-    key_manager: str  # HANGAR for the default key, CUSTOMER for keys people create (AWS says AWS/CUSTOMER)
-    current_version: int
-    versions: int
-    created_at: datetime
-    rotated_at: datetime | None
-
-
-class KeyRotated(KeyPublic):
-    rewrapped: int  # data keys moved from older versions to the new one
 
 
 def arn(key_id: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from hangar.schemas.operations import OperationKind
 from hangar.domain.status import Status, allowed
 from hangar.errors import IllegalTransition
 from hangar.store import repository
@@ -81,8 +82,8 @@ def resumable_operations(session: Session) -> list[tuple[str, int]]:
             continue
         if env.status == Status.DELETED:
             repository.close_operations(session, env.id, step="environment deleted")
-        elif env.status == Status.DELETING and operation.kind != "delete":
-            resume[env.id] = repository.open_operation(session, env_id=env.id, kind="delete", revision=env.revision).id
+        elif env.status == Status.DELETING and operation.kind != OperationKind.DELETE:
+            resume[env.id] = repository.open_operation(session, env_id=env.id, kind=OperationKind.DELETE, revision=env.revision).id
         else:
             if env.id in resume:
                 repository.close_operation(session.get_one(OperationRow, resume[env.id]),

@@ -8,7 +8,7 @@ that sets no window gets DEFAULT_WINDOW, Sunday 03:00 UTC, a quiet hour for most
 The restart Hangar asks for here is a rebuild of the environment's runtime, so a
 patched release of an installed package is picked up (a new runtime epoch, see
 hangar.runtime.venvs). Asking only records it (maintenance_pending, with the reason
-and when it was asked); hangar.reconciler.maintenance starts the rebuild in the next
+and when it was asked); hangar.reconciler.loops.maintenance starts the rebuild in the next
 window, as an operation of kind MAINTENANCE while the environment is AVAILABLE:
 AVAILABLE -> MAINTENANCE -> AVAILABLE. The revision that runs keeps its number.
 
@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from hangar.schemas.operations import OperationKind, StepRecord
 from hangar.context import Context
 from hangar.domain.lifecycle import change_status
 from hangar.domain.status import Status
@@ -29,7 +30,6 @@ from hangar.errors import EnvironmentBusy
 from hangar.store import repository
 from hangar.store.models import EnvironmentRow, OperationRow, utcnow
 
-MAINTENANCE = "maintenance"  # the operation's kind (hangar.reconciler.maintenance does the work)
 WINDOW = timedelta(hours=2)
 DEFAULT_WINDOW = "SUN:03:00"
 DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")  # datetime.weekday() order
@@ -144,7 +144,7 @@ def maintenance_status(ctx: Context, *, name: str, now: datetime | None = None) 
         )
 
 
-# --- for the maintenance loop (hangar.reconciler.maintenance) ---
+# --- for the maintenance loop (hangar.reconciler.loops.maintenance) ---
 
 
 def record_detected(ctx: Context, *, env_id: str, reason: str, now: datetime | None = None) -> bool:
@@ -171,9 +171,10 @@ def start_maintenance(ctx: Context, *, env_id: str, now: datetime | None = None)
         start = window_of(session, env) or DEFAULT_WINDOW
         change_status(session, env, Status.MAINTENANCE,
                       reason=f"maintenance window {start} UTC: rebuilding the runtime ({env.maintenance_pending})")
-        operation = repository.open_operation(session, env_id=env.id, kind=MAINTENANCE, revision=env.running_revision)
-        operation.steps = [{"step": f"maintenance started in the window from {start} UTC", "at": now.isoformat(),
-                            "epoch": env.runtime_epoch, "reason": env.maintenance_pending}]
+        operation = repository.open_operation(
+            session, env_id=env.id, kind=OperationKind.MAINTENANCE, revision=env.running_revision,
+            first=StepRecord(step=f"maintenance started in the window from {start} UTC", at=now.isoformat(),
+                             epoch=env.runtime_epoch, reason=env.maintenance_pending))
         operation_id = operation.id
     ctx.submit(env_id, operation_id)
     return operation_id
@@ -186,14 +187,14 @@ def window_of(session, env: EnvironmentRow) -> str | None:
 
 def latest_maintenance(session, env_id: str) -> OperationRow | None:
     return session.scalar(select(OperationRow).where(OperationRow.environment_id == env_id,
-                                                     OperationRow.kind == MAINTENANCE)
+                                                     OperationRow.kind == OperationKind.MAINTENANCE)
                           .order_by(OperationRow.id.desc()).limit(1))
 
 
 def started_at(operation: OperationRow) -> datetime:
     """When the window's clock started the operation (the first step's time)."""
-    first = operation.steps[0] if operation.steps else {}
-    return datetime.fromisoformat(first["at"]) if "at" in first else operation.started_at
+    steps = repository.steps_of(operation)
+    return steps[0].started if steps else operation.started_at
 
 
 def _set_pending(env: EnvironmentRow, *, reason: str, now: datetime) -> None:
@@ -203,6 +204,6 @@ def _set_pending(env: EnvironmentRow, *, reason: str, now: datetime) -> None:
 
 
 def _last(operation: OperationRow) -> LastMaintenance:
-    error = next((step["error"] for step in reversed(operation.steps) if step.get("error")), None)
+    error = next((step.error for step in reversed(repository.steps_of(operation)) if step.error), None)
     outcome = "RUNNING" if not operation.done else ("FAILED" if error else "SUCCESS")
     return LastMaintenance(started_at=started_at(operation), outcome=outcome, error=error)

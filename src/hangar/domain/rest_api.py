@@ -14,7 +14,8 @@ import httpx
 
 from hangar.context import Context
 from hangar.domain.access import Principal
-from hangar.domain.environments import environment_token, get_environment
+from hangar.domain.environments import environment_token
+from hangar.domain.queries import get_environment
 from hangar.schemas.versions import parse_version
 from hangar.errors import EnvironmentBusy, RestApiClientError, RestApiServerError, ValidationFailed
 

@@ -36,10 +36,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from hangar.schemas.operations import OperationKind, StepRecord
 from hangar.buckets import store as buckets
 from hangar.context import Context
 from hangar.domain import keys
-from hangar.domain.environments import _new_secrets, get_environment
+from hangar.domain.environments import database_name, open_new_environment
+from hangar.domain.queries import get_environment
+from hangar.domain.secrets import FERNET_KEY, fernet_keys, new_secrets
 from hangar.domain.lifecycle import change_status
 from hangar.schemas.public import EnvironmentPublic
 from hangar.schemas.spec import Name, Spec
@@ -51,12 +54,8 @@ from hangar.store import repository
 from hangar.store import snapshots as store
 from hangar.store.models import EnvironmentRow, OperationRow, SnapshotRow, utcnow
 
-# kinds of snapshot
+# kinds of snapshot (the operations that take, restore and clone them: hangar.reconciler.operations)
 MANUAL, SCHEDULED, PRE_UPGRADE = "manual", "scheduled", "pre-upgrade"
-# kinds of operation (hangar.reconciler.snapshots does the work)
-SNAPSHOT, RESTORE, CLONE = "snapshot", "restore", "clone"
-# a fernet rotation under way keeps the new key here (hangar.reconciler.handlers.FERNET_NEXT)
-_FERNET_NEXT = "fernet_key_next"
 
 
 class SnapshotPublic(BaseModel):
@@ -158,7 +157,7 @@ def take_snapshot(ctx: Context, *, env_id: str, revision: int, kind: str, snapsh
         secrets = repository.get_secrets(session, ctx.envelope, env_id=env_id)
     external = secrets.get("metadata_db_url")
     # a fernet rotation under way: the database may hold values under either key
-    fernet = ",".join(filter(None, (secrets.get(_FERNET_NEXT), secrets["fernet_key"])))
+    fernet = fernet_keys(secrets)
     layout = EnvironmentLayout(root=ctx.settings.environments_dir / env_id)  # DAGs mirrored from a bucket
     folder = ctx.settings.snapshots_dir / env_id
     folder.mkdir(parents=True, exist_ok=True)
@@ -241,14 +240,15 @@ def requested_snapshot(ctx: Context, *, operation_id: int) -> tuple[str, str]:
     """The (snapshot id, snapshot kind) an operation of kind SNAPSHOT, RESTORE or CLONE was opened for."""
     with ctx.store.session() as session:
         operation = session.get_one(OperationRow, operation_id)
-        first = operation.steps[0]
-        return first["snapshot_id"], first.get("kind", MANUAL)
+        first = repository.steps_of(operation)[0]
+        assert first.snapshot_id is not None
+        return first.snapshot_id, first.kind or MANUAL
 
 
 def snapshots_in_use(session) -> set[str]:
     """Snapshots that an unfinished operation takes or restores from."""
-    return {step["snapshot_id"] for operation in repository.pending_operations(session)
-            for step in operation.steps[:1] if "snapshot_id" in step}
+    return {step.snapshot_id for operation in repository.pending_operations(session)
+            for step in repository.steps_of(operation)[:1] if step.snapshot_id}
 
 
 def delete_expired(ctx: Context, *, env_id: str, snapshot_ids: list[str]) -> None:
@@ -271,13 +271,13 @@ def delete_expired(ctx: Context, *, env_id: str, snapshot_ids: list[str]) -> Non
 def _open_snapshot(session, env: EnvironmentRow, *, kind: str) -> tuple[str, int]:
     snapshot_id = repository.new_id()
     change_status(session, env, Status.CREATING_SNAPSHOT, reason=f"taking {kind} snapshot {snapshot_id}")
-    operation = repository.open_operation(session, env_id=env.id, kind=SNAPSHOT, revision=env.running_revision)
-    operation.steps = [_requested_step(f"{kind} snapshot {snapshot_id} requested", snapshot_id, kind)]
+    operation = repository.open_operation(session, env_id=env.id, kind=OperationKind.SNAPSHOT, revision=env.running_revision,
+                                          first=_requested_step(f"{kind} snapshot {snapshot_id} requested", snapshot_id, kind))
     return snapshot_id, operation.id
 
 
-def _requested_step(text: str, snapshot_id: str, kind: str = MANUAL) -> dict:
-    return {"step": text, "at": utcnow().isoformat(), "snapshot_id": snapshot_id, "kind": kind}
+def _requested_step(text: str, snapshot_id: str, kind: str = MANUAL) -> StepRecord:
+    return StepRecord(step=text, snapshot_id=snapshot_id, kind=kind)
 
 
 def _restore_in_place(ctx: Context, *, name: str, snapshot_id: str, spec: dict, has_plugins: bool) -> EnvironmentPublic:
@@ -294,8 +294,8 @@ def _restore_in_place(ctx: Context, *, name: str, snapshot_id: str, spec: dict, 
         env.revision += 1
         repository.add_revision(session, env, restored, env.revision)
         change_status(session, env, Status.UPDATING, reason=f"restore of snapshot {snapshot_id} requested")
-        operation = repository.open_operation(session, env_id=env.id, kind=RESTORE, revision=env.revision)
-        operation.steps = [_requested_step(f"restore of snapshot {snapshot_id} requested", snapshot_id)]
+        operation = repository.open_operation(session, env_id=env.id, kind=OperationKind.RESTORE, revision=env.revision,
+                                              first=_requested_step(f"restore of snapshot {snapshot_id} requested", snapshot_id))
         env_id, operation_id = env.id, operation.id
     ctx.submit(env_id, operation_id)
     return get_environment(ctx, name=name)
@@ -309,22 +309,12 @@ def _clone(ctx: Context, *, snapshot_id: str, into: str, spec: dict, has_plugins
     with ctx.store.session() as session:
         if repository.find_live(session, into) is not None:
             raise EnvironmentAlreadyExists(into)
-        secrets = {**_new_secrets(), "fernet_key": store.fernet_key(ctx.envelope, _row(session, snapshot_id))}
-        env = EnvironmentRow(
-            id=env_id, name=into, status=Status.CREATING, status_reason="queued", revision=1, ports={},
-            database_name=f"hangar_env_{env_id.replace('-', '')}", created_at=utcnow(), last_update_status="PENDING",
-            last_update_at=utcnow(), last_update_revision=1,
-        )
-        session.add(env)
-        session.flush()
-        repository.add_event(session, env, previous=None, status=Status.CREATING,
-                             reason=f"clone from snapshot {snapshot_id} requested")
-        repository.add_revision(session, env, restored, 1)
-        for secret, value in secrets.items():
-            repository.put_secret(session, ctx.envelope, env_id=env_id, name=secret, value=value, kms_key_id=kms_key_id)
-        operation = repository.open_operation(session, env_id=env_id, kind=CLONE, revision=1)
-        operation.steps = [_requested_step(f"clone from snapshot {snapshot_id} requested", snapshot_id)]
-        operation_id = operation.id
+        secrets = {**new_secrets(), FERNET_KEY: store.fernet_key(ctx.envelope, _row(session, snapshot_id))}
+        requested = f"clone from snapshot {snapshot_id} requested"
+        operation_id = open_new_environment(
+            ctx, session, env_id=env_id, name=into, spec=restored, secrets=secrets, kms_key_id=kms_key_id,
+            database=database_name(env_id), reason=requested, kind=OperationKind.CLONE,
+            first=_requested_step(requested, snapshot_id))
     ctx.submit(env_id, operation_id)
     return get_environment(ctx, name=into)
 

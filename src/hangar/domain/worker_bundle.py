@@ -34,11 +34,12 @@ from hangar.buckets import store as buckets
 from hangar.context import Context
 from hangar.schemas.spec import AccessMode, Executor, Spec
 from hangar.schemas.versions import parse_version
-from hangar.schemas.worker_bundle import WorkerBundle
+from hangar.domain.secrets import fernet_keys
 from hangar.domain.workers import ExecutorNotCelery, VerifiedWorkerToken
 from hangar.errors import CeleryBrokerNotConfigured, EnvironmentBusy, HangarError
 from hangar.runtime import airflow_config, remote_worker
 from hangar.runtime.venvs import runtime_key
+from hangar.schemas.worker_bundle import WorkerBundle
 from hangar.store import repository
 
 Part = Literal["dags", "plugins"]
@@ -66,7 +67,6 @@ class RemoteWorkersNeedReachableDatabase(EnvironmentBusy):
 
 def worker_bundle(ctx: Context, *, caller: VerifiedWorkerToken, host: str) -> WorkerBundle:
     """The running revision as a host that reached the control plane at `host` runs its workers."""
-    from hangar.reconciler.handlers import FERNET_NEXT  # the reconciler keeps the rotation's secret names
 
     settings = ctx.settings
     with ctx.store.session() as session:
@@ -84,8 +84,7 @@ def worker_bundle(ctx: Context, *, caller: VerifiedWorkerToken, host: str) -> Wo
         raise EnvironmentBusy(name, status)
     if not settings.celery_broker_url:
         raise CeleryBrokerNotConfigured()
-    if FERNET_NEXT in secrets:  # a rotation is under way: the components run with "new,old"
-        secrets["fernet_key"] = f"{secrets[FERNET_NEXT]},{secrets['fernet_key']}"
+    secrets["fernet_key"] = fernet_keys(secrets)  # "new,old" while a rotation is under way, as the components run
 
     layout = airflow_config.EnvironmentLayout(root=settings.environments_dir / env.id)
     cfg_text = _live_cfg(layout, name=name, status="starting")

@@ -42,7 +42,7 @@ from hangar.errors import (  # DagImportErrors: callers raise it with new_dag_er
 from hangar.runtime.airflow_addon.hangar_airflow.launch import apply_exports
 from hangar.runtime.airflow_addon.hangar_airflow.startup import ScriptResult, run_group, run_script
 from hangar.runtime.startup import RESERVED_VARIABLES
-from hangar.runtime.venvs import Runtime, _clean_env, _failure, _run_uv, base_packages
+from hangar.runtime.venvs import Runtime, base_packages, clean_env, install_failure, run_uv
 
 TRACEBACK_LINES = 15
 SCRIPT_OUTPUT_LINES = 20
@@ -165,7 +165,7 @@ def check_imports(*, runtime: Runtime, requirements: str | None, env: dict[str, 
     ))
     if not names:
         return
-    failures = _probe(runtime=runtime, code=_IMPORTS_PROBE, args=[json.dumps(names)], env=env or _clean_env(),
+    failures = _probe(runtime=runtime, code=_IMPORTS_PROBE, args=[json.dumps(names)], env=env or clean_env(),
                       timeout=timeout, what="importing the requirements' modules", failed=RequirementImportFailed,
                       run_as=run_as)
     if failures:
@@ -316,7 +316,7 @@ def package_diff(*, old: Runtime, airflow_version: str, requirements: str | None
             Path(scratch).chmod(0o711)  # it passes through to its own folder; the log stays root's
             give_tree(home, builder.uid, builder.gid)
         uv = {"as_user": builder, "scratch": home}
-        code, output = _run_uv(["pip", "freeze", "--python", str(old.python)], progress=_quiet, log=log, **uv)
+        code, output = run_uv(["pip", "freeze", "--python", str(old.python)], progress=_quiet, log=log, **uv)
         if code != 0:
             raise RuntimeBuildFailed(f"could not list the packages of runtime {old.key}; uv said:\n{_tail(output, 20)}")
         installed = _pins(output)
@@ -325,13 +325,13 @@ def package_diff(*, old: Runtime, airflow_version: str, requirements: str | None
         resolved_file = home / "resolved.txt"
         if builder is not None:
             give_tree(home, builder.uid, builder.gid)
-        code, output = _run_uv(
+        code, output = run_uv(
             ["pip", "compile", "--quiet", "--python-version", python, "--no-header", "--no-annotate",
              "--output-file", str(resolved_file), str(wanted)],
             progress=_quiet, log=log, **(uv if requirements and requirements.strip() else {}),
         )  # Airflow's own packages alone resolve as the control plane, with uv's shared cache
         if code != 0:
-            raise _failure(output, airflow_version)
+            raise install_failure(output, airflow_version)
         resolved = _pins(resolved_file.read_text())
     return PackageDiff(
         added=[PackageVersion(name=n, version=resolved[n]) for n in sorted(resolved.keys() - installed.keys())],

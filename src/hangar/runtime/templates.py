@@ -36,7 +36,7 @@ from hangar.errors import HangarError, TemporaryError
 from hangar.runtime.venvs import Runtime
 
 if TYPE_CHECKING:
-    from hangar.runtime.metadb import EmbeddedPostgres
+    from hangar.runtime.embedded_postgres import EmbeddedPostgres
 
 log = logging.getLogger(__name__)
 

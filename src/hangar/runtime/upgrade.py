@@ -33,7 +33,7 @@ from typing import Literal
 from hangar.schemas.versions import parse_version
 from hangar.errors import MetadataDatabaseFailed, UnsupportedUpgradePath
 from hangar.backend.identity import RunAs
-from hangar.runtime.metadb import _airflow, _tail
+from hangar.runtime.metadb import output_tail, run_airflow
 from hangar.runtime.venvs import Progress, Runtime
 
 UpgradeKind = Literal["none", "patch", "minor", "major", "downgrade"]
@@ -107,11 +107,11 @@ def migrate(*, old: Runtime, new: Runtime, url: str, progress: Progress, run_as:
     if parse_version(new.airflow_version) < parse_version(old.airflow_version):
         raise ValueError(f"migrate goes up, not from {old.airflow_version} to {new.airflow_version}; use downgrade")
     progress(f"migrating the metadata database from Airflow {old.airflow_version} to {new.airflow_version}")
-    result = _airflow(new, url, "db", "migrate", run_as=run_as)
+    result = run_airflow(new, url, "db", "migrate", run_as=run_as)
     if result.returncode != 0:
         raise MetadataDatabaseFailed(
             f"`airflow db migrate` of Airflow {new.airflow_version} failed on the database of Airflow "
-            f"{old.airflow_version} (exit {result.returncode}):\n{_tail(result, 15)}"
+            f"{old.airflow_version} (exit {result.returncode}):\n{output_tail(result, 15)}"
         )
     progress(f"metadata database migrated to Airflow {new.airflow_version}")
 
@@ -121,7 +121,7 @@ def downgrade(*, old: Runtime, new: Runtime, url: str, progress: Progress, run_a
     if parse_version(new.airflow_version) <= parse_version(old.airflow_version):
         raise ValueError(f"downgrade goes down, not from {new.airflow_version} to {old.airflow_version}")
     progress(f"downgrading the metadata database from Airflow {new.airflow_version} to {old.airflow_version}")
-    result = _airflow(new, url, "db", "downgrade", "--to-version", old.airflow_version, "-y", run_as=run_as)
+    result = run_airflow(new, url, "db", "downgrade", "--to-version", old.airflow_version, "-y", run_as=run_as)
     if result.returncode != 0:
         output = f"{result.stdout}\n{result.stderr}"
         cause = ""
@@ -131,13 +131,13 @@ def downgrade(*, old: Runtime, new: Runtime, url: str, progress: Progress, run_a
                      "it is unchanged. Create a new Airflow 2 environment instead")
         raise MetadataDatabaseFailed(
             f"`airflow db downgrade --to-version {old.airflow_version}` of Airflow {new.airflow_version} failed"
-            f"{cause} (exit {result.returncode}):\n{_tail(result, 15)}"
+            f"{cause} (exit {result.returncode}):\n{output_tail(result, 15)}"
         )
     # the older runtime must find exactly its own head, or it would refuse to start
-    check = _airflow(old, url, "db", "check-migrations", "--migration-wait-timeout", "1", run_as=run_as)
+    check = run_airflow(old, url, "db", "check-migrations", "--migration-wait-timeout", "1", run_as=run_as)
     if check.returncode != 0:
         raise MetadataDatabaseFailed(
             f"after the downgrade, Airflow {old.airflow_version} does not accept the database's schema:\n"
-            f"{_tail(check, 15)}"
+            f"{output_tail(check, 15)}"
         )
     progress(f"metadata database downgraded to Airflow {old.airflow_version}")

@@ -150,12 +150,12 @@ def _clear_leftovers(root: Path, key: str) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def _run_uv(args: list[str], *, progress: Progress, log: Path, as_user: RunAs | None = None,
-            scratch: Path | None = None) -> tuple[int, str]:
+def run_uv(args: list[str], *, progress: Progress, log: Path, as_user: RunAs | None = None,
+           scratch: Path | None = None) -> tuple[int, str]:
     """uv ARGS; `as_user` (with a `scratch` folder of that user's for HOME and uv's cache): as
     that user, since what uv installs or inspects may run code (a build script, a .pth file)."""
     lines: list[str] = []
-    env = {**_clean_env(), "NO_COLOR": "1"}
+    env = {**clean_env(), "NO_COLOR": "1"}
     if as_user is not None:
         assert scratch is not None
         # nothing of the caller's uv (`uv run` names its own interpreter, which may be in root's home)
@@ -177,11 +177,13 @@ def _run_uv(args: list[str], *, progress: Progress, log: Path, as_user: RunAs | 
         return process.wait(), "\n".join(lines)
 
 
-def _clean_env() -> dict[str, str]:
+def clean_env() -> dict[str, str]:
+    """This process's environment without what would point uv or Python at Hangar's own venv."""
     return {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "UV_PROJECT_ENVIRONMENT")}
 
 
-def _failure(output: str, airflow_version: str) -> Exception:
+def install_failure(output: str, airflow_version: str) -> Exception:
+    """The error to raise for a failed `uv pip install` of a runtime, from what uv printed."""
     summary = "\n".join(line for line in output.splitlines() if line.strip())[-2000:]
     missing = rf"no version of apache-airflow(\[[a-z,]+\])?=={re.escape(airflow_version)}\b"
     if re.search(missing, output, re.I):
@@ -240,7 +242,7 @@ def _build(building: Path, *, python: str, airflow_version: str, requirements: s
     their own: their code (a build script, a .pth file) runs while they install, and must not run
     with root's rights or leave anything in a cache other builds read. The runtime is root's
     again afterwards, so no build can change another's runtime."""
-    code, output = _run_uv(["venv", "--quiet", "--python", python, str(building)], progress=progress, log=log)
+    code, output = run_uv(["venv", "--quiet", "--python", python, str(building)], progress=progress, log=log)
     if code != 0:
         raise RuntimeBuildFailed(f"uv could not create a Python {python} venv: {output[-1000:]}")
     args = ["pip", "install", "--compile-bytecode", "--python", str(building / "bin" / "python"),
@@ -249,9 +251,9 @@ def _build(building: Path, *, python: str, airflow_version: str, requirements: s
         args.append("--refresh")
     wanted = bool(requirements and requirements.strip())
     if builder is not None and wanted:
-        code, output = _run_uv(args, progress=progress, log=log)
+        code, output = run_uv(args, progress=progress, log=log)
         if code != 0:
-            raise _failure(output, airflow_version)
+            raise install_failure(output, airflow_version)
     # the requirements file stays out of the runtime: a line may carry an index's credentials,
     # which uv itself neither prints nor records in what it installs
     with tempfile.TemporaryDirectory(prefix="hangar-requirements-") as scratch:
@@ -263,13 +265,13 @@ def _build(building: Path, *, python: str, airflow_version: str, requirements: s
             give_tree(Path(scratch), builder.uid, builder.gid)
             give_tree(building, builder.uid, builder.gid)
             try:
-                code, output = _run_uv(args, progress=progress, log=log, as_user=builder, scratch=Path(scratch))
+                code, output = run_uv(args, progress=progress, log=log, as_user=builder, scratch=Path(scratch))
             finally:
                 give_tree(building, 0, 0)
         else:
-            code, output = _run_uv(args, progress=progress, log=log)
+            code, output = run_uv(args, progress=progress, log=log)
     if code != 0:
-        raise _failure(output, airflow_version)
+        raise install_failure(output, airflow_version)
 
 
 def _fix_shebangs(bin_dir: Path, *, old: str, new: str) -> None:
@@ -304,7 +306,7 @@ def python_for_everyone(python: str) -> str:
     candidates = [python] if "/" in python else []
     if "/" not in python:
         found = subprocess.run([find_uv_bin(), "python", "find", python], capture_output=True, text=True,
-                               env=_clean_env())
+                               env=clean_env())
         if found.returncode == 0 and found.stdout.strip():
             candidates.append(found.stdout.strip())
         candidates += [f"/usr/bin/python{python}", f"/usr/local/bin/python{python}"]

@@ -7,7 +7,6 @@ is judged; errors name the field or key that is wrong.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NewType

@@ -209,7 +209,7 @@ class SnapshotRow(Base):
     fernet_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-# --- worker autoscaling (hangar.reconciler.autoscaler) ---
+# --- worker autoscaling (hangar.reconciler.loops.autoscaler) ---
 
 
 class WorkerSampleRow(Base):

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hangar.crypto import Envelope, new_key_material
+from hangar.schemas.operations import OperationKind, Outcome, StepRecord
 from hangar.schemas.spec import Spec
 from hangar.errors import EnvironmentAlreadyExists, EnvironmentNotFound, OperationInProgress, PermanentError
 from hangar.store.models import (
@@ -249,15 +250,17 @@ def default_kms_key(session: Session, envelope: Envelope) -> KmsKeyRow:
     return row
 
 
-def open_operation(session: Session, *, env_id: str, kind: str, revision: int) -> OperationRow:
+def open_operation(session: Session, *, env_id: str, kind: OperationKind, revision: int,
+                   first: StepRecord | None = None) -> OperationRow:
     """Open an operation. At most one operation of an environment is open at a time: a delete
     closes whatever else is open (in this transaction, so nothing resumes it after a restart),
     and any other kind is refused while one is open."""
     others = open_operations(session, env_id)
-    if others and kind != "delete":
+    if others and kind != OperationKind.DELETE:
         raise OperationInProgress(others[0].kind)
     close_operations(session, env_id, step=f"superseded by {kind}")
-    row = OperationRow(environment_id=env_id, kind=kind, revision=revision, steps=[], started_at=utcnow(), updated_at=utcnow())
+    row = OperationRow(environment_id=env_id, kind=str(kind), revision=revision, steps=[first.as_json()] if first else [],
+                       started_at=utcnow(), updated_at=utcnow())
     session.add(row)
     session.flush()
     return row
@@ -278,8 +281,19 @@ def close_operations(session: Session, env_id: str, *, step: str) -> list[int]:
 
 
 def close_operation(row: OperationRow, *, step: str) -> None:
-    row.done = True
-    row.steps = [*row.steps, {"step": step, "at": utcnow().isoformat()}]
+    """Close an operation that another one took the place of."""
+    append_step(row, StepRecord(step=step, outcome=Outcome.SUPERSEDED))
+
+
+def append_step(row: OperationRow, record: StepRecord) -> None:
+    """Record a finished step; one with an outcome closes the operation."""
+    row.steps = [*row.steps, record.as_json()]
+    if record.outcome is not None:
+        row.done = True
+
+
+def steps_of(row: OperationRow) -> list[StepRecord]:
+    return [StepRecord.read(raw) for raw in row.steps or []]
 
 
 def pending_operations(session: Session) -> list[OperationRow]:

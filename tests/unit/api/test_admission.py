@@ -19,7 +19,7 @@ from hangar.api.mwaa import routes as mwaa_routes
 from hangar.api.routes import buckets as bucket_routes
 from hangar.api.routes import environments as environment_routes
 from hangar.api.routes import workers as worker_routes
-from hangar.buckets import store
+from hangar.buckets import blobs, store
 from hangar.context import Context
 from hangar.domain.access import Role, create_access_key
 from hangar.domain.audit import read_audit
@@ -154,7 +154,7 @@ def test_bucket_uploads_stream_to_their_own_limit(app: FastAPI, ctx: Context) ->
                                                                                      "transfer-encoding": "chunked"})
     assert (status, body["error"]["code"]) == (413, "PAYLOAD_TOO_LARGE")
     assert pulled <= 64 * 1024 + 16384
-    assert list((store.bucket_dir(ctx, "uploads") / "tmp").iterdir()) == []
+    assert list((blobs.bucket_dir(ctx, "uploads") / "tmp").iterdir()) == []
     assert [v.size for v in store.list_objects(ctx, bucket="uploads", versions=True)] == [60000]
     status, _, pulled = call(app, "PUT", path, chunks=[b"c"], headers={**auth, "content-length": str(BIG)})
     assert (status, pulled) == (413, 0)

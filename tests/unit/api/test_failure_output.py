@@ -18,7 +18,7 @@ from hangar.domain.access import Role, create_access_key
 from hangar.domain.redaction import REDACTED, secret_values
 from hangar.domain.status import Status
 from hangar.errors import StartupScriptFailed
-from hangar.reconciler.handlers import Reconciler
+from hangar.reconciler.reconciler import Reconciler
 from hangar.reconciler.queue import Work
 from hangar.store import repository
 from tests.unit.domain.test_operations import make_env

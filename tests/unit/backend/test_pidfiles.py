@@ -20,7 +20,8 @@ import psutil
 import pytest
 
 from hangar.backend import pidfiles
-from hangar.backend.local import EnvironmentProcesses, LaunchPlan
+from hangar.backend.environment_processes import EnvironmentProcesses
+from hangar.backend.plan import LaunchPlan
 from hangar.runtime.airflow_addon.hangar_airflow import launch
 
 pytestmark = pytest.mark.timeout(120)
@@ -34,7 +35,8 @@ DRIVER = r"""
 import json, os, signal, subprocess, sys
 from pathlib import Path
 from hangar.backend import pidfiles
-from hangar.backend.local import EnvironmentProcesses, LaunchPlan
+from hangar.backend.environment_processes import EnvironmentProcesses
+from hangar.backend.plan import LaunchPlan
 
 point, nth, fields = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 spawn = -1

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from hangar.backend.components import WorkerPlan
-from hangar.backend.local import EnvironmentProcesses, LaunchPlan
+from hangar.backend.environment_processes import EnvironmentProcesses
+from hangar.backend.plan import LaunchPlan
 from hangar.backend.process import ProcessState
 
 pytestmark = pytest.mark.timeout(120)

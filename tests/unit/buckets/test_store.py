@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hangar.buckets import store
+from hangar.buckets import blobs as disk
+from hangar.buckets import names, store
 from hangar.buckets.errors import (
     BucketAlreadyExists,
     BucketNotEmpty,
@@ -82,7 +83,7 @@ def test_invalid_bucket_names(ctx: Context, name: str) -> None:
 
 @pytest.mark.parametrize("name", ["abc", "a" * 63, "my.bucket-1", "0ab", "1.2.3"])
 def test_valid_bucket_names(name: str) -> None:
-    assert store.validate_bucket_name(name) == name
+    assert names.validate_bucket_name(name) == name
 
 
 @pytest.mark.parametrize("key", [
@@ -114,10 +115,10 @@ def test_unknown_bucket(ctx: Context) -> None:
 
 
 def test_bucket_arn_round_trip() -> None:
-    assert store.bucket_from_arn(store.bucket_arn("my-bucket")) == "my-bucket"
+    assert names.bucket_from_arn(names.bucket_arn("my-bucket")) == "my-bucket"
     for bad in ("my-bucket", "arn:aws:s3:::my-bucket/dags", "arn:aws:s3:::BAD"):
         with pytest.raises(ValidationFailed):
-            store.bucket_from_arn(bad)
+            names.bucket_from_arn(bad)
 
 
 # ---------------------------------------------------------------- versions
@@ -227,20 +228,20 @@ def test_concurrent_puts_keep_one_latest(ctx: Context, bucket: str) -> None:
 def test_blob_without_a_row_is_invisible(ctx: Context, bucket: str) -> None:
     """A crash between writing the blob and committing its row leaves nothing visible."""
     v1 = put(ctx, bucket, "dags/a.py", b"old")
-    with store.upload(ctx, bucket=bucket, limit=100) as staged:
+    with disk.upload(ctx, bucket=bucket, limit=100) as staged:
         staged.write(b"orphan")
-        store._place_blob(ctx, bucket=bucket, staged=staged)
-    assert store.blob_path(ctx, bucket=bucket, sha256=hashlib.sha256(b"orphan").hexdigest()).is_file()
+        disk.place_blob(ctx, bucket=bucket, staged=staged)
+    assert disk.blob_path(ctx, bucket=bucket, sha256=hashlib.sha256(b"orphan").hexdigest()).is_file()
     assert [o.version_id for o in store.list_objects(ctx, bucket=bucket, versions=True)] == [v1]
     assert store.get_object(ctx, bucket=bucket, key="dags/a.py").data == b"old"
 
 
 def test_an_upload_past_its_limit_is_refused_and_leaves_no_file(ctx: Context, bucket: str) -> None:
     with pytest.raises(PayloadTooLarge, match="over the limit of 8 bytes"):
-        with store.upload(ctx, bucket=bucket, limit=8) as staged:
+        with disk.upload(ctx, bucket=bucket, limit=8) as staged:
             staged.write(b"12345")
             staged.write(b"6789")
-    assert list((store.bucket_dir(ctx, bucket) / "tmp").iterdir()) == []
+    assert list((disk.bucket_dir(ctx, bucket) / "tmp").iterdir()) == []
     assert store.list_objects(ctx, bucket=bucket, versions=True) == []
 
 
@@ -254,7 +255,7 @@ def test_failed_row_write_keeps_the_previous_latest(ctx: Context, bucket: str, m
     with pytest.raises(RuntimeError):
         put(ctx, bucket, "dags/a.py", b"new")
     monkeypatch.undo()
-    assert store.blob_path(ctx, bucket=bucket, sha256=hashlib.sha256(b"new").hexdigest()).is_file()
+    assert disk.blob_path(ctx, bucket=bucket, sha256=hashlib.sha256(b"new").hexdigest()).is_file()
     assert store.get_object(ctx, bucket=bucket, key="dags/a.py").data == b"old"
     assert [o.version_id for o in store.list_objects(ctx, bucket=bucket, versions=True)] == [v1]
 
@@ -264,19 +265,19 @@ def test_failed_blob_write_leaves_no_row_and_no_temp_file(ctx: Context, bucket: 
     def broken_replace(*_):
         raise OSError("disk full")
 
-    monkeypatch.setattr(store.os, "replace", broken_replace)
+    monkeypatch.setattr(disk.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         put(ctx, bucket, "dags/a.py", b"data")
     monkeypatch.undo()
     assert store.list_objects(ctx, bucket=bucket, versions=True) == []
-    assert list((store.bucket_dir(ctx, bucket) / "tmp").iterdir()) == []
-    assert not store.blob_path(ctx, bucket=bucket, sha256=hashlib.sha256(b"data").hexdigest()).exists()
+    assert list((disk.bucket_dir(ctx, bucket) / "tmp").iterdir()) == []
+    assert not disk.blob_path(ctx, bucket=bucket, sha256=hashlib.sha256(b"data").hexdigest()).exists()
 
 
 def test_blobs_are_content_addressed_and_verified(ctx: Context, bucket: str) -> None:
     v1 = put(ctx, bucket, "a.txt", b"same")
     put(ctx, bucket, "b.txt", b"same")
-    blobs = [p for p in (store.bucket_dir(ctx, bucket) / "blobs").rglob("*") if p.is_file()]
+    blobs = [p for p in (disk.bucket_dir(ctx, bucket) / "blobs").rglob("*") if p.is_file()]
     assert [p.name for p in blobs] == [hashlib.sha256(b"same").hexdigest()]
     blobs[0].write_bytes(b"evil")
     with pytest.raises(ObjectCorrupted, match=v1):
@@ -298,7 +299,7 @@ def test_delete_bucket_refuses_live_objects(ctx: Context, bucket: str) -> None:
     store.delete_object(ctx, bucket=bucket, key="a.txt")
     store.delete_bucket(ctx, name=bucket)
     assert store.list_buckets(ctx) == []
-    assert not store.bucket_dir(ctx, bucket).exists()
+    assert not disk.bucket_dir(ctx, bucket).exists()
     with pytest.raises(BucketNotFound):
         store.delete_bucket(ctx, name=bucket)
     store.create_bucket(ctx, name=bucket)
@@ -408,7 +409,7 @@ def test_materialize_refuses_a_damaged_blob_without_touching_the_file(ctx: Conte
     target = tmp_path / "dags"
     store.materialize_prefix(ctx, bucket=bucket, prefix="dags", target_dir=target)
     put(ctx, bucket, "dags/a.py", b"v2")
-    store.blob_path(ctx, bucket=bucket, sha256=hashlib.sha256(b"v2").hexdigest()).write_bytes(b"xx")
+    disk.blob_path(ctx, bucket=bucket, sha256=hashlib.sha256(b"v2").hexdigest()).write_bytes(b"xx")
     with pytest.raises(ObjectCorrupted):
         store.materialize_prefix(ctx, bucket=bucket, prefix="dags", target_dir=target)
     assert tree(target) == {"a.py": b"v1"}

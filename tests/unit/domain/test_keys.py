@@ -11,7 +11,8 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import select
 
 from hangar.context import Context
-from hangar.domain import environments, keys
+from hangar.domain import environments, keys, queries
+from hangar.schemas.keys import KeyPublic
 from hangar.schemas.spec import EnvironmentCreate, EnvironmentUpdate
 from hangar.domain.status import Status
 from hangar.errors import EnvironmentBusy, ValidationFailed
@@ -166,7 +167,7 @@ def test_key_material_is_stored_only_sealed(ctx):
         version = session.get_one(KmsKeyVersionRow, (key.key_id, 1))
         material = repository.kms_material(session, ctx.envelope, key_id=key.key_id, version=1)
         assert len(material) == 32 and material not in version.wrapped_material
-    assert "material" not in keys.KeyPublic.model_fields
+    assert "material" not in KeyPublic.model_fields
 
 
 def test_rotation_rewraps_data_keys_and_reads_still_work(ctx):
@@ -289,7 +290,7 @@ def test_create_wraps_the_environment_secrets_under_its_kms_key(ctx, dags):
         env_id = repository.get_live(session, "tenant").id
     assert {(r.kms_key_id, r.kms_key_version) for r in rows(ctx, env_id).values()} == {(key.key_id, 1)}
     assert set(read(ctx, env_id)) == {"fernet_key", "jwt_secret", "secret_key", "db_password"}
-    assert environments.get_environment(ctx, name="tenant").spec.kms_key.endswith("alias/team-a")
+    assert queries.get_environment(ctx, name="tenant").spec.kms_key.endswith("alias/team-a")
 
 
 def test_create_without_a_key_uses_the_default_key(ctx, dags):
@@ -304,7 +305,7 @@ def test_create_with_an_unknown_kms_key_is_refused_and_stores_nothing(ctx, dags)
     ref = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     with pytest.raises(ValidationFailed, match=re.escape(ref)):
         environments.create_environment(ctx, request=EnvironmentCreate(name="nokey", dags=str(dags), kms_key=ref))
-    assert environments.list_environments(ctx) == []
+    assert queries.list_environments(ctx) == []
 
 
 def _make_available(ctx: Context, name: str) -> str:
@@ -321,7 +322,7 @@ def test_update_checks_the_kms_key_and_moves_the_data_keys(ctx, dags):
     before = read(ctx, env_id)
     with pytest.raises(ValidationFailed, match="alias/missing"):
         environments.update_environment(ctx, name="movable", request=EnvironmentUpdate(kms_key="alias/missing"))
-    assert environments.get_environment(ctx, name="movable").revision == 1
+    assert queries.get_environment(ctx, name="movable").revision == 1
 
     key = keys.create_key(ctx, alias="alias/new-home")
     environments.update_environment(ctx, name="movable", request=EnvironmentUpdate(kms_key="alias/new-home"))

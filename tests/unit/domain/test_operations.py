@@ -12,7 +12,8 @@ from hangar.domain.lifecycle import change_status, resumable_operations
 from hangar.schemas.spec import Spec
 from hangar.domain.status import Status
 from hangar.errors import EnvironmentBusy, OperationInProgress, OperationSuperseded
-from hangar.reconciler.handlers import Reconciler
+from hangar.reconciler.reconciler import Reconciler
+from hangar.reconciler.steps import Steps
 from hangar.reconciler.queue import Work
 from hangar.store import repository
 from hangar.store.models import EnvironmentRow, OperationRow, utcnow
@@ -117,9 +118,10 @@ def test_a_superseded_create_stops_at_its_next_step_and_records_nothing(ctx):
         name = repository.get_by_id(session, env_id).name
     delete_environment(ctx, name=name)
     reconciler, work = Reconciler(ctx), Work(env_id=env_id, operation_id=create)
+    steps = Steps(ctx, work)
     with pytest.raises(OperationSuperseded, match="superseded by delete"):
-        reconciler._step(work, "starting components")
-    reconciler._finish(work, 1, Status.AVAILABLE, "revision 1 is running")  # the create's end: no effect
+        steps.record("starting components")
+    steps.finish(1, Status.AVAILABLE, "revision 1 is running")  # the create's end: no effect
     reconciler.fail(work, OperationSuperseded("closed"))
     with ctx.store.session() as session:
         env = repository.get_by_id(session, env_id)

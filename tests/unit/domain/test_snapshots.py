@@ -22,7 +22,7 @@ from hangar.schemas.spec import Spec
 from hangar.domain.status import Status
 from hangar.errors import SnapshotCorrupted, SnapshotNotFound
 from hangar.runtime import snapshot_archive
-from hangar.runtime.metadb import EmbeddedPostgres
+from hangar.runtime.embedded_postgres import EmbeddedPostgres
 from hangar.settings import Settings
 from hangar.store import repository
 from hangar.store.db import open_store

@@ -10,9 +10,8 @@ from sqlalchemy import select
 from hangar.context import Context
 from hangar.domain import environments, workers
 from hangar.schemas.spec import EnvironmentCreate
-from hangar.domain.workers import (
-    ExecutorNotCelery, Heartbeat, HostState, HostStatus, WorkerTokenInvalid, WorkerTokenNotFound, WorkerTokenRevoked,
-)
+from hangar.domain.workers import ExecutorNotCelery, WorkerTokenInvalid, WorkerTokenNotFound, WorkerTokenRevoked
+from hangar.schemas.workers import Heartbeat, HostState, HostStatus
 from hangar.settings import Settings
 from hangar.store import repository
 from hangar.store.models import RevisionRow, WorkerHostRow, WorkerTokenRow

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from hangar.reconciler.autoscaler import Cooldown, desired_workers
+from hangar.reconciler.loops.autoscaler import Cooldown, desired_workers
 
 
 @pytest.mark.parametrize(("queued", "running", "concurrency", "expected"), [

@@ -11,13 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from hangar.backend.local import LaunchPlan
+from hangar.backend.plan import LaunchPlan
 from hangar.context import Context
-from hangar.domain import environments
+from hangar.domain import environments, queries
 from hangar.schemas.spec import EnvironmentCreate, Spec
 from hangar.domain.status import Status
-from hangar.reconciler import handlers
-from hangar.reconciler.handlers import FERNET_NEXT, FernetRotationFailed, Reconciler, Target, _rotate_fernet_key
+from hangar.domain.secrets import FERNET_NEXT
+from hangar.reconciler.launching import launch_plan
+from hangar.reconciler.operations.rotate_fernet import FernetRotationFailed, rotate_fernet_key
+from hangar.reconciler.reconciler import Reconciler
+from hangar.reconciler.registry import operation_for
+from hangar.reconciler.staging import Target
+from hangar.schemas.operations import OperationKind
 from hangar.reconciler.queue import Work
 from hangar.runtime.airflow_config import EnvironmentLayout, write_cfg
 from hangar.runtime.venvs import Runtime
@@ -51,7 +56,7 @@ def test_rotate_fernet_key_runs_with_the_components_environment(tmp_path):
 """)
     env = {"PATH": os.environ["PATH"], "AIRFLOW__CORE__FERNET_KEY": f"{NEXT},{FERNET}",
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": DB_URL, "AIRFLOW_HOME": str(tmp_path)}
-    _rotate_fernet_key(plan(tmp_path, airflow, env))
+    rotate_fernet_key(plan(tmp_path, airflow, env))
     got = json.loads(record.read_text())
     assert got == {"argv": ["rotate-fernet-key"], "cwd": str(tmp_path), "fernet": f"{NEXT},{FERNET}", "db": DB_URL,
                    "home": str(tmp_path)}
@@ -65,7 +70,7 @@ exit 3
     env = {"PATH": os.environ["PATH"], "AIRFLOW__CORE__FERNET_KEY": f"{NEXT},{FERNET}",
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": DB_URL}
     with pytest.raises(FernetRotationFailed) as caught:
-        _rotate_fernet_key(plan(tmp_path, airflow, env))
+        rotate_fernet_key(plan(tmp_path, airflow, env))
     message = caught.value.message
     assert "exit 3" in message and "InvalidToken" in message
     for secret in (NEXT, FERNET, DB_URL, "DB-PASSWORD-9x8y7z"):
@@ -75,7 +80,7 @@ exit 3
 def test_a_hanging_rotate_fernet_key_fails(tmp_path):
     airflow = fake_airflow(tmp_path, "sleep 30\n")
     with pytest.raises(FernetRotationFailed, match="did not finish"):
-        _rotate_fernet_key(plan(tmp_path, airflow, {"PATH": os.environ["PATH"]}), timeout=0.5)
+        rotate_fernet_key(plan(tmp_path, airflow, {"PATH": os.environ["PATH"]}), timeout=0.5)
 
 
 def _environment(ctx: Context, tmp_path: Path) -> tuple[str, int]:
@@ -107,14 +112,13 @@ def _target(ctx: Context, env_id: str, tmp_path: Path) -> Target:
 
 def test_while_a_new_key_is_pending_components_get_new_then_old(ctx, tmp_path):
     env_id, _ = _environment(ctx, tmp_path)
-    reconciler = Reconciler(ctx)
     target = _target(ctx, env_id, tmp_path)
     with ctx.store.session() as session:
         old = repository.get_secrets(session, ctx.envelope, env_id=env_id)["fernet_key"]
-    assert reconciler.launch_plan(target).env["AIRFLOW__CORE__FERNET_KEY"] == old
+    assert launch_plan(ctx, target).env["AIRFLOW__CORE__FERNET_KEY"] == old
     with ctx.store.session() as session:
         repository.put_secret(session, ctx.envelope, env_id=env_id, name=FERNET_NEXT, value=NEXT)
-    assert reconciler.launch_plan(target).env["AIRFLOW__CORE__FERNET_KEY"] == f"{NEXT},{old}"
+    assert launch_plan(ctx, target).env["AIRFLOW__CORE__FERNET_KEY"] == f"{NEXT},{old}"
 
 
 def test_a_failed_rotation_is_update_failed_with_the_error_and_keeps_the_old_key(ctx, tmp_path):
@@ -123,7 +127,7 @@ def test_a_failed_rotation_is_update_failed_with_the_error_and_keeps_the_old_key
         before = repository.get_secrets(session, ctx.envelope, env_id=env_id)
     Reconciler(ctx).fail(Work(env_id=env_id, operation_id=operation_id),
                          FernetRotationFailed("`airflow rotate-fernet-key` failed (exit 1)"))
-    env = environments.get_environment(ctx, name="fern")
+    env = queries.get_environment(ctx, name="fern")
     assert env.status == "UPDATE_FAILED"
     assert env.last_update.status == "FAILED"
     assert (env.last_update.error.code, env.last_update.error.message) == (
@@ -136,5 +140,5 @@ def test_a_failed_rotation_is_update_failed_with_the_error_and_keeps_the_old_key
 
 
 def test_the_reconciler_knows_the_rotation_kind():
-    assert handlers.ROTATE_FERNET == environments.ROTATE_FERNET == "rotate-fernet"
-    assert len(environments.ROTATE_FERNET) <= OperationRow.kind.type.length
+    assert operation_for("rotate-fernet").kind == OperationKind.ROTATE_FERNET == "rotate-fernet"
+    assert max(len(kind) for kind in OperationKind) <= OperationRow.kind.type.length

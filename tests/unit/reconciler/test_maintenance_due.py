@@ -8,9 +8,9 @@ from hangar.domain import maintenance as domain
 from hangar.schemas.spec import Spec
 from hangar.domain.status import Status
 from hangar.errors import DagImportErrors
-from hangar.reconciler import maintenance
-from hangar.reconciler.handlers import Reconciler
-from hangar.reconciler.maintenance import Candidate, due
+from hangar.reconciler.loops import maintenance
+from hangar.reconciler.reconciler import Reconciler
+from hangar.reconciler.loops.maintenance import Candidate, due
 from hangar.reconciler.queue import Work
 from hangar.store import repository
 from hangar.store.models import EnvironmentRow, OperationRow

@@ -7,8 +7,8 @@ from pathlib import Path
 from hangar.context import Context
 from hangar.schemas.spec import Spec
 from hangar.domain.status import Status
-from hangar.reconciler import snapshot_schedule
-from hangar.reconciler.snapshot_schedule import Taken, due, expired, next_time
+from hangar.reconciler.loops import snapshot_schedule
+from hangar.reconciler.loops.snapshot_schedule import Taken, due, expired, next_time
 from hangar.store import repository
 from hangar.store import snapshots as store
 from hangar.store.models import EnvironmentRow, OperationRow, RevisionRow, SnapshotRow

@@ -11,7 +11,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from hangar.runtime.metadb import EmbeddedPostgres, libpq_url
+from hangar.runtime.embedded_postgres import EmbeddedPostgres
+from hangar.runtime.pg_clients import libpq_url
 
 
 @pytest.fixture(scope="module")

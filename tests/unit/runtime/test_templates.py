@@ -19,13 +19,13 @@ import psycopg2
 import pytest
 
 from hangar.runtime import templates
-from hangar.runtime.metadb import EmbeddedPostgres
+from hangar.runtime.embedded_postgres import EmbeddedPostgres
 from hangar.runtime.venvs import READY_MARKER, Runtime
 
 FAKE_AIRFLOW = '''#!{python}
 import os, sys
 import psycopg2
-from hangar.runtime.metadb import libpq_url
+from hangar.runtime.pg_clients import libpq_url
 
 with open({runs!r}, "a") as runs:
     runs.write(" ".join(sys.argv[1:]) + "\\n")

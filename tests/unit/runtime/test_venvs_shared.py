@@ -46,7 +46,7 @@ CHILD = textwrap.dedent('''
                 time.sleep(0.02)
         return 0, ""
 
-    venvs._run_uv = fake_uv
+    venvs.run_uv = fake_uv
     settings = Settings()
     settings.ensure_dirs()
     runtime = venvs.ensure_runtime(root=settings.runtimes_dir, python="3.11", airflow_version="3.3.2",
@@ -120,7 +120,7 @@ def test_a_build_killed_midway_leaves_no_runtime_and_the_next_call_rebuilds(tmp_
     assert [p.name for p in building_folders(shared)] == [f".{KEY}.{venvs._host()}.{process.pid}.building"]
 
     builds: list[str] = []
-    monkeypatch.setattr(venvs, "_run_uv", fake_uv(builds))
+    monkeypatch.setattr(venvs, "run_uv", fake_uv(builds))
     runtime = ensure_runtime(root=shared, python="3.11", airflow_version="3.3.2", requirements=None,
                              progress=lambda _: None)
     assert len(builds) == 1
@@ -130,7 +130,7 @@ def test_a_build_killed_midway_leaves_no_runtime_and_the_next_call_rebuilds(tmp_
 
 def test_a_failed_build_leaves_nothing_under_its_key(tmp_path: Path, monkeypatch):
     builds: list[str] = []
-    monkeypatch.setattr(venvs, "_run_uv", fake_uv(builds, fail=True))
+    monkeypatch.setattr(venvs, "run_uv", fake_uv(builds, fail=True))
     with pytest.raises(RuntimeBuildFailed, match="no solution found"):
         ensure_runtime(root=tmp_path, python="3.11", airflow_version="3.3.2", requirements=None, progress=lambda _: None)
     assert len(builds) == 1
@@ -139,7 +139,7 @@ def test_a_failed_build_leaves_nothing_under_its_key(tmp_path: Path, monkeypatch
 
 def test_a_cached_runtime_is_not_built_again(tmp_path: Path, monkeypatch):
     builds: list[str] = []
-    monkeypatch.setattr(venvs, "_run_uv", fake_uv(builds))
+    monkeypatch.setattr(venvs, "run_uv", fake_uv(builds))
     for _ in range(2):
         ensure_runtime(root=tmp_path, python="3.11", airflow_version="3.3.2", requirements=None, progress=lambda _: None)
     assert len(builds) == 1

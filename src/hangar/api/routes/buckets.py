@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from hangar.api.auth import principal, require
-from hangar.buckets import store
-from hangar.buckets.store import BucketCreate, BucketPublic, ObjectVersionPublic
-from hangar.context import Context
+from hangar.api.deps import ContextDep
+from hangar.buckets import blobs, names, store
+from hangar.schemas.buckets import BucketCreate, BucketPublic, ObjectVersionPublic
 
 router = APIRouter(prefix="/api/v1/buckets", dependencies=[Depends(principal)], tags=["buckets"])
 
@@ -23,43 +23,39 @@ RAW_RESPONSE = {200: {"content": {"application/octet-stream": {"schema": {"type"
                       "description": "the object's bytes"}}
 
 
-def ctx(request: Request) -> Context:
-    return request.app.state.ctx
-
 
 @router.post("", status_code=201, name="buckets.create", dependencies=[Depends(require("admin"))])
-def create_bucket(body: BucketCreate, c: Context = Depends(ctx)) -> BucketPublic:
+def create_bucket(body: BucketCreate, c: ContextDep) -> BucketPublic:
     return store.create_bucket(c, name=body.name)
 
 
 @router.get("", dependencies=[Depends(require("read"))])
-def list_buckets(c: Context = Depends(ctx)) -> list[BucketPublic]:
+def list_buckets(c: ContextDep) -> list[BucketPublic]:
     return store.list_buckets(c)
 
 
 @router.get("/{name}", dependencies=[Depends(require("read"))])
-def get_bucket(name: str, c: Context = Depends(ctx)) -> BucketPublic:
+def get_bucket(name: str, c: ContextDep) -> BucketPublic:
     return store.get_bucket(c, name=name)
 
 
 @router.delete("/{name}", status_code=204, name="buckets.delete", dependencies=[Depends(require("admin"))])
-def delete_bucket(name: str, c: Context = Depends(ctx)) -> None:
+def delete_bucket(name: str, c: ContextDep) -> None:
     store.delete_bucket(c, name=name)
 
 
 @router.get("/{name}/objects", dependencies=[Depends(require("read"))])
-def list_objects(name: str, prefix: str = "", versions: bool = False,
-                 c: Context = Depends(ctx)) -> list[ObjectVersionPublic]:
+def list_objects(name: str, c: ContextDep, prefix: str = "", versions: bool = False) -> list[ObjectVersionPublic]:
     return store.list_objects(c, bucket=name, prefix=prefix, versions=versions)
 
 
 @router.put("/{name}/objects/{key:path}", name="buckets.put_object", openapi_extra=RAW_BODY,
             dependencies=[Depends(require("update"))])
-async def put_object(name: str, key: str, request: Request, c: Context = Depends(ctx)) -> ObjectVersionPublic:
+async def put_object(name: str, key: str, request: Request, c: ContextDep) -> ObjectVersionPublic:
     # streamed to disk as it arrives, up to HANGAR_MAX_UPLOAD_BYTES (admission refuses a larger Content-Length)
-    store.validate_key(key)
+    names.validate_key(key)
     await run_in_threadpool(store.get_bucket, c, name=name)  # before any byte is written
-    with store.upload(c, bucket=name, limit=c.settings.max_upload_bytes) as staged:
+    with blobs.upload(c, bucket=name, limit=c.settings.max_upload_bytes) as staged:
         async for chunk in request.stream():
             staged.write(chunk)
         return await run_in_threadpool(store.put_upload, c, bucket=name, key=key, staged=staged)
@@ -67,7 +63,7 @@ async def put_object(name: str, key: str, request: Request, c: Context = Depends
 
 @router.get("/{name}/objects/{key:path}", response_class=Response, responses=RAW_RESPONSE,
             dependencies=[Depends(require("read"))])
-def get_object(name: str, key: str, version_id: str | None = None, c: Context = Depends(ctx)) -> Response:
+def get_object(name: str, key: str, c: ContextDep, version_id: str | None = None) -> Response:
     found = store.get_object(c, bucket=name, key=key, version_id=version_id)
     return Response(content=found.data, media_type="application/octet-stream", headers={
         VERSION_HEADER: found.version.version_id,
@@ -78,5 +74,5 @@ def get_object(name: str, key: str, version_id: str | None = None, c: Context = 
 
 
 @router.delete("/{name}/objects/{key:path}", name="buckets.delete_object", dependencies=[Depends(require("update"))])
-def delete_object(name: str, key: str, c: Context = Depends(ctx)) -> ObjectVersionPublic:
+def delete_object(name: str, key: str, c: ContextDep) -> ObjectVersionPublic:
     return store.delete_object(c, bucket=name, key=key)

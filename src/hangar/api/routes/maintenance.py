@@ -5,10 +5,10 @@ needs (Op or higher). The request only records the rebuild: it runs in the windo
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
 from hangar.api.auth import principal, require
-from hangar.context import Context
+from hangar.api.deps import ContextDep
 from hangar.domain import maintenance
 from hangar.domain.maintenance import MaintenancePublic, MaintenanceRequest
 
@@ -16,16 +16,12 @@ router = APIRouter(prefix="/api/v1/environments/{name}/maintenance", dependencie
                    tags=["maintenance"])
 
 
-def ctx(request: Request) -> Context:
-    return request.app.state.ctx
-
-
 @router.get("", dependencies=[Depends(require("read"))])
-def show(name: str, c: Context = Depends(ctx)) -> MaintenancePublic:
+def show(name: str, c: ContextDep) -> MaintenancePublic:
     return maintenance.maintenance_status(c, name=name)
 
 
 @router.post("", status_code=202, name="maintenance.request", dependencies=[Depends(require("update"))])
-def request_(name: str, body: MaintenanceRequest | None = None, c: Context = Depends(ctx)) -> MaintenancePublic:
+def request_(name: str, c: ContextDep, body: MaintenanceRequest | None = None) -> MaintenancePublic:
     body = body or MaintenanceRequest()
     return maintenance.request_maintenance(c, name=name, reason=body.reason)

@@ -6,12 +6,11 @@ listing needs read.
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 
 from hangar.api.auth import principal, require
-from hangar.context import Context
+from hangar.api.deps import ContextDep, Updater
 from hangar.domain import snapshots
-from hangar.domain.access import Principal
 from hangar.domain.snapshots import SnapshotPublic, SnapshotRequested, SnapshotRestore
 from hangar.schemas.public import EnvironmentPublic
 
@@ -19,29 +18,24 @@ router = APIRouter(prefix="/api/v1/environments/{name}/snapshots", dependencies=
                    tags=["snapshots"])
 
 
-def ctx(request: Request) -> Context:
-    return request.app.state.ctx
-
-
 @router.post("", status_code=202, name="snapshots.create", dependencies=[Depends(require("update"))])
-def create(name: str, c: Context = Depends(ctx)) -> SnapshotRequested:
+def create(name: str, c: ContextDep) -> SnapshotRequested:
     return snapshots.create_snapshot(c, name=name)
 
 
 @router.get("", dependencies=[Depends(require("read"))])
-def list_(name: str, c: Context = Depends(ctx)) -> list[SnapshotPublic]:
+def list_(name: str, c: ContextDep) -> list[SnapshotPublic]:
     return snapshots.list_snapshots(c, name=name)
 
 
 @router.delete("/{snapshot_id}", status_code=204, name="snapshots.delete", dependencies=[Depends(require("update"))])
-def delete(name: str, snapshot_id: str, c: Context = Depends(ctx)) -> Response:
+def delete(name: str, snapshot_id: str, c: ContextDep) -> Response:
     snapshots.delete_snapshot(c, name=name, snapshot_id=snapshot_id)
     return Response(status_code=204)
 
 
 @router.post("/{snapshot_id}/restore", status_code=202, name="snapshots.restore")
-def restore(name: str, snapshot_id: str, body: SnapshotRestore | None = None, c: Context = Depends(ctx),
-            caller: Principal = Depends(require("update"))) -> EnvironmentPublic:
+def restore(name: str, snapshot_id: str, c: ContextDep, caller: Updater, body: SnapshotRestore | None = None) -> EnvironmentPublic:
     body = body or SnapshotRestore()
     if body.into is not None:
         caller.require("admin")  # a clone is a new environment

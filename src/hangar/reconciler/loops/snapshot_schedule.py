@@ -28,6 +28,7 @@ from datetime import datetime
 from croniter import croniter
 from sqlalchemy import select
 
+from hangar.schemas.operations import OperationKind
 from hangar.context import Context
 from hangar.domain import snapshots
 from hangar.domain.status import Status
@@ -118,10 +119,10 @@ def _apply(ctx: Context, *, env_id: str, status: str, schedule: str | None, rete
 def _last_attempt(session, env_id: str) -> datetime | None:
     """When the newest scheduled snapshot operation started: a failed one waits for the next cron time."""
     operations = session.scalars(select(OperationRow).where(OperationRow.environment_id == env_id,
-                                                            OperationRow.kind == snapshots.SNAPSHOT)
+                                                            OperationRow.kind == OperationKind.SNAPSHOT)
                                  .order_by(OperationRow.id.desc()).limit(10))
     return next((op.started_at for op in operations
-                 if op.steps and op.steps[0].get("kind") == snapshots.SCHEDULED), None)
+                 if op.steps and repository.steps_of(op)[0].kind == snapshots.SCHEDULED), None)
 
 
 def _of_deleted_environments(session) -> list[tuple[str, str]]:

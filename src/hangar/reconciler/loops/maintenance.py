@@ -1,29 +1,21 @@
-"""Maintenance windows at work: finding patched releases, and rebuilding runtimes in the window.
+"""Maintenance windows at work: finding patched releases, and starting the rebuild in the window.
 
-Three parts, on one daemon thread of the control plane (`loop`):
+Two parts, on one daemon thread of the control plane (`loop`); the rebuild itself is the
+operation hangar.reconciler.operations.maintenance:
 - `detect`, every Settings.maintenance_check_seconds (first after one period, not at
   start-up): for each AVAILABLE environment with requirements, uv resolves them again
   (hangar.runtime.preflight.package_diff); if a package the runtime has installed now
   resolves to another version, maintenance is recorded as pending with the changes as
   its reason. It never restarts anything itself.
 - `tick`, every Settings.maintenance_window_check_seconds: environments that are `due`
-  get an operation of kind MAINTENANCE, AVAILABLE -> MAINTENANCE in the same transaction,
+  get an operation of kind OperationKind.MAINTENANCE, AVAILABLE -> MAINTENANCE in the same transaction,
   through the environment's queue like any update, so it never races one. Each check is
   recorded (Context.maintenance_checked), so a user can see that a window is watched.
-- `maintain`, the operation's handler: the running revision is staged again on a new
-  runtime epoch (a runtime built with uv --refresh), checked by pre-flight against the
-  runtime in use, and switched to one component at a time, the scheduler draining.
 
 Rules:
 - Due means: maintenance pending, status AVAILABLE, now inside the environment's window,
   and no maintenance failed since this window opened (a failure waits for next week's
   window instead of restarting the environment again and again).
-- A failure before the switch leaves everything as it ran: MAINTENANCE -> AVAILABLE with
-  the error in the event's reason. A component that does not come up on the new runtime
-  rolls back (MAINTENANCE -> ROLLING_BACK -> AVAILABLE, the error in last_update). Either
-  way the environment's runtime epoch returns to the one in use, and the maintenance
-  stays pending.
-- The revision number does not change: the spec is the same, only its runtime is new.
 """
 from __future__ import annotations
 
@@ -33,24 +25,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from hangar.buckets import store as buckets
 from hangar.context import Context
-from hangar.domain.redaction import redact_failure
 from hangar.domain import maintenance
-from hangar.domain.lifecycle import change_status
-from hangar.domain.maintenance import MAINTENANCE
 from hangar.domain.status import Status
-from hangar.errors import ComponentFailed
-from hangar.reconciler.queue import Work
 from hangar.runtime import preflight
 from hangar.runtime.venvs import Runtime, builder_for, runtime_key
 from hangar.store import repository
-from hangar.store.models import EnvironmentRow, OperationRow, utcnow
-
-if TYPE_CHECKING:
-    from hangar.reconciler.handlers import Reconciler
+from hangar.store.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -151,84 +134,8 @@ def loop(ctx: Context, *, stop: threading.Event, clock: Callable[[], datetime] =
                 log.exception("maintenance: the check for newer package releases failed")
 
 
-# --- the operation ---
-
-
-def maintain(reconciler: Reconciler, work: Work, revision: int) -> None:
-    """MAINTENANCE -> AVAILABLE: `revision` (the running one) again, on a runtime built anew."""
-    ctx = reconciler.ctx
-    assert work.operation_id is not None
-    ctx.backend.watch(work.env_id, False)
-    before = _epoch_before(ctx, work.operation_id)
-    _set_epoch(ctx, env_id=work.env_id, epoch=before)  # an interrupted run starts again from the runtime in use
-    old = reconciler._stage(work, revision)
-    _set_epoch(ctx, env_id=work.env_id, epoch=before + 1)
-    reconciler._step(work, f"rebuilding the runtime of revision {revision} for newer releases "
-                           f"(runtime epoch {before + 1}, uv --refresh)")
-    target = reconciler._stage(work, revision)
-    reconciler._preflight(work, target, old)
-    try:
-        reconciler._wait_ready(work, reconciler._go_live(work, target))
-    except ComponentFailed as exc:
-        _set_epoch(ctx, env_id=work.env_id, epoch=before)
-        _error_step(ctx, work, "maintenance failed: " + redact_failure(ctx, env_id=work.env_id, text=exc.message))
-        reconciler._roll_back(work, old, exc)
-        return
-    _done(ctx, work, revision=revision, runtime=target.runtime.key)
-
-
-def failed(session, env: EnvironmentRow, operation: OperationRow, *, code: str, message: str) -> None:
-    """Reconciler.fail for a MAINTENANCE operation, in its transaction: the runtime in use stays in use."""
-    before = operation.steps[0].get("epoch") if operation.steps else None
-    if before is not None:
-        env.runtime_epoch = before
-    if env.status == Status.MAINTENANCE:  # nothing switched: the old runtime serves on
-        change_status(session, env, Status.AVAILABLE,
-                      reason=f"maintenance failed; revision {env.running_revision} keeps running on its runtime: {message}")
-    elif env.status == Status.ROLLING_BACK:  # the way back failed too
-        change_status(session, env, Status.UPDATE_FAILED, reason=message, error_code=code, error_message=message)
-
-
-def handlers(reconciler: Reconciler) -> dict:
-    """Reconciler.handle's entry for this operation kind."""
-    return {MAINTENANCE: lambda work, revision: maintain(reconciler, work, revision)}
-
-
-# --- helpers ---
-
-
 def _last_failure(session, env_id: str) -> datetime | None:
     latest = maintenance.latest_maintenance(session, env_id)
-    if latest is None or not latest.done or not any(step.get("error") for step in latest.steps):
+    if latest is None or not latest.done or not any(step.error for step in repository.steps_of(latest)):
         return None
     return maintenance.started_at(latest)
-
-
-def _epoch_before(ctx: Context, operation_id: int) -> int:
-    with ctx.store.session() as session:
-        return int(session.get_one(OperationRow, operation_id).steps[0]["epoch"])
-
-
-def _set_epoch(ctx: Context, *, env_id: str, epoch: int) -> None:
-    with ctx.store.session() as session:
-        repository.get_by_id(session, env_id).runtime_epoch = epoch
-
-
-def _error_step(ctx: Context, work: Work, text: str) -> None:
-    with ctx.store.session() as session:
-        operation = session.get_one(OperationRow, work.operation_id)
-        operation.steps = [*operation.steps, {"step": text, "at": utcnow().isoformat(), "error": text}]
-
-
-def _done(ctx: Context, work: Work, *, revision: int, runtime: str) -> None:
-    with ctx.store.session() as session:
-        env = repository.get_by_id(session, work.env_id)
-        operation = session.get_one(OperationRow, work.operation_id)
-        operation.done = True
-        operation.steps = [*operation.steps, {"step": "done", "at": utcnow().isoformat()}]
-        # a request made while this ran, with another reason, waits for the next window
-        if env.maintenance_pending == operation.steps[0].get("reason"):
-            env.maintenance_pending = env.maintenance_requested_at = None
-        change_status(session, env, Status.AVAILABLE,
-                      reason=f"maintenance done: revision {revision} runs on the rebuilt runtime {runtime}")
-    ctx.backend.watch(work.env_id)
