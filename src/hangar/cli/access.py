@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from hangar.cli.client import call
+from hangar.cli.output import show
 
 access_key_app = typer.Typer(no_args_is_help=True, help="Access keys for the API (Admin only).")
 audit_app = typer.Typer()
@@ -35,10 +36,10 @@ def access_key_create(
 
 @access_key_app.command("list")
 def access_key_list(as_json: bool = typer.Option(False, "--json")) -> None:
-    keys = call("GET", "/api/v1/access-keys")
-    if as_json:
-        print(json.dumps(keys, indent=2))
-        return
+    show(call("GET", "/api/v1/access-keys"), as_json, _print_access_keys)
+
+
+def _print_access_keys(keys: list[dict]) -> None:
     for key in keys:
         state = "revoked" if key["revoked"] else "active"
         out.print(f"{key['access_key_id']}  {key['role']:<7} {state:<8} {key['created_at']}  {key['description'] or ''}",
@@ -54,10 +55,10 @@ def access_key_revoke(access_key_id: str) -> None:
 @audit_app.command("audit")
 def audit(as_json: bool = typer.Option(False, "--json"), limit: int = typer.Option(200)) -> None:
     """Mutating calls: who, what, when, outcome (newest first)."""
-    entries = call("GET", "/api/v1/audit", params={"limit": limit})
-    if as_json:
-        print(json.dumps(entries, indent=2))
-        return
+    show(call("GET", "/api/v1/audit", params={"limit": limit}), as_json, _print_audit)
+
+
+def _print_audit(entries: list[dict]) -> None:
     for e in entries:
         out.print(f"{e['at']}  {e['principal']:<20} {e['role']:<7} {e['action']:<28} {e['target'] or '-':<20} "
                   f"{e['outcome']} ({e['status_code']})", markup=False)

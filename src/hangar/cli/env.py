@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from hangar.cli.client import Client, ClientError, call, fail
-from hangar.cli.output import print_env, print_plan
+from hangar.cli.output import print_env, print_plan, show
 from hangar.cli.spec_flags import extras_body, pairs, scale_body, spec_body
 from hangar.cli.waiting import check_outcome, send_and_report, wait_settled
 
@@ -163,10 +163,10 @@ def env_login(name: str) -> None:
 @env_app.command("events")
 def env_events(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Status changes with their reasons."""
-    events = call("GET", f"/api/v1/environments/{name}/events")
-    if as_json:
-        print(json.dumps(events, indent=2))
-        return
+    show(call("GET", f"/api/v1/environments/{name}/events"), as_json, _print_events)
+
+
+def _print_events(events: list[dict]) -> None:
     for event in events:
         out.print(f"{event['at']}  {event['previous'] or '-':>14} -> {event['status']:<14} {event['reason']}", markup=False)
 

@@ -15,7 +15,6 @@ import typer
 
 from hangar.cli.client import call, fail
 
-
 export_app = typer.Typer()
 
 

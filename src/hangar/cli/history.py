@@ -2,12 +2,11 @@
 applying an earlier one through the same safe path as any update."""
 from __future__ import annotations
 
-import json
-
 import typer
 from rich.console import Console
 
 from hangar.cli.client import call
+from hangar.cli.output import show
 from hangar.cli.waiting import send_and_report
 
 history_app = typer.Typer()
@@ -17,10 +16,10 @@ out = Console()
 @history_app.command("history")
 def env_history(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """List the revisions with their status, time and what each changed."""
-    revisions = call("GET", f"/api/v1/environments/{name}/history")
-    if as_json:
-        print(json.dumps(revisions, indent=2))
-        return
+    show(call("GET", f"/api/v1/environments/{name}/history"), as_json, _print_history)
+
+
+def _print_history(revisions: list[dict]) -> None:
     for rev in revisions:
         marks = " ".join(m for m, on in (("running", rev["running"]), ("last-good", rev["last_good"])) if on)
         out.print(f"revision {rev['revision']:<4} {rev['status']:<12} {rev['created_at']}  {marks}", markup=False)

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from hangar.cli.client import call
+from hangar.cli.output import show
 
 kms_app = typer.Typer(no_args_is_help=True, help="KMS keys that encrypt environment secrets (Admin only).")
 out = Console()
@@ -41,12 +42,7 @@ def key_create(
 
 @kms_app.command("list")
 def key_list(as_json: bool = typer.Option(False, "--json")) -> None:
-    keys = call("GET", "/api/v1/keys")
-    if as_json:
-        print(json.dumps(keys, indent=2))
-        return
-    for key in keys:
-        _print_key(key)
+    show(call("GET", "/api/v1/keys"), as_json, lambda keys: [_print_key(key) for key in keys])
 
 
 @kms_app.command("rotate")

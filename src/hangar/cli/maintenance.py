@@ -5,12 +5,11 @@ Hangar starts it in the environment's next maintenance window (status MAINTENANC
 """
 from __future__ import annotations
 
-import json
-
 import typer
 from rich.console import Console
 
 from hangar.cli.client import call
+from hangar.cli.output import show
 
 maintenance_app = typer.Typer(no_args_is_help=True, help="The weekly maintenance window and the runtime rebuild "
                                                         "waiting for it.")
@@ -24,11 +23,7 @@ def _path(name: str) -> str:
 @maintenance_app.command("show")
 def maintenance_show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """The window, the pending rebuild with its reason, and how the last maintenance ended."""
-    state = call("GET", _path(name))
-    if as_json:
-        print(json.dumps(state, indent=2))
-        return
-    _print(state)
+    show(call("GET", _path(name)), as_json, _print)
 
 
 @maintenance_app.command("request")
@@ -38,11 +33,7 @@ def maintenance_request(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Rebuild the environment's runtime in its next maintenance window; nothing restarts now."""
-    state = call("POST", _path(name), json={"reason": reason})
-    if as_json:
-        print(json.dumps(state, indent=2))
-        return
-    _print(state)
+    show(call("POST", _path(name), json={"reason": reason}), as_json, _print)
 
 
 def _print(state: dict) -> None:

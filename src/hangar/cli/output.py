@@ -6,6 +6,8 @@ Text goes through rich with markup only where Hangar wrote it: any value that ca
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 
@@ -55,3 +57,11 @@ def print_plan(plan: dict, as_json: bool) -> None:
             else:
                 out.print(f"    - {change['name']} {change['old']}", markup=False)
     out.print("Nothing was changed (dry run).")
+
+
+def show(data: Any, as_json: bool, render: Callable[[Any], None], *, indent: int | None = 2) -> None:
+    """Print what the API answered: as JSON with --json, else as `render` draws it for people."""
+    if as_json:
+        print(json.dumps(data, indent=indent))
+    else:
+        render(data)

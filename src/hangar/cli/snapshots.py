@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hangar.cli.client import Client, ClientError, call, fail
+from hangar.cli.output import show
 from hangar.cli.waiting import send_and_report
 
 snapshot_app = typer.Typer(no_args_is_help=True, help="Snapshots of an environment: its spec, metadata database, "
@@ -64,11 +65,7 @@ def snapshot_create(
 @snapshot_app.command("list")
 def snapshot_list(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Snapshots of the environment, newest first."""
-    taken = call("GET", _path(name))
-    if as_json:
-        print(json.dumps(taken, indent=2))
-        return
-    _print(taken)
+    show(call("GET", _path(name)), as_json, _print)
 
 
 @snapshot_app.command("restore")

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from hangar.agent import REFRESH_SECONDS, TOKEN_VARIABLE
 from hangar.cli.client import call, fail
+from hangar.cli.output import show
 from hangar.errors import HangarError
 
 worker_app = typer.Typer(no_args_is_help=True, help="Hosts that join a Celery environment's workers.")
@@ -48,10 +49,10 @@ def token_create(
 @token_app.command("list")
 def token_list(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """NAME's worker tokens (never the tokens themselves)."""
-    tokens = call("GET", _path(name, "worker-tokens"))
-    if as_json:
-        print(json.dumps(tokens, indent=2))
-        return
+    show(call("GET", _path(name, "worker-tokens")), as_json, lambda tokens: _print_worker_tokens(name, tokens))
+
+
+def _print_worker_tokens(name: str, tokens: list[dict]) -> None:
     if not tokens:
         out.print(f"{name} has no worker tokens", markup=False)
         return
@@ -72,10 +73,10 @@ def token_revoke(name: str, token_id: str) -> None:
 @worker_app.command("list")
 def worker_list(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Hosts that joined NAME: ACTIVE, LOST (no heartbeat lately), REVOKED (token revoked) or STOPPED."""
-    found = call("GET", _path(name, "workers"))
-    if as_json:
-        print(json.dumps(found, indent=2))
-        return
+    show(call("GET", _path(name, "workers")), as_json, lambda found: _print_workers(name, found))
+
+
+def _print_workers(name: str, found: list[dict]) -> None:
     if not found:
         out.print(f"no host has joined {name}", markup=False)
         return
