@@ -49,3 +49,11 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def last_lines(path: Path, count: int) -> list[str]:
+    """The last `count` lines of a text file, trailing blank lines left out; none when it does not exist."""
+    try:
+        return path.read_text(errors="replace").rstrip().splitlines()[-count:]
+    except FileNotFoundError:
+        return []

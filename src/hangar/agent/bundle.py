@@ -69,12 +69,8 @@ def worker_spec(bundle: WorkerBundle, runtime: Runtime, cfg: str, *, index: int,
     env = remote_worker.worker_env(bundle.env, layout=layout, runtime_bin=runtime.path / "bin")
     wrapper: list[str] = []
     if bundle.startup_script:
-        script = layout.root / "startup" / f"{hashlib.sha256(bundle.startup_script.encode()).hexdigest()[:16]}.sh"
-        script.parent.mkdir(parents=True, exist_ok=True)
-        script.write_text(bundle.startup_script)
-        env.update(startup.launch_env())
-        wrapper = startup.launch_argv(python=runtime.python, script=script, timeout=settings.startup_timeout,
-                                      argv=[])
+        script = startup.install_script(layout.root / "startup", bundle.startup_script)
+        wrapper = startup.wrap(env, python=runtime.python, script=script, timeout=settings.startup_timeout)
     # what the worker reads from files: a change starts a new worker (as on the control plane)
     env["HANGAR_CONFIG_DIGEST"] = hashlib.sha256(f"{cfg}\0{plugins}".encode()).hexdigest()[:16]
     name = f"worker-{index}"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from hangar.files import last_lines
+
 out = Console(highlight=False)
 
 
@@ -37,8 +39,5 @@ def read_from(path: Path, offset: int) -> str:
 
 def log_tail(path: Path, lines: int = 5) -> str:
     """The last lines of a worker's log, on one line, to end a message with."""
-    try:
-        tail = path.read_text(errors="replace").strip().splitlines()[-lines:]
-    except FileNotFoundError:
-        return "its log is empty"
+    tail = last_lines(path, lines)
     return "its log ends: " + " | ".join(line.strip() for line in tail) if tail else "its log is empty"

@@ -170,7 +170,7 @@ def describe_changes(old: Spec | None, new: Spec) -> list[str]:
             old_lines, new_lines = set((a or "").splitlines()), set((b or "").splitlines())
             added = sorted(x for x in new_lines - old_lines if x.strip())
             removed = sorted(x for x in old_lines - new_lines if x.strip())
-            lines.append(f"requirements: " + ", ".join([*(f"+{x}" for x in added), *(f"-{x}" for x in removed)]))
+            lines.append("requirements: " + ", ".join([*(f"+{x}" for x in added), *(f"-{x}" for x in removed)]))
         elif top in _LONG_TEXT:
             lines.append(f"{field}: {len(a or '')} -> {len(b or '')} characters")
         else:

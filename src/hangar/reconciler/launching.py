@@ -7,7 +7,6 @@ Running processes are adopted, never started twice.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from hangar.backend.components import WorkerPlan
 from hangar.backend.environment_processes import EnvironmentProcesses
@@ -16,6 +15,7 @@ from hangar.context import Context
 from hangar.domain.changes import roles
 from hangar.domain.secrets import fernet_keys
 from hangar.errors import ComponentFailed
+from hangar.files import last_lines
 from hangar.reconciler.journal import Journal
 from hangar.reconciler.queue import Work
 from hangar.reconciler.staging import Target, prepare
@@ -38,9 +38,8 @@ def launch_plan(ctx: Context, target: Target) -> LaunchPlan:
         env.update(target.run_as.env(home=target.layout.root))
     wrapper: list[str] = []
     if target.startup_script is not None:
-        env.update(startup.launch_env())
-        wrapper = startup.launch_argv(python=target.runtime.python, script=target.startup_script,
-                                      timeout=ctx.settings.startup_timeout, argv=[])
+        wrapper = startup.wrap(env, python=target.runtime.python, script=target.startup_script,
+                               timeout=ctx.settings.startup_timeout)
     major = parse_version(target.spec.airflow_version)[0]
     names = roles(target.spec)
     digests = airflow_config.config_digests(target.cfg_text, names)
@@ -147,10 +146,6 @@ def log_tail(processes: EnvironmentProcesses, lines: int = 12) -> str:
     parts = []
     for name, process in processes.processes.items():
         if process.reason:
-            path: Path = process.spec.log_file
-            try:
-                tail = path.read_text(errors="replace").splitlines()[-lines:]
-            except FileNotFoundError:
-                tail = []
+            tail = last_lines(process.spec.log_file, lines)
             parts.append(f"--- last lines of {name} log ---\n" + "\n".join(tail))
     return "\n".join(parts)

@@ -8,7 +8,6 @@ is not copied twice, so an operation interrupted by a crash is simply staged aga
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from secrets import token_urlsafe
@@ -21,7 +20,7 @@ from hangar.domain.limits import environment_limits
 from hangar.errors import FolderUnreadable
 from hangar.reconciler.journal import Journal
 from hangar.reconciler.port_claims import claim_ports
-from hangar.runtime import airflow_config, metadb, plugins
+from hangar.runtime import airflow_config, metadb, plugins, startup
 from hangar.runtime.venvs import Runtime, builder_for, ensure_runtime
 from hangar.schemas.spec import Executor, Spec
 from hangar.store import repository
@@ -93,12 +92,7 @@ def stage(ctx: Context, journal: Journal, revision: int) -> Target:
         raise FolderUnreadable("plugins folder", spec.plugins, run_as.name, run_as.uid)
     plugins_dir = plugins.stage(layout.root / "plugins", source=Path(spec.plugins) if spec.plugins else None,
                                 archive=plugin_archive)
-    script = None
-    if spec.startup_script:
-        digest = hashlib.sha256(spec.startup_script.encode()).hexdigest()[:16]
-        script = layout.root / "startup" / f"{digest}.sh"
-        script.parent.mkdir(parents=True, exist_ok=True)
-        script.write_text(spec.startup_script)
+    script = startup.install_script(layout.root / "startup", spec.startup_script) if spec.startup_script else None
     assert spec.dags is not None
     if run_as is not None:
         identity.hand_over(layout.root, run_as)

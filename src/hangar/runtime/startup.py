@@ -12,6 +12,7 @@ Invariants:
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from hangar.schemas.spec import OWNED_CONFIG_KEYS, OWNED_ENV_VARS
@@ -38,6 +39,21 @@ def launch_argv(*, python: Path, script: Path, timeout: float, argv: list[str]) 
 
     The process needs ``launch_env()`` and the add-on folder on its PYTHONPATH."""
     return [str(python), "-m", "hangar_airflow.launch", "--script", str(script), "--timeout", f"{timeout:g}", "--", *argv]
+
+
+def install_script(folder: Path, text: str) -> Path:
+    """The startup script written into `folder` under its digest: a changed script is a new
+    file, so the command of every component it wraps changes with it."""
+    path = folder / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.sh"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def wrap(env: dict[str, str], *, python: Path, script: Path, timeout: float) -> list[str]:
+    """The argv prefix that runs `script` before a component starts; adds what it needs to `env`."""
+    env.update(launch_env())
+    return launch_argv(python=python, script=script, timeout=timeout, argv=[])
 
 
 def launch_env() -> dict[str, str]:
