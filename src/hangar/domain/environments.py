@@ -273,7 +273,7 @@ def set_tags(ctx: Context, *, name: str, add: dict[str, str] | None = None, remo
         return tags
 
 
-# --- fernet key rotation (the work is Reconciler._rotate_fernet) ---
+# --- fernet key rotation (the work is hangar.reconciler.operations.rotate_fernet) ---
 
 
 
