@@ -69,7 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baseline  # noqa: E402
 import hangar_side  # noqa: E402
 
-from hangar.runtime.venvs import _clean_env, base_packages, find_uv_bin  # noqa: E402
+from hangar.runtime.venvs import base_packages, clean_env, find_uv_bin  # noqa: E402
 from hangar.settings import Settings  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dags" / "hello_taskflow.py"
@@ -259,6 +259,7 @@ def dag_file(folder: Path, dag_id: str) -> Path:
 def dags_folder_run(plane, client: httpx.Client, current: Path, made: list[Path]) -> dict:
     dag_id = f"bench_folder_{uuid.uuid4().hex[:8]}"
     folder = Path(tempfile.mkdtemp(prefix="hangar-bench-dags-"))
+    folder.chmod(0o755)  # an isolated environment's own user reads it (mkdtemp makes it 0700)
     made.append(folder)
     for file in current.glob("*.py"):
         shutil.copy(file, folder / file.name)
@@ -286,7 +287,7 @@ def warm_package_cache(requirement: str, airflow_version: str, python: str) -> f
     work = Path(tempfile.mkdtemp(prefix="hangar-bench-warm-"))
     try:
         uv = [find_uv_bin()]
-        env = {**_clean_env(), "NO_COLOR": "1"}
+        env = {**clean_env(), "NO_COLOR": "1"}
         subprocess.run([*uv, "venv", "--quiet", "--python", python, str(work / "venv")], env=env, check=True,
                        capture_output=True, timeout=600)
         subprocess.run([*uv, "pip", "install", "--quiet", "--python", str(work / "venv" / "bin" / "python"),
@@ -460,7 +461,7 @@ def wait_fresh(sa: baseline.Standalone, since: datetime, timeout: float = baseli
 def install_and_restart(standalone: Restartable, python: Path, requirement: str) -> dict:
     start = time.monotonic()
     subprocess.run([find_uv_bin(), "pip", "install", "--quiet", "--python", str(python), requirement],
-                   env={**_clean_env(), "NO_COLOR": "1"}, check=True, capture_output=True, timeout=600)
+                   env={**clean_env(), "NO_COLOR": "1"}, check=True, capture_output=True, timeout=600)
     install = time.monotonic() - start
     restart = standalone.restart()
     return {"seconds": round(time.monotonic() - start, 2), "requirement": requirement,
@@ -470,7 +471,7 @@ def install_and_restart(standalone: Restartable, python: Path, requirement: str)
 def standalone_measurements(args, report: dict, phases: dict, frozen: str, interpreter: Path, workdir: Path) -> None:
     phases["standalone_setup"] = load()
     workdir.mkdir(parents=True, exist_ok=True)
-    uv, env = find_uv_bin(), {**_clean_env(), "NO_COLOR": "1"}
+    uv, env = find_uv_bin(), {**clean_env(), "NO_COLOR": "1"}
     (workdir / "frozen.txt").write_text(frozen)
     venv = workdir / "venv"
     start = time.monotonic()
@@ -538,7 +539,7 @@ def main() -> None:
                 if "runtime_python" in holder:  # the standalone gets this runtime's packages
                     holder["frozen"] = subprocess.run(
                         [find_uv_bin(), "pip", "freeze", "--python", str(holder["runtime_python"])],
-                        env=_clean_env(), capture_output=True, text=True, timeout=120).stdout
+                        env=clean_env(), capture_output=True, text=True, timeout=120).stdout
                     holder["interpreter"] = holder["runtime_python"].resolve()
                 try:
                     plane.cli("env", "delete", ENV, "--wait", check=False, timeout=300)

@@ -114,7 +114,7 @@ def test_updates_of_every_kind_while_a_dag_runs(plane: ControlPlane, dags: Path,
     after = _pids(env)
     assert after["scheduler"] != before["scheduler"]
     assert {n: p for n, p in after.items() if n != "scheduler"} == {n: p for n, p in before.items() if n != "scheduler"}
-    # 3. an environment variable: every component, one at a time
+    # 3. an environment variable: every component (all but the web server together, then it)
     env = _update(plane, "relay", "--env", "TEAM=blue", run=run)
     # 4. a requirement added: a new runtime, checked, then switched to
     plan = json.loads(plane.cli("env", "update", "relay", "--requirements", str(with_six), "--dry-run", "--json").stdout)

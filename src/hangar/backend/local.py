@@ -40,7 +40,7 @@ class LocalBackend:
     def launch(self, plan: LaunchPlan, *, adopt: bool = True) -> tuple[EnvironmentProcesses, list[str]]:
         """Run `plan`: start what does not run (adopting what a previous control plane left),
         and return the components that run with another command or environment. The caller
-        replaces those one at a time (EnvironmentProcesses.replace), waiting for health."""
+        replaces those (EnvironmentProcesses.replace), waiting for health."""
         with self._lock:
             processes = self._envs.get(plan.env_id)
             fresh = processes is None

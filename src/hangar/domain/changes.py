@@ -4,7 +4,8 @@ with the new one, so that every update takes the least disruptive path.
     NONE     metadata only (tags, schedules, maintenance window): nothing restarts
     DAGS     the DAGs link is swapped: nothing restarts, Airflow sees the files in seconds
     CONFIG   configuration or environment variables: only the components that read what
-             changed restart, one at a time, each healthy before the next
+             changed restart; those without the web port together, each proving itself
+             healthy and running its Airflow job, then the web server
     RUNTIME  requirements, plugins or the startup script: a new runtime is built and
              checked next to the running one, then every component switches to it
     UPGRADE  the Airflow version: as RUNTIME, with a snapshot of the metadata database

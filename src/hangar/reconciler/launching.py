@@ -65,18 +65,23 @@ def launch_plan(ctx: Context, target: Target) -> LaunchPlan:
 
 
 def launch(ctx: Context, journal: Journal, target: Target) -> EnvironmentProcesses:
-    """Start what does not run; replace what runs differently, one component at a time,
-    each healthy before the next (the scheduler drains, see Component.replace)."""
+    """Start what does not run; replace what runs differently. The components that do not hold
+    the web port are replaced together, their start proofs overlapping, and each must be
+    healthy and running its Airflow job before the web server is replaced, last (the
+    scheduler drains, see Component.replace)."""
     journal.record("starting components")
     processes, changed = ctx.backend.launch(launch_plan(ctx, target), adopt=True)
-    for name in changed:
-        draining = processes.components[name].replace == "drain"
-        journal.record(f"replacing {name}" + (" (its running tasks finish first)" if draining else ""))
-        processes.replace(name)
-        wait_ready(ctx, journal, processes)
-        wait_job(ctx, journal, processes, name, target.db_url)
+    together = [name for name in changed if name != processes.web]
+    for batch in (together, [name for name in changed if name == processes.web]):
+        for name in batch:
+            draining = processes.components[name].replace == "drain"
+            journal.record(f"replacing {name}" + (" (its running tasks finish first)" if draining else ""))
+            processes.replace(name)
+        if batch:
+            wait_ready(ctx, journal, processes)
+        for name in batch:
+            wait_job(ctx, journal, processes, name, target.db_url)
     return processes
-
 
 
 def relaunch(ctx: Context, journal: Journal, target: Target) -> EnvironmentProcesses:

@@ -1,0 +1,73 @@
+"""The order in which an update replaces components: those without the web port together, their
+start proofs overlapping, then the web server. A stand-in process table records what happens."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+from hangar.reconciler import launching
+from hangar.reconciler.journal import Journal
+from hangar.reconciler.queue import Work
+
+ROLES = {"dag-processor": "dag-processor", "triggerer": "triggerer", "scheduler": "scheduler", "api-server": "api-server"}
+
+
+@dataclass
+class Table:
+    """A process table whose components become healthy at the first look after a replace."""
+
+    events: list[str] = field(default_factory=list)
+    web: str = "api-server"
+    settling: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.components = {n: SimpleNamespace(role=r, replace="drain" if n == "scheduler" else "overlap")
+                           for n, r in ROLES.items()}
+        self.processes = {n: SimpleNamespace(create_time=1.0, failures=0, reason=None, spec=SimpleNamespace(
+            log_file=Path("/nonexistent"))) for n in ROLES}
+
+    def replace(self, name: str) -> None:
+        self.events.append(f"replace {name}")
+        self.settling.add(name)
+
+    def health(self):
+        if self.settling:
+            self.events.append("proof " + ",".join(sorted(self.settling)))
+        settling, self.settling = sorted(self.settling), set()
+        return SimpleNamespace(healthy=True, flapping=[], settling=settling, fatal=False, reason="")
+
+
+def test_components_without_the_port_are_replaced_together_then_the_web_server(monkeypatch) -> None:
+    table = Table()
+    changed = ["dag-processor", "triggerer", "scheduler", "api-server"]
+    ctx = SimpleNamespace(settings=SimpleNamespace(ready_timeout=5.0),
+                          backend=SimpleNamespace(launch=lambda plan, adopt: (table, list(changed))))
+    monkeypatch.setattr(launching, "launch_plan", lambda ctx, target: None)
+    monkeypatch.setattr(launching.time, "sleep", lambda seconds: None)
+
+    def job_running(url, *, job_type, since):
+        table.events.append(f"job {job_type}")
+        return True
+
+    monkeypatch.setattr(launching.metadb, "job_running_since", job_running)
+    launching.launch(ctx, Journal(ctx, Work(env_id="e", operation_id=None)), SimpleNamespace(db_url="db"))
+    jobs = [f"job {launching.metadb.COMPONENT_JOBS[ROLES[n]]}" for n in changed[:3]
+            if ROLES[n] in launching.metadb.COMPONENT_JOBS]
+    web_job = [f"job {launching.metadb.COMPONENT_JOBS[ROLES['api-server']]}"] \
+        if "api-server" in launching.metadb.COMPONENT_JOBS else []
+    assert table.events == [
+        "replace dag-processor", "replace triggerer", "replace scheduler",
+        "proof dag-processor,scheduler,triggerer", *jobs,
+        "replace api-server", "proof api-server", *web_job,
+    ]
+
+
+def test_a_change_of_the_web_server_alone_replaces_only_it(monkeypatch) -> None:
+    table = Table()
+    ctx = SimpleNamespace(settings=SimpleNamespace(ready_timeout=5.0),
+                          backend=SimpleNamespace(launch=lambda plan, adopt: (table, ["api-server"])))
+    monkeypatch.setattr(launching, "launch_plan", lambda ctx, target: None)
+    monkeypatch.setattr(launching.metadb, "job_running_since", lambda url, *, job_type, since: True)
+    launching.launch(ctx, Journal(ctx, Work(env_id="e", operation_id=None)), SimpleNamespace(db_url="db"))
+    assert table.events == ["replace api-server", "proof api-server"]
