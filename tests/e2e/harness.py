@@ -249,6 +249,11 @@ class ControlPlane:
                 os.killpg(record["pid"], signal.SIGKILL)
             except (ValueError, ProcessLookupError, PermissionError, FileNotFoundError):
                 pass
+        from hangar.backend import confinement, identity
+
+        for folder in self.home.glob("environments/*"):  # one a test left (or failed to delete) leaves no user
+            confinement.remove(folder.name)
+            identity.remove_user(folder.name)
         pgdata = self.home / "pgdata"
         if (pgdata / "postmaster.pid").exists():
             pid = int((pgdata / "postmaster.pid").read_text().split()[0])
