@@ -50,11 +50,11 @@ class Reconciler:
                 return
             env = repository.get_by_id(session, work.env_id)
             repository.append_step(operation, StepRecord(step="failed", error=message, outcome=Outcome.FAILED))
-            kind = operation_for(operation.kind)
-            kind.on_failure(Failure(session=session, env=env, operation=operation, code=code, message=message))
-        if kind.after == AfterFailure.STOP:
+            rule = operation_for(operation.kind)
+            rule.on_failure(Failure(session=session, env=env, operation=operation, code=code, message=message))
+        if rule.after == AfterFailure.STOP:
             self.ctx.backend.stop_environment(work.env_id)
-        elif kind.after == AfterFailure.WATCH:
+        elif rule.after == AfterFailure.WATCH:
             self.ctx.backend.watch(work.env_id)
 
     def resume(self, env_id: str, revision: int) -> EnvironmentProcesses:

@@ -71,8 +71,3 @@ class StepRecord(BaseModel):
     @property
     def started(self) -> datetime:
         return datetime.fromisoformat(self.at)
-
-
-def outcome_of(steps: list[dict[str, Any]]) -> Outcome | None:
-    """The outcome a finished operation recorded; None while it runs (or for no steps)."""
-    return StepRecord.read(steps[-1]).outcome if steps else None
