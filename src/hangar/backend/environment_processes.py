@@ -228,6 +228,12 @@ class EnvironmentProcesses:
             self.plan = plan
             self._reshape()
 
+    def warm_web(self) -> None:
+        """Have the fork server import the web server's modules now, for a replace() of it later
+        (which waits for them before it stops the old one)."""
+        self.forker.prepare(self.plan, wait=True)
+        self.forker.warm("web")
+
     def replace(self, name: str) -> None:
         """Start `name` afresh from the current plan; the old process drains, overlaps or stops
         first, as its Component says. No task is killed: the scheduler drains."""

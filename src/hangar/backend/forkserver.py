@@ -7,6 +7,10 @@ those inputs hold: a configuration change starts a new one first.
     NEW --start--> STARTING --ready line--> READY --end of file or error--> GONE
                    STARTING --exited / timed out--> GONE
 
+warm() asks a READY fork server to import more (the web server's modules) and does not
+wait. The answer is read before the next spawn's, so that spawn comes after the imports;
+prepare(wait=True) waits for it first, outside the environment's lock.
+
 GONE is final: a spawn asked of it returns None and the caller execs the component as
 before (ManagedProcess.start), so a fork server that cannot import Airflow (a broken
 airflow_local_settings, say) changes nothing but the time a start takes. Only one spawn
@@ -73,6 +77,7 @@ class ForkServer:
         self._reader = None
         self.state = "NEW"
         self.reason: str | None = None
+        self._owed = 0  # answers to warm() not read yet
 
     def start(self) -> None:
         """Spawn the fork server; it imports Airflow meanwhile (ready() waits for that)."""
@@ -108,17 +113,24 @@ class ForkServer:
                     self.state = "READY"
             return self.state == "READY"
 
+    def warm(self, name: str) -> bool:
+        """Ask a READY fork server to import what component `name` ("web") needs, without
+        waiting for it; False if it is not READY."""
+        if not self.ready(0):
+            return False
+        with self._lock:
+            if not self._send({"warm": name}):
+                return False
+            self._owed += 1
+            return True
+
     def spawn(self, request: ForkRequest, *, timeout: float = 30.0) -> tuple[int, float] | None:
         """Fork the component; (pid, create time) once its pid file is written, or None if this
         fork server cannot (the caller then execs the component)."""
         if not self.ready(0):
             return None
         with self._lock:
-            assert self._channel is not None
-            try:
-                self._channel.sendall(request.message())
-            except OSError as exc:
-                self._gone(f"cannot reach it: {exc}")
+            if not self._settle(timeout) or not self._send(request.message()):
                 return None
             answer = self._read(timeout)
             if answer is _PENDING or answer is None:
@@ -128,6 +140,34 @@ class ForkServer:
                 log.warning("fork server of %s: %s", self._cwd.name, answer["error"])
                 return None
             return int(answer["pid"]), float(answer["create_time"])
+
+    def settle(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for what warm() asked to be imported."""
+        with self._lock:
+            if self.state == "READY":
+                self._settle(timeout)
+
+    def _settle(self, timeout: float) -> bool:
+        while self._owed:
+            answer = self._read(timeout)
+            if answer is _PENDING or answer is None:
+                self._gone(self.reason or f"no answer within {timeout:g} s")
+                return False
+            self._owed -= 1
+            if "error" in answer:
+                log.warning("fork server of %s could not import ahead: %s", self._cwd.name, answer["error"])
+        return True
+
+    def _send(self, message: bytes | dict) -> bool:
+        assert self._channel is not None
+        if isinstance(message, dict):
+            message = json.dumps(message).encode() + b"\n"
+        try:
+            self._channel.sendall(message)
+        except OSError as exc:
+            self._gone(f"cannot reach it: {exc}")
+            return False
+        return True
 
     def close(self) -> None:
         """Let the fork server go (it exits on end of file); what it forked runs on."""
@@ -192,6 +232,7 @@ class Forker:
         server = self._server(plan)
         if server is not None and wait:
             server.ready(plan.fork_ready_timeout)
+            server.settle(plan.fork_ready_timeout)  # what warm() asked for, so spawn() need not wait for it
 
     def spawn(self, spec: ProcessSpec, spawn_id: str, digest: str) -> tuple[int, float] | None:
         server = self._server(self.plan)
@@ -201,6 +242,14 @@ class Forker:
                               log_file=spec.log_file, pid_file=spec.pid_file,
                               record={"argv": spec.argv, "spec": digest})
         return server.spawn(request)
+
+    def warm(self, name: str) -> None:
+        """Have the current fork server import what `name` needs while the caller does other
+        work; the next spawn from it waits for that."""
+        with self._lock:
+            server = self.server
+        if server is not None:
+            server.warm(name)
 
     def close(self) -> None:
         with self._lock:

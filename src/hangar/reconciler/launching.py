@@ -72,16 +72,28 @@ def launch(ctx: Context, journal: Journal, target: Target) -> EnvironmentProcess
     journal.record("starting components")
     processes, changed = ctx.backend.launch(launch_plan(ctx, target), adopt=True)
     together = [name for name in changed if name != processes.web]
-    for batch in (together, [name for name in changed if name == processes.web]):
-        for name in batch:
-            draining = processes.components[name].replace == "drain"
-            journal.record(f"replacing {name}" + (" (its running tasks finish first)" if draining else ""))
-            processes.replace(name)
-        if batch:
-            wait_ready(ctx, journal, processes)
-        for name in batch:
-            wait_job(ctx, journal, processes, name, target.db_url)
+    web = [name for name in changed if name == processes.web]
+    _replace(journal, processes, together)
+    if web:  # its fork server imports the web server's routes meanwhile, and the old one still serves
+        processes.warm_web()
+    _proven(ctx, journal, processes, together, target.db_url)
+    _replace(journal, processes, web)
+    _proven(ctx, journal, processes, web, target.db_url)
     return processes
+
+
+def _replace(journal: Journal, processes: EnvironmentProcesses, names: list[str]) -> None:
+    for name in names:
+        draining = processes.components[name].replace == "drain"
+        journal.record(f"replacing {name}" + (" (its running tasks finish first)" if draining else ""))
+        processes.replace(name)
+
+
+def _proven(ctx: Context, journal: Journal, processes: EnvironmentProcesses, names: list[str], db_url: str) -> None:
+    if names:
+        wait_ready(ctx, journal, processes)
+    for name in names:
+        wait_job(ctx, journal, processes, name, db_url)
 
 
 def relaunch(ctx: Context, journal: Journal, target: Target) -> EnvironmentProcesses:

@@ -14,6 +14,8 @@ def main() -> int:
     report.write_text(json.dumps({
         "pid": os.getpid(), "sid": os.getsid(0), "cwd": os.getcwd(), "argv": sys.argv,
         "env": dict(os.environ), "record": record, "preloaded": "tests.unit.backend.fork_preloaded" in sys.modules,
+        "web_preloaded": "tests.unit.backend.fork_web" in sys.modules,
+        "modules": sorted(name for name in sys.modules if name.startswith("tests.unit.backend.fork_")),
     }))
     release = Path(os.environ["FORK_RELEASE"])
     while not release.exists():

@@ -30,10 +30,11 @@ def _env(tmp_path: Path) -> dict[str, str]:
             "FORK_PID_FILE": str(tmp_path / "run" / "c.pid")}
 
 
-def _server(tmp_path: Path, *preload: str) -> ForkServer:
-    server = ForkServer(key="k", python=Path(sys.executable), env=_env(tmp_path), cwd=tmp_path,
+def _server(tmp_path: Path, *preload: str, web: str = "tests.unit.backend.fork_web", **env: str) -> ForkServer:
+    server = ForkServer(key="k", python=Path(sys.executable), env={**_env(tmp_path), **env}, cwd=tmp_path,
                        log_file=tmp_path / "logs" / "forkserver.log",
-                       extra_args=(*ENTRY, "--preload", *(preload or ("tests.unit.backend.fork_preloaded",))))
+                       extra_args=(*ENTRY, "--preload", *(preload or ("tests.unit.backend.fork_preloaded",)),
+                                   "--web-preload", web))
     server.start()
     return server
 
@@ -197,3 +198,45 @@ def test_a_control_plane_killed_after_asking_for_a_fork_leaves_it_named_and_adop
     adopted = ManagedProcess(spec=spec)
     assert adopted.adopt() and adopted.pid == pid and adopted.create_time == create_time
     assert len([p for p in psutil.process_iter() if p.pid == pid]) == 1
+
+
+def test_the_web_servers_modules_are_imported_only_when_asked_and_then_every_child_has_them(
+        tmp_path: Path, server: ForkServer) -> None:
+    assert server.ready(30)
+    server.spawn(_request(tmp_path))
+    assert not _report(tmp_path)["web_preloaded"]  # the ready line did not wait for them
+    (tmp_path / "release").touch()
+    (tmp_path / "report.json").unlink()
+    (tmp_path / "release").unlink()
+    assert server.warm("web")
+    server.spawn(_request(tmp_path))
+    assert _report(tmp_path)["web_preloaded"]
+
+
+def test_warming_does_not_wait_for_the_imports_and_the_next_start_comes_after_them(tmp_path: Path) -> None:
+    server = _server(tmp_path, web="tests.unit.backend.fork_slow", HOLD_IMPORTS=str(tmp_path / "go"))
+    try:
+        assert server.ready(30)
+        assert server.warm("web")  # returns while the fork server is still importing
+        assert not (tmp_path / "report.json").exists()
+        (tmp_path / "go").touch()
+        server.settle(30)
+        assert server.state == "READY"
+        server.spawn(_request(tmp_path))
+        assert "tests.unit.backend.fork_slow" in _report(tmp_path)["modules"]
+    finally:
+        server.close()
+        (tmp_path / "release").touch()
+
+
+def test_a_web_module_that_fails_to_import_leaves_the_fork_server_serving(tmp_path: Path) -> None:
+    server = _server(tmp_path, web="tests.unit.backend.fork_broken")
+    try:
+        assert server.ready(30)
+        assert server.warm("web")
+        pid, _ = server.spawn(_request(tmp_path))
+        assert not _report(tmp_path)["web_preloaded"] and pidfiles.alive(pid, psutil.Process(pid).create_time())
+        assert server.state == "READY"
+    finally:
+        server.close()
+        (tmp_path / "release").touch()

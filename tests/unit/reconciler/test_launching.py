@@ -31,6 +31,9 @@ class Table:
         self.events.append(f"replace {name}")
         self.settling.add(name)
 
+    def warm_web(self) -> None:
+        self.events.append("warm web")
+
     def health(self):
         if self.settling:
             self.events.append("proof " + ",".join(sorted(self.settling)))
@@ -57,7 +60,7 @@ def test_components_without_the_port_are_replaced_together_then_the_web_server(m
     web_job = [f"job {launching.metadb.COMPONENT_JOBS[ROLES['api-server']]}"] \
         if "api-server" in launching.metadb.COMPONENT_JOBS else []
     assert table.events == [
-        "replace dag-processor", "replace triggerer", "replace scheduler",
+        "replace dag-processor", "replace triggerer", "replace scheduler", "warm web",
         "proof dag-processor,scheduler,triggerer", *jobs,
         "replace api-server", "proof api-server", *web_job,
     ]
@@ -70,4 +73,14 @@ def test_a_change_of_the_web_server_alone_replaces_only_it(monkeypatch) -> None:
     monkeypatch.setattr(launching, "launch_plan", lambda ctx, target: None)
     monkeypatch.setattr(launching.metadb, "job_running_since", lambda url, *, job_type, since: True)
     launching.launch(ctx, Journal(ctx, Work(env_id="e", operation_id=None)), SimpleNamespace(db_url="db"))
-    assert table.events == ["replace api-server", "proof api-server"]
+    assert table.events == ["warm web", "replace api-server", "proof api-server"]
+
+
+def test_the_web_server_is_not_warmed_when_it_does_not_change(monkeypatch) -> None:
+    table = Table()
+    ctx = SimpleNamespace(settings=SimpleNamespace(ready_timeout=5.0),
+                          backend=SimpleNamespace(launch=lambda plan, adopt: (table, ["scheduler"])))
+    monkeypatch.setattr(launching, "launch_plan", lambda ctx, target: None)
+    monkeypatch.setattr(launching.metadb, "job_running_since", lambda url, *, job_type, since: True)
+    launching.launch(ctx, Journal(ctx, Work(env_id="e", operation_id=None)), SimpleNamespace(db_url="db"))
+    assert table.events == ["replace scheduler", "proof scheduler"]

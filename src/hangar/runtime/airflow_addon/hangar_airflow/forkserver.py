@@ -1,6 +1,7 @@
 """One environment's pre-imported parent: Airflow imported once, every component forked from it.
 
     python -m hangar_airflow.forkserver --fd N [--entry MODULE:FUNCTION] [--preload MODULE ...]
+                                        [--web-preload MODULE ...]
 
 A fresh ``airflow scheduler`` spends most of its start-up CPU importing Airflow (see
 bench/RESULTS.md). This process imports Airflow and the modules the components use under
@@ -16,6 +17,15 @@ component and reads one JSON line back:
 
 and the first line it reads, once the imports are done, is {"ready": true}. When the
 control plane goes (end of file), this process exits; the components it forked run on.
+
+The web server's own modules (Airflow 3's REST API routes: about 2 s of CPU, most of the
+api-server's start) are not imported before the ready line, so that the other components
+are not kept waiting for them. The control plane asks for them when it knows the web
+server comes later (an update replaces it last, after the others have proven
+themselves), and they import while it waits:
+
+    -> {"warm": "web"}
+    <- {"warmed": "web", "missing": [...]}
 
 Invariants:
 - Nothing is connected before a fork: the imports open no database connection, thread or
@@ -65,6 +75,15 @@ PRELOAD = (
     "airflow.sdk.execution_time.supervisor",
     "uvicorn",
 )
+# What the api-server imports before it answers, asked for with {"warm": "web"}: the routes are
+# built at import (FastAPI analyses every endpoint's models), and nothing in them connects,
+# starts a thread or loads a plugin. Airflow 2's webserver runs gunicorn, whose workers are
+# fresh interpreters, so these are skipped there as missing.
+WEB_PRELOAD = (
+    "airflow.api_fastapi.core_api.routes.public",
+    "airflow.api_fastapi.core_api.routes.ui",
+    "airflow.api_fastapi.execution_api.app",
+)
 
 
 def preload(modules: list[str]) -> list[str]:
@@ -99,7 +118,21 @@ def _create_time(pid: int) -> float:
     return psutil.Process(pid).create_time()
 
 
-def serve(channel: socket.socket) -> dict | None:
+def _freeze() -> None:
+    gc.collect()
+    gc.freeze()  # what is imported now stays shared with every child (no copy on the collector's write)
+
+
+def _warm(modules: list[str], name: str) -> dict[str, Any]:
+    try:
+        missing = preload(modules)
+    except Exception as exc:  # the component imports them itself, and reports it in its own log
+        return {"warmed": name, "error": f"{type(exc).__name__}: {exc}"}
+    _freeze()
+    return {"warmed": name, "missing": missing}
+
+
+def serve(channel: socket.socket, warm: dict[str, list[str]] | None = None) -> dict | None:
     """Answer requests until the control plane goes (None) or this is a forked child (its request)."""
     reader = channel.makefile("rb")
     while True:
@@ -108,6 +141,9 @@ def serve(channel: socket.socket) -> dict | None:
             return None
         try:
             request = json.loads(line)
+            if "warm" in request:
+                _reply(channel, _warm((warm or {}).get(request["warm"], []), request["warm"]))
+                continue
             go_read, go_write = os.pipe()
             sys.stdout.flush()
             sys.stderr.flush()
@@ -195,6 +231,7 @@ def main(args: list[str] | None = None) -> int:
     parser.add_argument("--fd", required=True, type=int)
     parser.add_argument("--entry", default=ENTRY)
     parser.add_argument("--preload", nargs="*", default=list(PRELOAD))
+    parser.add_argument("--web-preload", nargs="*", default=list(WEB_PRELOAD))
     options = parser.parse_args(args)
     channel = socket.socket(fileno=options.fd)
     missing = preload(options.preload)
@@ -202,11 +239,10 @@ def main(args: list[str] | None = None) -> int:
     if missing:
         print(f"hangar: fork server: not in this runtime: {', '.join(missing)}", file=sys.stderr)
     _title(f"hangar_airflow.forkserver {os.getcwd()}")
-    gc.collect()
-    gc.freeze()  # what is imported now stays shared with every child (no copy on the collector's write)
+    _freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     _reply(channel, {"ready": True, "pid": os.getpid()})
-    request = serve(channel)
+    request = serve(channel, {"web": options.web_preload})
     if request is None:
         return 0
     become(request)
