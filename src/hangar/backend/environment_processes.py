@@ -228,6 +228,12 @@ class EnvironmentProcesses:
             self.plan = plan
             self._reshape()
 
+    def proved(self, name: str, process: ManagedProcess) -> None:
+        """`process` (still `name`'s) proved its start: its Airflow job runs."""
+        with self.lock:
+            if self.processes.get(name) is process:
+                process.ready()
+
     def warm_web(self) -> None:
         """Have the fork server import the web server's modules now, for a replace() of it later
         (which waits for them before it stops the old one)."""
@@ -312,6 +318,7 @@ class EnvironmentProcesses:
             now = time.monotonic()
             if answered:
                 self.web_ok, self._web_failing_since = True, None
+                web.ready()
             elif web.state == ProcessState.RUNNING and self.web_ok:
                 self._web_failing_since = self._web_failing_since or now
                 failing = now - self._web_failing_since

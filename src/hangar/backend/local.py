@@ -36,6 +36,7 @@ class LocalBackend:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._watched: set[str] = set()
+        self._client = httpx.Client()  # the web servers' health checks (shared by threads: httpx allows it)
 
     def launch(self, plan: LaunchPlan, *, adopt: bool = True) -> tuple[EnvironmentProcesses, list[str]]:
         """Run `plan`: start what does not run (adopting what a previous control plane left),
@@ -65,6 +66,12 @@ class LocalBackend:
         with self._lock:
             (self._watched.add if enabled else self._watched.discard)(env_id)
 
+    def look(self, env_id: str) -> Health | None:
+        """Check one environment now, between the monitor's rounds: a reconcile waiting for its
+        components sees a web server's first answer without waiting for the next round."""
+        processes = self.get(env_id)
+        return None if processes is None else processes.tick(self._client)
+
     def stop_environment(self, env_id: str, root: Path | None = None) -> None:
         with self._lock:
             processes = self._envs.pop(env_id, None)
@@ -89,17 +96,17 @@ class LocalBackend:
             envs = list(self._envs.values())
         for processes in envs:
             processes.forker.close()
+        self._client.close()
 
     def _loop(self) -> None:
-        with httpx.Client() as client:
-            while not self._stop.is_set():
-                with self._lock:
-                    envs = list(self._envs.items())
-                for env_id, processes in envs:
-                    try:
-                        health = processes.tick(client)
-                        if env_id in self._watched:
-                            self.on_health(env_id, health)
-                    except Exception:  # one environment's failure never stops the monitor
-                        log.exception("monitoring environment %s failed", env_id)
-                self._stop.wait(self.interval)
+        while not self._stop.is_set():
+            with self._lock:
+                envs = list(self._envs.items())
+            for env_id, processes in envs:
+                try:
+                    health = processes.tick(self._client)
+                    if env_id in self._watched:
+                        self.on_health(env_id, health)
+                except Exception:  # one environment's failure never stops the monitor
+                    log.exception("monitoring environment %s failed", env_id)
+            self._stop.wait(self.interval)

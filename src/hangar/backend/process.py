@@ -2,6 +2,7 @@
 
     STOPPED  --start-->          STARTING   (spawned in its own session, pid file written; see pidfiles)
     STARTING --up start_seconds--> RUNNING  (it stayed up long enough to count as started)
+    STARTING --ready()-->        RUNNING    (it proved itself sooner: the web server answered)
     STARTING --exited early-->   BACKOFF    (wait grows 1, 2, 4 ... s, then retry)
     BACKOFF  --retries used up--> FATAL     (no more restarts; the environment is UNAVAILABLE)
     RUNNING  --exited-->         BACKOFF    (an unexpected exit counts as a failure too)
@@ -197,6 +198,12 @@ class ManagedProcess:
         self._fail("restarted because its health check failed")
 
     # --- observation ---
+
+    def ready(self) -> None:
+        """Its owner saw it serve (the web server answered its health check): that proves the
+        start better than having stayed up start_seconds."""
+        if self.state == ProcessState.STARTING and self.is_alive():
+            self.state = ProcessState.RUNNING  # STARTING -> RUNNING: proved ready
 
     def is_alive(self) -> bool:
         if self.pid is None or self.create_time is None:

@@ -90,10 +90,11 @@ def _replace(journal: Journal, processes: EnvironmentProcesses, names: list[str]
 
 
 def _proven(ctx: Context, journal: Journal, processes: EnvironmentProcesses, names: list[str], db_url: str) -> None:
-    if names:
-        wait_ready(ctx, journal, processes)
+    """Each of `names` runs its Airflow job (which counts as its start), then all are healthy."""
     for name in names:
         wait_job(ctx, journal, processes, name, db_url)
+    if names:
+        wait_ready(ctx, journal, processes)
 
 
 def relaunch(ctx: Context, journal: Journal, target: Target) -> EnvironmentProcesses:
@@ -110,7 +111,7 @@ def relaunch(ctx: Context, journal: Journal, target: Target) -> EnvironmentProce
 def wait_job(ctx: Context, journal: Journal, processes: EnvironmentProcesses, name: str, db_url: str) -> None:
     """A replaced component counts as up once its Airflow job runs: staying up a few seconds
     is not enough, since an Airflow component may import for longer than that before it
-    fails on its configuration."""
+    fails on its configuration, and it is proof enough (it need not stay up start_seconds)."""
     job_type = metadb.COMPONENT_JOBS.get(processes.components[name].role)
     process = processes.processes[name]
     if job_type is None or process.create_time is None:
@@ -125,6 +126,7 @@ def wait_job(ctx: Context, journal: Journal, processes: EnvironmentProcesses, na
                                   f"{log_tail(processes)}")
         journal.progress(f"waiting for {name} to start its {job_type}")
         time.sleep(0.5)
+    processes.proved(name, process)
 
 
 
@@ -132,7 +134,7 @@ def wait_ready(ctx: Context, journal: Journal, processes: EnvironmentProcesses) 
     """Until every component is healthy and stable; ComponentFailed when one goes FATAL or time runs out."""
     deadline = time.monotonic() + ctx.settings.ready_timeout
     while True:
-        health = processes.health()
+        health = ctx.backend.look(processes.plan.env_id) or processes.health()
         # a component that crashed during start must prove stable (or go FATAL) first
         if health.healthy and not health.flapping and not health.settling:
             return

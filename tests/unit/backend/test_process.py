@@ -123,6 +123,25 @@ def test_start_writes_pid_file_and_becomes_running_only_after_start_seconds(make
     assert mp.is_alive()
 
 
+def test_a_process_proved_ready_is_running_before_start_seconds(make, clock):
+    mp = make(SLEEP, start_seconds=3.0)
+    mp.ready()  # not started: nothing to prove
+    assert mp.state == ProcessState.STOPPED
+    mp.start()
+    mp.ready()
+    assert mp.state == ProcessState.RUNNING and mp.failures == 0
+
+
+def test_a_dead_process_is_not_made_ready(make, clock):
+    mp = make(["sh", "-c", "exit 1"], start_seconds=3.0)
+    mp.start()
+    wait_until(lambda: not mp.is_alive(), what="the process to exit")
+    mp.ready()
+    assert mp.state == ProcessState.STARTING
+    mp.tick()
+    assert mp.state == ProcessState.BACKOFF
+
+
 def test_child_runs_in_its_own_session_with_the_given_cwd(make, tmp_path):
     mp = make(SLEEP)
     mp.start()

@@ -131,3 +131,22 @@ def test_leaving_celery_retires_every_worker(root):
     assert processes.workers() == []
     assert len(processes.draining) == 2
     processes.stop()
+
+
+def test_the_web_server_counts_as_running_once_its_health_check_answers(root):
+    """Not only after start_seconds: the answer is the better proof, and an update waits on it."""
+    import httpx
+
+    plan = _plan(root, workers=None)
+    plan.start_seconds = 60.0
+    processes = EnvironmentProcesses(plan)
+    processes.start(adopt=False)
+    answers = {"status": 503}
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(answers["status"])))
+    processes.tick(client)
+    assert processes.processes[processes.web].state == ProcessState.STARTING
+    answers["status"] = 200
+    processes.tick(client)
+    assert processes.processes[processes.web].state == ProcessState.RUNNING
+    assert processes.processes["scheduler"].state == ProcessState.STARTING  # the others still prove themselves
+    processes.stop()

@@ -24,6 +24,7 @@ class Table:
     def __post_init__(self) -> None:
         self.components = {n: SimpleNamespace(role=r, replace="drain" if n == "scheduler" else "overlap")
                            for n, r in ROLES.items()}
+        self.plan = SimpleNamespace(env_id="e")
         self.processes = {n: SimpleNamespace(create_time=1.0, failures=0, reason=None, spec=SimpleNamespace(
             log_file=Path("/nonexistent"))) for n in ROLES}
 
@@ -33,6 +34,9 @@ class Table:
 
     def warm_web(self) -> None:
         self.events.append("warm web")
+
+    def proved(self, name, process) -> None:
+        self.events.append(f"proved {name}")
 
     def health(self):
         if self.settling:
@@ -45,7 +49,7 @@ def test_components_without_the_port_are_replaced_together_then_the_web_server(m
     table = Table()
     changed = ["dag-processor", "triggerer", "scheduler", "api-server"]
     ctx = SimpleNamespace(settings=SimpleNamespace(ready_timeout=5.0),
-                          backend=SimpleNamespace(launch=lambda plan, adopt: (table, list(changed))))
+                          backend=SimpleNamespace(launch=lambda plan, adopt: (table, list(changed)), look=lambda env_id: None))
     monkeypatch.setattr(launching, "launch_plan", lambda ctx, target: None)
     monkeypatch.setattr(launching.time, "sleep", lambda seconds: None)
 
@@ -55,21 +59,19 @@ def test_components_without_the_port_are_replaced_together_then_the_web_server(m
 
     monkeypatch.setattr(launching.metadb, "job_running_since", job_running)
     launching.launch(ctx, Journal(ctx, Work(env_id="e", operation_id=None)), SimpleNamespace(db_url="db"))
-    jobs = [f"job {launching.metadb.COMPONENT_JOBS[ROLES[n]]}" for n in changed[:3]
-            if ROLES[n] in launching.metadb.COMPONENT_JOBS]
-    web_job = [f"job {launching.metadb.COMPONENT_JOBS[ROLES['api-server']]}"] \
-        if "api-server" in launching.metadb.COMPONENT_JOBS else []
     assert table.events == [
         "replace dag-processor", "replace triggerer", "replace scheduler", "warm web",
-        "proof dag-processor,scheduler,triggerer", *jobs,
-        "replace api-server", "proof api-server", *web_job,
+        # each counts as started once its Airflow job runs, then all must be healthy
+        "job DagProcessorJob", "proved dag-processor", "job TriggererJob", "proved triggerer",
+        "job SchedulerJob", "proved scheduler", "proof dag-processor,scheduler,triggerer",
+        "replace api-server", "proof api-server",  # no job: its health check proves it (tick)
     ]
 
 
 def test_a_change_of_the_web_server_alone_replaces_only_it(monkeypatch) -> None:
     table = Table()
     ctx = SimpleNamespace(settings=SimpleNamespace(ready_timeout=5.0),
-                          backend=SimpleNamespace(launch=lambda plan, adopt: (table, ["api-server"])))
+                          backend=SimpleNamespace(launch=lambda plan, adopt: (table, ["api-server"]), look=lambda env_id: None))
     monkeypatch.setattr(launching, "launch_plan", lambda ctx, target: None)
     monkeypatch.setattr(launching.metadb, "job_running_since", lambda url, *, job_type, since: True)
     launching.launch(ctx, Journal(ctx, Work(env_id="e", operation_id=None)), SimpleNamespace(db_url="db"))
@@ -79,8 +81,8 @@ def test_a_change_of_the_web_server_alone_replaces_only_it(monkeypatch) -> None:
 def test_the_web_server_is_not_warmed_when_it_does_not_change(monkeypatch) -> None:
     table = Table()
     ctx = SimpleNamespace(settings=SimpleNamespace(ready_timeout=5.0),
-                          backend=SimpleNamespace(launch=lambda plan, adopt: (table, ["scheduler"])))
+                          backend=SimpleNamespace(launch=lambda plan, adopt: (table, ["scheduler"]), look=lambda env_id: None))
     monkeypatch.setattr(launching, "launch_plan", lambda ctx, target: None)
     monkeypatch.setattr(launching.metadb, "job_running_since", lambda url, *, job_type, since: True)
     launching.launch(ctx, Journal(ctx, Work(env_id="e", operation_id=None)), SimpleNamespace(db_url="db"))
-    assert table.events == ["replace scheduler", "proof scheduler"]
+    assert table.events == ["replace scheduler", "proved scheduler", "proof scheduler"]
