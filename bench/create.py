@@ -9,12 +9,16 @@ control plane started with HANGAR_FORK_COMPONENTS=false (every component a fresh
 alternating with the fork-server runs so both see the same load. With --no-isolation the other
 control plane runs every environment as the control plane's own user (HANGAR_ISOLATION=false), on
 the same interpreter, so the cost of per-environment users, roles and cgroups shows.
+Each run is also measured as a user sees it: `hangar env create NAME --dags D --wait`, from
+starting the command to its exit (the CLI's own start and its polling included), alternating
+with the API-measured runs on the same control plane.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
+import time
 from contextlib import nullcontext
 import sys
 import tempfile
@@ -33,6 +37,14 @@ def _measured(plane, name: str, dags: Path) -> dict:
     run["cpu_seconds_at_available"] = hangar_side.component_cpu_seconds(plane, name)
     hangar_side.delete(plane, name)
     return run
+
+
+def _measured_cli(plane, name: str, dags: Path) -> dict:
+    start = time.monotonic()
+    plane.cli("env", "create", name, "--dags", str(dags), "--wait")
+    seconds = round(time.monotonic() - start, 2)
+    hangar_side.delete(plane, name)
+    return {"seconds": seconds}
 
 
 def _summary(runs: list[dict]) -> dict:
@@ -61,13 +73,16 @@ def main() -> None:
         if other:  # its first create may build its runtime or template: not a measured run
             hangar_side.create_seconds(fresh, "cold", dags)
             hangar_side.delete(fresh, "cold")
-        runs, fresh_runs = [], []
+        runs, fresh_runs, cli_runs = [], [], []
         for i in range(args.runs):
             runs.append(_measured(plane, f"warm{i}", dags))
+            cli_runs.append(_measured_cli(plane, f"cli{i}", dags))
             if other:
                 fresh_runs.append(_measured(fresh, f"fresh{i}", dags))
         airflow_bin = hangar_side.runtime_airflow(plane)
         report["hangar"] = _summary(runs)
+        report["hangar_cli_wait"] = {"median_seconds": statistics.median(r["seconds"] for r in cli_runs),
+                                     "runs": [r["seconds"] for r in cli_runs]}
         if other:
             report[other_name] = _summary(fresh_runs)
         standalone = []
@@ -85,6 +100,8 @@ def main() -> None:
     hangar_median = report["hangar"]["median_seconds"]
     standalone_median = report["standalone"]["median_seconds"]
     report["ratio_hangar_to_standalone"] = round(hangar_median / standalone_median, 3) if standalone_median else None
+    cli_median = report["hangar_cli_wait"]["median_seconds"]
+    report["ratio_cli_wait_to_standalone"] = round(cli_median / standalone_median, 3) if standalone_median else None
     print(json.dumps(report, indent=2, default=str))
 
 
