@@ -48,7 +48,8 @@ def launch_plan(ctx: Context, target: Target) -> LaunchPlan:
     if spec.executor == Executor.celery:
         assert spec.worker_concurrency is not None and spec.max_workers is not None
         workers = WorkerPlan(concurrency=spec.worker_concurrency, queue=airflow_config.celery_queue(target.layout),
-                             hostname_suffix=target.env_id, min_workers=spec.min_workers, max_workers=spec.max_workers)
+                             hostname_suffix=target.env_id, min_workers=spec.min_workers, max_workers=spec.max_workers,
+                             ready_files=airflow_config.workers_report_ready(target.cfg_text, env))
     return LaunchPlan(
         env_id=target.env_id, major=major, airflow_bin=target.runtime.airflow,
         env=env, root=target.layout.root, web_port=target.ports["web"],
