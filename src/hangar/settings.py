@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     fork_components: bool = True
     # Seconds a fork server may take to import Airflow; past it, components start fresh.
     fork_ready_timeout: float = Field(default=60.0, gt=0)
-    # Seconds a component must stay up before STARTING becomes RUNNING.
+    # Seconds a component must stay up before STARTING becomes RUNNING (a Celery worker that writes
+    # a ready file becomes RUNNING when Celery reports it ready instead).
     start_seconds: float = 3.0
     # Seconds a restarted component must stay up before its failures are forgotten.
     stable_seconds: float = 60.0

@@ -147,12 +147,29 @@ def alive(pid: int | None) -> bool:
     return pid is not None and psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
 
 
-def log_of(plane: ControlPlane, name: str, component: str) -> str:
+def env_root(plane: ControlPlane, name: str) -> Path:
+    """The folder of environment `name`: the one whose pid files name its components."""
     env = plane.api("GET", f"/api/v1/environments/{name}").json()
-    root = next(p for p in (plane.home / "environments").iterdir() if (p / "run").exists() and
+    return next(p for p in (plane.home / "environments").iterdir() if (p / "run").exists() and
                 any(c["pid"] and str(c["pid"]) in (p / "run" / f"{c['name']}.pid").read_text()
                     for c in env["components"] if (p / "run" / f"{c['name']}.pid").exists()))
-    return (root / "logs" / "components" / f"{component}.log").read_text(errors="replace")
+
+
+def log_of(plane: ControlPlane, name: str, component: str) -> str:
+    return (env_root(plane, name) / "logs" / "components" / f"{component}.log").read_text(errors="replace")
+
+
+def assert_ready(plane: ControlPlane, name: str, running: dict[str, dict]) -> None:
+    """Each worker in `running` (RUNNING components) is up because Celery said so: its ready file,
+    which Celery's worker_ready handler writes, holds that very process's pid, and its log has
+    Celery's `ready.` (logged just after the signal, so it may take a moment)."""
+    root = env_root(plane, name)
+    for worker, component in running.items():
+        assert component["state"] == "RUNNING", component
+        ready = root / "run" / f"{worker}.ready"
+        assert ready.read_text().strip() == str(component["pid"]), (worker, component)
+        wait_until(lambda: " ready." in log_of(plane, name, worker), timeout=30, interval=0.2,
+                   what=f"{worker} to log Celery's ready.")
 
 
 def wait_until(predicate, *, timeout: float, interval: float = 1.0, what: str):

@@ -11,8 +11,8 @@ import signal
 import pytest
 
 from tests.e2e.celery import (
-    CELERY_DAGS, REDIS, ReleaseFile, StatusWatch, alive, control_plane, delete_all, dispose, failures, log_of,
-    require_service, task_states, trigger_held, wait_until, workers,
+    CELERY_DAGS, REDIS, ReleaseFile, StatusWatch, alive, assert_ready, control_plane, delete_all, dispose, failures,
+    log_of, require_service, task_states, trigger_held, wait_until, workers,
 )
 
 pytestmark = pytest.mark.e2e
@@ -42,6 +42,7 @@ def env(plane):
     assert created["executor"] == "celery"
     assert created["workers"]["min"] == 1 and created["workers"]["max"] == 4 and created["workers"]["concurrency"] == 5
     assert list(workers(created)) == ["worker-1"]
+    assert_ready(plane, "cel", workers(created))  # a create waits for its workers to be ready
     return "cel"
 
 
@@ -54,6 +55,7 @@ def test_burst_scales_to_max_and_back_after_cooldown(plane, env):
         running = wait_until(lambda: len(w := {n: c for n, c in workers(plane.get(env)).items()
                                                 if c["state"] == "RUNNING"}) == 4 and w,
                              timeout=600, what="four workers to run")
+        assert_ready(plane, env, running)  # RUNNING means Celery is ready, not that 3 s have passed
         release.write()
         assert airflow.wait_for_run("burst", run_id, timeout=600) == "success", failures(airflow, "burst", run_id)
     states = task_states(airflow, "burst", run_id)
@@ -69,7 +71,7 @@ def test_burst_scales_to_max_and_back_after_cooldown(plane, env):
     assert max(s["queued_tasks"] + s["running_tasks"] for s in samples) >= 16
     assert samples[-1]["current"] == 1 and samples[-1]["desired"] == 1
     shown = plane.cli("env", "get", env).stdout
-    assert "workers: 1 running, 1 wanted (min 1, max 4" in shown
+    assert "workers: 1 running, 1 wanted (min 1, max 4" in shown and "each), 1 ready;" in shown
 
 
 def test_long_task_on_a_worker_chosen_for_scale_down_finishes(plane, env):
@@ -117,3 +119,7 @@ def test_worker_killed_mid_task_is_retried_and_environment_stays_available(plane
     assert watch.seen == {"AVAILABLE"}, watch.seen
     restarted = workers(plane.get(env))[name]
     assert restarted["pid"] != worker["pid"] and restarted["restarts"] >= 1
+    # the killed worker's ready file did not count for its successor: RUNNING once the new one wrote its own
+    restarted = wait_until(lambda: (w := workers(plane.get(env))[name])["state"] == "RUNNING" and w, timeout=120,
+                           what=f"the restarted {name} to be ready")
+    assert_ready(plane, env, {name: restarted})

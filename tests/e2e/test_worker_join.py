@@ -166,6 +166,10 @@ def test_a_host_joins_runs_tasks_follows_dags_and_leaves_when_revoked(plane, dat
                 return "is ready: it takes tasks from" in text()
 
             wait_until(ready, timeout=900, interval=2, what="the joined host's worker to be ready")
+            # as on the control plane, Celery's worker_ready wrote the worker's ready file, with its pid
+            run = home / "h" / "environments" / "remote" / "run"
+            assert (run / "worker-1.ready").read_text().strip() == \
+                str(json.loads((run / "worker-1.pid").read_text())["pid"])
             (listed,) = hosts(plane)
             assert (listed["hostname"], listed["status"], listed["state"], listed["concurrency"]) == (
                 host.hostname, "ACTIVE", "RUNNING", 4), listed

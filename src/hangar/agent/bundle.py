@@ -16,8 +16,9 @@ from rich.console import Console
 from hangar.agent.client import ControlPlane
 from hangar.agent.errors import JoinFailed
 from hangar.agent.logs import say
+from hangar.backend.components import READY_FILE_ENV
 from hangar.backend.process import ProcessSpec
-from hangar.runtime import remote_worker, startup
+from hangar.runtime import airflow_config, remote_worker, startup
 from hangar.runtime.airflow_config import EnvironmentLayout
 from hangar.runtime.venvs import Runtime, ensure_runtime, runtime_key
 from hangar.schemas.worker_bundle import WorkerBundle
@@ -75,10 +76,14 @@ def worker_spec(bundle: WorkerBundle, runtime: Runtime, cfg: str, *, index: int,
     env["HANGAR_CONFIG_DIGEST"] = hashlib.sha256(f"{cfg}\0{plugins}".encode()).hexdigest()[:16]
     name = f"worker-{index}"
     node = f"{hostname}-{index}@{bundle.environment_id}"
+    # RUNNING once Celery is ready, as on the control plane (hangar.backend.environment_processes)
+    ready = layout.run / f"{name}.ready" if airflow_config.workers_report_ready(cfg, env) else None
+    if ready is not None:
+        env[READY_FILE_ENV] = str(ready)
     return ProcessSpec(
         name=name, argv=[*wrapper, str(runtime.airflow), *remote_worker.worker_args(
             concurrency=concurrency or bundle.worker_concurrency, queue=bundle.queue, node=node)],
         env=env, cwd=layout.root, log_file=layout.logs / "components" / f"{name}.log",
         pid_file=layout.run / f"{name}.pid", start_seconds=settings.start_seconds,
-        start_retries=settings.start_retries, stable_seconds=settings.stable_seconds,
+        start_retries=settings.start_retries, stable_seconds=settings.stable_seconds, ready_file=ready,
     )

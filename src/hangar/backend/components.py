@@ -69,9 +69,15 @@ class WorkerPlan:
     hostname_suffix: str  # the environment's id: Celery node names are worker-N@<id>
     min_workers: int
     max_workers: int
+    # whether a worker writes a ready file on Celery's worker_ready (Hangar's celery_config_options,
+    # hangar_airflow.celery_ready, is in force), so that it counts as RUNNING only once Celery is
+    # ready; otherwise (the user configured their own) it counts as RUNNING after start_seconds
+    ready_files: bool = False
 
 
 WORKER_PREFIX = "worker-"
+# the variable that names a worker's ready file (read by hangar_airflow.celery_ready)
+READY_FILE_ENV = "HANGAR_READY_FILE"
 
 
 def is_worker(name: str) -> bool:

@@ -17,7 +17,9 @@ from pathlib import Path
 import httpx
 import psutil
 
-from hangar.backend.components import WORKER_PREFIX, Component, components_for, is_worker, replace_order, web_component
+from hangar.backend.components import (
+    READY_FILE_ENV, WORKER_PREFIX, Component, components_for, is_worker, replace_order, web_component,
+)
 from hangar.backend.forkserver import Forker
 from hangar.backend.pidfiles import alive, kill_group_from_pid_file, read_record, settle_all
 from hangar.backend.plan import LaunchPlan
@@ -64,10 +66,17 @@ class EnvironmentProcesses:
 
     def _spec(self, component: Component) -> ProcessSpec:
         root = self.plan.root
+        env = {**self.plan.env, **self.plan.component_env.get(component.role, {})}
+        # a worker counts as RUNNING once Celery is ready; its file's path depends on its name
+        # alone, so the spec (and its digest) stays the same across restarts and adoptions
+        ready = None
+        if component.role == "worker" and self.plan.workers is not None and self.plan.workers.ready_files:
+            ready = root / "run" / f"{component.name}.ready"
+            env[READY_FILE_ENV] = str(ready)
         return ProcessSpec(
             name=component.name,
             argv=[*self.plan.wrapper, str(self.plan.airflow_bin), *component.args],
-            env={**self.plan.env, **self.plan.component_env.get(component.role, {})},
+            env=env,
             cwd=root,
             log_file=root / "logs" / "components" / f"{component.name}.log",
             pid_file=root / "run" / f"{component.name}.pid",
@@ -75,6 +84,7 @@ class EnvironmentProcesses:
             start_retries=self.plan.start_retries,
             stable_seconds=self.plan.stable_seconds,
             run_as=self.plan.run_as,
+            ready_file=ready,
         )
 
     def start(self, *, adopt: bool) -> list[str]:

@@ -3,6 +3,8 @@
     STOPPED  --start-->          STARTING   (spawned in its own session, pid file written; see pidfiles)
     STARTING --up start_seconds--> RUNNING  (it stayed up long enough to count as started)
     STARTING --ready()-->        RUNNING    (it proved itself sooner: the web server answered)
+    STARTING --ready file written--> RUNNING (a spec with a ready_file: the process said it is ready,
+                                   and start_seconds does not count; start() removes an older file)
     STARTING --exited early-->   BACKOFF    (wait grows 1, 2, 4 ... s, then retry)
     BACKOFF  --retries used up--> FATAL     (no more restarts; the environment is UNAVAILABLE)
     RUNNING  --exited-->         BACKOFF    (an unexpected exit counts as a failure too)
@@ -65,6 +67,10 @@ class ProcessSpec:
     stop_grace: float = 20.0
     # the system user it runs as (backend.identity); None: the control plane's own
     run_as: RunAs | None = None
+    # a file the process writes once it is ready (a Celery worker on Celery's worker_ready): with
+    # one, STARTING becomes RUNNING when this start's process has written it, however long it
+    # takes, and not when it has stayed up start_seconds; without, after start_seconds
+    ready_file: Path | None = None
 
     def digest(self) -> str:
         """What the process was started with (command and environment), as a one-way hash."""
@@ -97,6 +103,8 @@ class ManagedProcess:
         """Spawn the process; a kill of the control plane at any step is undone or finished by
         pidfiles.settle() when the next control plane adopts."""
         self.spec.log_file.parent.mkdir(parents=True, exist_ok=True)
+        if self.spec.ready_file is not None:  # written by an earlier start: only this one's counts
+            self.spec.ready_file.unlink(missing_ok=True)
         digest = self.spec.digest()
         spawn_id = pidfiles.record_intent(self.spec.pid_file, argv=self.spec.argv, spec=digest)
         forked = None
@@ -217,7 +225,10 @@ class ManagedProcess:
         now = self.clock()
         if self.state == ProcessState.STARTING:
             if not self.is_alive():
-                self._fail(f"exited {self._exit_text()} within {self.spec.start_seconds:.0f} s of starting")
+                self._fail(self._early_exit_text(now))
+            elif self.spec.ready_file is not None:
+                if self.spec.ready_file.exists():
+                    self.state = ProcessState.RUNNING  # STARTING -> RUNNING: it said it is ready
             elif now - self._started_at >= self.spec.start_seconds:
                 self.state = ProcessState.RUNNING  # STARTING -> RUNNING: stayed up
         elif self.state == ProcessState.RUNNING:
@@ -258,6 +269,11 @@ class ManagedProcess:
         self.state = ProcessState.STOPPED
         self.pid = self.create_time = None
         self._remove_pid_file()
+
+    def _early_exit_text(self, now: float) -> str:
+        if self.spec.ready_file is not None:
+            return f"exited {self._exit_text()} before it was ready ({now - self._started_at:.0f} s after starting)"
+        return f"exited {self._exit_text()} within {self.spec.start_seconds:.0f} s of starting"
 
     def _exit_text(self) -> str:
         if self._popen is not None and self._popen.returncode is not None:

@@ -29,8 +29,8 @@ def print_env(env: dict, as_json: bool) -> None:
     workers = env.get("workers")
     if workers:
         out.print(f"  workers: {workers['current']} running, {workers['desired']} wanted (min {workers['min']}, max "
-                  f"{workers['max']}, {workers['concurrency']} tasks each); tasks queued {workers['queued_tasks']}, "
-                  f"running {workers['running_tasks']}")
+                  f"{workers['max']}, {workers['concurrency']} tasks each), {workers.get('ready', 0)} ready; "
+                  f"tasks queued {workers['queued_tasks']}, running {workers['running_tasks']}")
     for component in env.get("components", []):
         out.print(f"  {component['name']:<14} {component['state']:<9} pid {component['pid']}  restarts {component['restarts']}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from hangar.backend.components import web_component
+from hangar.backend.components import is_worker, web_component
 from hangar.context import Context
 from hangar.domain.changes import describe_changes
 from hangar.runtime.airflow_config import base_url
@@ -91,26 +91,29 @@ def environment_public(ctx: Context, session, env: EnvironmentRow) -> Environmen
         web = web_component(parse_version(spec.airflow_version)[0])
         for row in processes.health().components:
             components.append(ComponentPublic(**row, port=env.ports.get("web") if row["name"] == web else None))
+    ready = sum(1 for c in components if is_worker(c.name) and c.state == "RUNNING")
     return EnvironmentPublic(
         name=env.name, status=env.status, status_reason=env.status_reason, airflow_version=spec.airflow_version,
         webserver_url=base_url(env.ports) if env.ports else None, created_at=env.created_at, last_update=last_update,
         revision=env.revision, running_revision=env.running_revision, last_good_revision=env.last_good_revision,
-        spec=desired, components=components, executor=spec.executor.value, workers=_workers(session, env, spec),
+        spec=desired, components=components, executor=spec.executor.value,
+        workers=_workers(session, env, spec, ready=ready),
     )
 
 
-def _workers(session, env: EnvironmentRow, spec: Spec) -> WorkersPublic | None:
-    """The autoscaler's last reading (hangar.reconciler.loops.autoscaler) with the running revision's bounds."""
+def _workers(session, env: EnvironmentRow, spec: Spec, *, ready: int) -> WorkersPublic | None:
+    """The autoscaler's last reading (hangar.reconciler.loops.autoscaler) with the running revision's bounds,
+    and how many workers Celery reports ready."""
     if spec.executor != Executor.celery:
         return None
     sample = worker_samples.latest(session, env.id)
     assert spec.max_workers is not None and spec.worker_concurrency is not None
     if sample is None:
         return WorkersPublic(current=0, desired=spec.min_workers, min=spec.min_workers, max=spec.max_workers,
-                             queued_tasks=0, running_tasks=0, concurrency=spec.worker_concurrency)
+                             queued_tasks=0, running_tasks=0, concurrency=spec.worker_concurrency, ready=ready)
     return WorkersPublic(current=sample.current, desired=sample.desired, min=spec.min_workers, max=spec.max_workers,
                          queued_tasks=sample.queued, running_tasks=sample.running, concurrency=spec.worker_concurrency,
-                         at=sample.at)
+                         at=sample.at, ready=ready)
 
 
 def worker_history(ctx: Context, *, name: str, minutes: float = 60) -> list[WorkerSamplePublic]:

@@ -48,7 +48,8 @@ def launch_plan(ctx: Context, target: Target) -> LaunchPlan:
     if spec.executor == Executor.celery:
         assert spec.worker_concurrency is not None and spec.max_workers is not None
         workers = WorkerPlan(concurrency=spec.worker_concurrency, queue=airflow_config.celery_queue(target.layout),
-                             hostname_suffix=target.env_id, min_workers=spec.min_workers, max_workers=spec.max_workers)
+                             hostname_suffix=target.env_id, min_workers=spec.min_workers, max_workers=spec.max_workers,
+                             ready_files=airflow_config.workers_report_ready(target.cfg_text, env))
     return LaunchPlan(
         env_id=target.env_id, major=major, airflow_bin=target.runtime.airflow,
         env=env, root=target.layout.root, web_port=target.ports["web"],
@@ -140,12 +141,12 @@ def wait_ready(ctx: Context, journal: Journal, processes: EnvironmentProcesses) 
             return
         if health.fatal:
             raise ComponentFailed(f"{health.reason}\n{log_tail(processes)}")
-        if time.monotonic() > deadline:
-            raise ComponentFailed(
-                f"not healthy after {ctx.settings.ready_timeout:.0f} s: {health.reason}\n{log_tail(processes)}"
-            )
+        # a worker settles until Celery says it is ready, without making the environment unhealthy
         waiting = health.reason or (f"waiting for {', '.join(health.flapping)} to prove stable after a crash"
                                     if health.flapping else f"starting: {', '.join(health.settling)}")
+        if time.monotonic() > deadline:
+            raise ComponentFailed(f"not ready after {ctx.settings.ready_timeout:.0f} s: {waiting}\n"
+                                  f"{log_tail(processes, also=health.settling)}")
         journal.progress(waiting, stop_if_closed=True)
         time.sleep(0.25)
 
@@ -160,11 +161,12 @@ def resume(ctx: Context, env_id: str, revision: int) -> EnvironmentProcesses:
 
 
 
-def log_tail(processes: EnvironmentProcesses, lines: int = 12) -> str:
-    """The last lines of the log of each component that failed, for an error message."""
+def log_tail(processes: EnvironmentProcesses, lines: int = 12, also: tuple[str, ...] = ()) -> str:
+    """The last lines of the log of each component that failed, and of those named `also`, for an
+    error message."""
     parts = []
     for name, process in processes.processes.items():
-        if process.reason:
+        if process.reason or name in also:
             tail = last_lines(process.spec.log_file, lines)
             parts.append(f"--- last lines of {name} log ---\n" + "\n".join(tail))
     return "\n".join(parts)

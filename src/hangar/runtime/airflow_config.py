@@ -30,6 +30,10 @@ SECRET_NAMES = ("fernet_key", "jwt_secret", "secret_key")
 # How long a replaced scheduler may take to let its running tasks finish (Settings.drain_seconds).
 DRAIN_SECONDS = 240.0
 
+# Airflow's own Celery configuration, from a module that also writes a worker's ready file on
+# Celery's worker_ready (hangar_airflow.celery_ready): Hangar counts a worker as RUNNING then.
+CELERY_READY_CONFIG = "hangar_airflow.celery_ready.CELERY_CONFIG"
+
 # Scheduling latency knobs that matter on a small machine: the defaults were chosen
 # for big deployments and make short tasks wait on heartbeats.
 _FAST = {
@@ -251,6 +255,9 @@ def hangar_options(
             # sending a task to the broker on a busy 2-core machine can take more than Airflow's 1 s
             "operation_timeout": "10",
             "sync_parallelism": "1",
+            # a user's own celery.celery_config_options replaces this (render_cfg), and its workers
+            # then count as RUNNING after start_seconds, as they write no ready file (workers_report_ready)
+            "celery_config_options": CELERY_READY_CONFIG,
         }
         if isolation.transport_options:
             options["celery_broker_transport_options"] = dict(isolation.transport_options)
@@ -279,6 +286,16 @@ def hangar_options(
         options["scheduler"]["dag_dir_list_interval"] = "5"
         options["scheduler"]["child_process_log_directory"] = str(layout.logs / "scheduler")
     return options
+
+
+def workers_report_ready(cfg_text: str, env: dict[str, str]) -> bool:
+    """Whether Celery workers that run with this airflow.cfg and environment load Hangar's
+    celery_config_options, and so write their ready file: not when the user set their own (in
+    the configuration, or as AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS, which Airflow reads first)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(cfg_text)
+    configured = parser.get("celery", "celery_config_options", fallback=None)
+    return env.get("AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS", configured) == CELERY_READY_CONFIG
 
 
 def render_cfg(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int], plugins_dir: Path | None = None,

@@ -57,6 +57,9 @@ class WorkersPublic(BaseModel):
     running_tasks: int
     concurrency: int
     at: datetime | None = None
+    # the workers whose component is RUNNING: Celery reported them ready (under a user's own
+    # celery_config_options: they stayed up start_seconds); one still connecting is STARTING
+    ready: int = 0
 
 
 class WorkerSamplePublic(BaseModel):

@@ -14,11 +14,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from hangar.agent.bundle import worker_spec
 from hangar.agent.errors import JoinRefused
 from hangar.agent.host import JoinedHost
-from hangar.runtime.airflow_config import EnvironmentLayout
+from hangar.backend.components import READY_FILE_ENV
+from hangar.runtime.airflow_config import CELERY_READY_CONFIG, EnvironmentLayout
 from hangar.runtime.remote_worker import content_sha256, pack
-from hangar.runtime.venvs import READY_MARKER, runtime_key
+from hangar.runtime.venvs import READY_MARKER, Runtime, runtime_key
 from hangar.schemas.worker_bundle import WorkerBundle
 from hangar.settings import Settings
 
@@ -234,3 +236,23 @@ def test_a_worker_left_by_a_killed_join_is_adopted_or_retired(setup):
     later.request_stop("SIGINT received")
     thread.join(timeout=60)
     assert not errors
+
+
+def test_a_joined_hosts_worker_has_a_ready_file_when_hangars_celery_config_is_in_force(setup):
+    """As on the control plane: RUNNING once Celery is ready, unless the user configured their own
+    celery_config_options (then no file is written, and start_seconds counts)."""
+    plane, home, _ = setup
+    layout = EnvironmentLayout(root=home / "environments" / "sales", joined_host=True)
+    runtime = Runtime(key="k", path=home / "runtimes" / "k", airflow_version="3.3.2")
+
+    def spec_for(cfg: str, index: int = 1):
+        return worker_spec(plane.current, runtime, cfg, index=index, layout=layout, hostname="edge-1", concurrency=None,
+                           plugins=None, settings=Settings(home=home))
+
+    ours = CFG + f"\n[celery]\ncelery_config_options = {CELERY_READY_CONFIG}\n"
+    spec = spec_for(ours, index=2)
+    assert spec.ready_file == layout.run / "worker-2.ready"
+    assert spec.env[READY_FILE_ENV] == str(spec.ready_file)
+    assert spec_for(ours, index=2).digest() == spec.digest()  # the same worker again: nothing to replace
+    theirs = spec_for(CFG + "\n[celery]\ncelery_config_options = mine.CONFIG\n")
+    assert theirs.ready_file is None and READY_FILE_ENV not in theirs.env

@@ -10,6 +10,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -159,6 +160,73 @@ def test_output_goes_to_the_log_file(make, tmp_path):
     assert "hello-out" in text and "hello-err" in text
 
 
+# --- STARTING -> RUNNING by a ready file (Celery workers) ---
+
+
+def test_with_a_ready_file_starting_outlasts_start_seconds_until_the_file_appears(make, clock, tmp_path):
+    ready = tmp_path / "run" / "comp.ready"
+    mp = make(SLEEP, start_seconds=3.0, ready_file=ready)
+    mp.start()
+    clock.advance(60.0)  # far past start_seconds: staying up is not being ready
+    mp.tick()
+    assert mp.state == ProcessState.STARTING
+    ready.write_text(f"{mp.pid}\n")
+    mp.tick()
+    assert mp.state == ProcessState.RUNNING
+    assert mp.failures == 0 and mp.reason is None
+
+
+def test_a_ready_file_from_an_earlier_start_does_not_count(make, clock, tmp_path):
+    ready = tmp_path / "run" / "comp.ready"
+    ready.parent.mkdir(parents=True)
+    ready.write_text("4242\n")  # left by a worker of that name that ran before
+    mp = make(SLEEP, start_seconds=1.0, start_retries=3, ready_file=ready)
+    mp.start()
+    clock.advance(10.0)
+    mp.tick()
+    assert mp.state == ProcessState.STARTING
+
+    ready.write_text(f"{mp.pid}\n")
+    mp.tick()
+    assert mp.state == ProcessState.RUNNING
+    os.kill(mp.pid, signal.SIGKILL)  # restarted after a crash: its predecessor's file does not count either
+    tick_until_exit_seen(mp)
+    assert mp.state == ProcessState.BACKOFF
+    clock.advance(1.0)
+    mp.tick()
+    assert mp.state == ProcessState.STARTING and mp.restarts == 1
+    clock.advance(10.0)
+    mp.tick()
+    assert mp.state == ProcessState.STARTING
+
+
+def test_with_a_ready_file_an_exit_before_ready_still_fails_the_start(make, clock, tmp_path):
+    ready = tmp_path / "run" / "comp.ready"
+    mp = make(EXIT_3, start_seconds=5.0, start_retries=1, ready_file=ready)
+    mp.start()
+    clock.advance(20.0)  # later than start_seconds: the reason says what happened, not "within 5 s"
+    tick_until_exit_seen(mp)
+    assert mp.state == ProcessState.BACKOFF and mp.failures == 1
+    assert mp.reason == "exited with code 3 before it was ready (20 s after starting)"
+    # a process that wrote its file and exited before the next look is a failed start too
+    mp.spec = replace(mp.spec, argv=["sh", "-c", f"echo $$ > {ready}; exit 3"])
+    clock.advance(1.0)
+    mp.tick()
+    assert mp.state == ProcessState.STARTING
+    wait_until(lambda: ready.exists(), what="the ready file")
+    tick_until_exit_seen(mp)
+    assert mp.state == ProcessState.FATAL and "code 3" in mp.reason
+
+
+def test_an_adopted_process_with_a_ready_file_is_running(make, tmp_path):
+    """A control plane that restarted adopts a live worker as RUNNING, as any other component."""
+    ready = tmp_path / "run" / "worker-1.ready"
+    first = make(SLEEP, name="worker-1", ready_file=ready)
+    first.start()
+    second = make(SLEEP, name="worker-1", ready_file=ready)
+    assert second.adopt() and second.state == ProcessState.RUNNING and not second.stale
+
+
 # --- early exits: BACKOFF, growing delay, FATAL ---
 
 
@@ -168,7 +236,7 @@ def test_early_exit_backs_off_with_growing_delay_then_fatal(make, clock):
     tick_until_exit_seen(mp)
     assert mp.state == ProcessState.BACKOFF
     assert mp.failures == 1
-    assert "code 3" in mp.reason
+    assert mp.reason == "exited with code 3 within 5 s of starting"
 
     # first retry after 1 s
     clock.advance(0.5)

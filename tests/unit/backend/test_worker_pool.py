@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hangar.backend.components import WorkerPlan
+from hangar.backend.components import READY_FILE_ENV, WorkerPlan
 from hangar.backend.environment_processes import EnvironmentProcesses
 from hangar.backend.plan import LaunchPlan
 from hangar.backend.process import ProcessState
@@ -34,8 +34,9 @@ def _plan(root: Path, *, workers: WorkerPlan | None, schedulers: int = 1) -> Lau
                       workers=workers, worker_drain_seconds=60.0)
 
 
-def _workers(minimum: int = 1) -> WorkerPlan:
-    return WorkerPlan(concurrency=5, queue="hangar.e1", hostname_suffix="e1", min_workers=minimum, max_workers=4)
+def _workers(minimum: int = 1, *, ready_files: bool = False) -> WorkerPlan:
+    return WorkerPlan(concurrency=5, queue="hangar.e1", hostname_suffix="e1", min_workers=minimum, max_workers=4,
+                      ready_files=ready_files)
 
 
 def _settle(processes: EnvironmentProcesses) -> None:
@@ -149,4 +150,56 @@ def test_the_web_server_counts_as_running_once_its_health_check_answers(root):
     processes.tick(client)
     assert processes.processes[processes.web].state == ProcessState.RUNNING
     assert processes.processes["scheduler"].state == ProcessState.STARTING  # the others still prove themselves
+    processes.stop()
+
+
+def _tick(processes: EnvironmentProcesses) -> None:
+    with processes.lock:
+        for process in processes.processes.values():
+            process.tick()
+
+
+def test_a_worker_with_a_ready_file_runs_only_once_it_is_written(root):
+    """Celery writes run/<worker>.ready on worker_ready (hangar_airflow.celery_ready): until then the
+    worker is STARTING, which keeps a launch waiting but not the environment from being healthy."""
+    processes = EnvironmentProcesses(_plan(root, workers=_workers(ready_files=True)))
+    processes.start(adopt=False)
+    worker, scheduler = processes.processes["worker-1"], processes.processes["scheduler"]
+    ready = root / "run" / "worker-1.ready"
+    assert worker.spec.ready_file == ready and worker.spec.env[READY_FILE_ENV] == str(ready)
+    assert scheduler.spec.ready_file is None and READY_FILE_ENV not in scheduler.spec.env
+    _tick(processes)  # start_seconds is 0 here: being up is enough for every other component
+    processes.web_ok = True
+    assert worker.state == ProcessState.STARTING and scheduler.state == ProcessState.RUNNING
+    health = processes.health()
+    assert health.healthy and health.settling == ("worker-1",), health
+    ready.write_text(f"{worker.pid}\n")
+    _tick(processes)
+    assert worker.state == ProcessState.RUNNING and not processes.health().settling
+    processes.stop()
+
+
+def test_a_ready_file_keeps_worker_specs_stable_across_plans_and_adoption(root):
+    """Its path depends on the worker's name alone: an equal plan replaces nothing, and a restarted
+    control plane adopts the workers as they are (not stale)."""
+    first = EnvironmentProcesses(_plan(root, workers=_workers(ready_files=True)))
+    first.start(adopt=False)
+    first.scale_workers(2)
+    assert first.changed(_plan(root, workers=_workers(ready_files=True))) == []
+    second = EnvironmentProcesses(_plan(root, workers=_workers(ready_files=True)))
+    adopted = second.start(adopt=True)
+    assert {"worker-1", "worker-2"} <= set(adopted)
+    assert not any(second.processes[n].stale for n in second.workers())
+    assert all(second.processes[n].state == ProcessState.RUNNING for n in second.workers())
+    second.stop()
+
+
+def test_workers_without_ready_files_run_after_start_seconds(root):
+    """A user's own celery_config_options writes no ready file: such workers count as before."""
+    processes = EnvironmentProcesses(_plan(root, workers=_workers()))
+    processes.start(adopt=False)
+    worker = processes.processes["worker-1"]
+    assert worker.spec.ready_file is None and READY_FILE_ENV not in worker.spec.env
+    _tick(processes)
+    assert worker.state == ProcessState.RUNNING
     processes.stop()

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
+from hangar.errors import ComponentFailed
 from hangar.reconciler import launching
 from hangar.reconciler.journal import Journal
 from hangar.reconciler.queue import Work
@@ -86,3 +89,20 @@ def test_the_web_server_is_not_warmed_when_it_does_not_change(monkeypatch) -> No
     monkeypatch.setattr(launching.metadb, "job_running_since", lambda url, *, job_type, since: True)
     launching.launch(ctx, Journal(ctx, Work(env_id="e", operation_id=None)), SimpleNamespace(db_url="db"))
     assert table.events == ["replace scheduler", "proved scheduler", "proof scheduler"]
+
+
+def test_a_worker_that_never_says_it_is_ready_fails_the_launch_by_name_with_its_log(tmp_path) -> None:
+    """Workers do not make an environment unhealthy, but a launch waits for them to be ready: when
+    time runs out, the error names the worker and shows its log, not an empty reason."""
+    log = tmp_path / "worker-1.log"
+    log.write_text("consumer: Cannot connect to redis://127.0.0.1:6390/0: Connection refused.\n")
+    worker = SimpleNamespace(reason=None, spec=SimpleNamespace(log_file=log))
+    processes = SimpleNamespace(
+        plan=SimpleNamespace(env_id="e"), processes={"worker-1": worker},
+        health=lambda: SimpleNamespace(healthy=True, flapping=(), settling=("worker-1",), fatal=False, reason=None))
+    ctx = SimpleNamespace(settings=SimpleNamespace(ready_timeout=-1.0), backend=SimpleNamespace(look=lambda env_id: None))
+    with pytest.raises(ComponentFailed) as failed:
+        launching.wait_ready(ctx, Journal(ctx, Work(env_id="e", operation_id=None)), processes)
+    message = str(failed.value)
+    assert "starting: worker-1" in message and "None" not in message
+    assert "--- last lines of worker-1 log ---" in message and "Cannot connect to redis" in message

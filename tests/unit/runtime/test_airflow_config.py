@@ -10,10 +10,12 @@ from hangar.schemas.classes import PRESETS, EnvironmentClass
 from hangar.schemas.spec import Spec
 from hangar.runtime.airflow_config import (
     ADDON_PATH,
+    CELERY_READY_CONFIG,
     EnvironmentLayout,
     base_url,
     process_env,
     render_cfg,
+    workers_report_ready,
     write_cfg,
 )
 
@@ -261,3 +263,35 @@ def test_log_levels_reach_the_components_that_write_those_logs():
     assert level("scheduler") == "DEBUG"  # tasks run in its executor: the most verbose of scheduler, worker, task
     assert level("dag-processor") == "CRITICAL"  # disabled
     assert level("triggerer") == "CRITICAL"
+
+
+# --- Celery workers that report ready ---
+
+
+@pytest.mark.parametrize("version", ["2.11.0", "3.3.2"])
+def test_celery_environments_load_the_config_module_that_writes_ready_files(layout, version):
+    text = render_cfg(spec=spec(version, executor="celery"), layout=layout, ports=PORTS, broker_url="redis://127.0.0.1:6379/0")
+    assert parse(text)["celery"]["celery_config_options"] == CELERY_READY_CONFIG == \
+        "hangar_airflow.celery_ready.CELERY_CONFIG"
+    module, _, name = CELERY_READY_CONFIG.rpartition(".")
+    assert (ADDON_PATH / Path(*module.split("."))).with_suffix(".py").is_file()
+    assert workers_report_ready(text, {})
+
+
+def test_local_environments_have_no_celery_config_module(layout):
+    text = render_cfg(spec=spec("3.3.2", executor="local"), layout=layout, ports=PORTS)
+    assert not parse(text).has_option("celery", "celery_config_options")
+    assert not workers_report_ready(text, {})
+
+
+def test_a_users_own_celery_config_options_is_kept_and_its_workers_write_no_ready_file(layout):
+    """Their configuration module knows nothing of ready files: those workers count as RUNNING after
+    start_seconds, as before."""
+    own = spec("3.3.2", executor="celery", airflow_configuration_options={"celery.celery_config_options": "mine.CONFIG"})
+    text = render_cfg(spec=own, layout=layout, ports=PORTS, broker_url="redis://127.0.0.1:6379/0")
+    assert parse(text)["celery"]["celery_config_options"] == "mine.CONFIG"
+    assert not workers_report_ready(text, {})
+    # set as a variable, which Airflow reads before airflow.cfg
+    text = render_cfg(spec=spec("3.3.2", executor="celery"), layout=layout, ports=PORTS,
+                      broker_url="redis://127.0.0.1:6379/0")
+    assert not workers_report_ready(text, {"AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "mine.CONFIG"})
