@@ -4,7 +4,9 @@ Run: uv run --extra test python bench/footprint.py --idle 20
 Both are measured after being healthy and idle for the same number of seconds.
 Hangar's number counts every process of the environment (all components and their
 children), not the control plane or the shared embedded PostgreSQL, which are
-reported apart.
+reported apart. The environment is measured twice: after its create, and again after an
+update of a key every component reads (`core.dagbag_import_timeout`), whose new fork server has
+also imported the api-server's routes for it (`hangar["after_update"]`).
 """
 from __future__ import annotations
 
@@ -53,6 +55,9 @@ def main() -> None:
         report["hangar"] = hangar_side.environment_pss(plane, "idle")
         # the control plane alone: the environment's processes are its children, counted above
         report["hangar"]["control_plane_pss_mib"] = round(psutil.Process(plane.process.pid).memory_full_info().pss / 2**20, 1)
+        plane.cli("env", "update", "idle", "--config", "core.dagbag_import_timeout=31", "--wait")
+        time.sleep(args.idle)
+        report["hangar"]["after_update"] = hangar_side.environment_pss(plane, "idle")
         postmaster = int((plane.home / "pgdata" / "postmaster.pid").read_text().split()[0])
         report["hangar"]["embedded_postgres_pss_mib"] = _pss(postmaster)
         airflow_bin = hangar_side.runtime_airflow(plane)
