@@ -48,9 +48,9 @@ class Table:
         return SimpleNamespace(healthy=True, flapping=[], settling=settling, fatal=False, reason="")
 
 
-def test_components_without_the_port_are_replaced_together_then_the_web_server(monkeypatch) -> None:
+def _launch(monkeypatch, changed: list[str]) -> list[str]:
+    """Launch with `changed` components to replace; what the stand-in table saw, in order."""
     table = Table()
-    changed = ["dag-processor", "triggerer", "scheduler", "api-server"]
     ctx = SimpleNamespace(settings=SimpleNamespace(ready_timeout=5.0),
                           backend=SimpleNamespace(launch=lambda plan, adopt: (table, list(changed)), look=lambda env_id: None))
     monkeypatch.setattr(launching, "launch_plan", lambda ctx, target: None)
@@ -62,7 +62,11 @@ def test_components_without_the_port_are_replaced_together_then_the_web_server(m
 
     monkeypatch.setattr(launching.metadb, "job_running_since", job_running)
     launching.launch(ctx, Journal(ctx, Work(env_id="e", operation_id=None)), SimpleNamespace(db_url="db"))
-    assert table.events == [
+    return table.events
+
+
+def test_components_without_the_port_are_replaced_together_then_the_web_server(monkeypatch) -> None:
+    assert _launch(monkeypatch, ["dag-processor", "triggerer", "scheduler", "api-server"]) == [
         "replace dag-processor", "replace triggerer", "replace scheduler", "warm web",
         # each counts as started once its Airflow job runs, then all must be healthy
         "job DagProcessorJob", "proved dag-processor", "job TriggererJob", "proved triggerer",
@@ -72,23 +76,12 @@ def test_components_without_the_port_are_replaced_together_then_the_web_server(m
 
 
 def test_a_change_of_the_web_server_alone_replaces_only_it(monkeypatch) -> None:
-    table = Table()
-    ctx = SimpleNamespace(settings=SimpleNamespace(ready_timeout=5.0),
-                          backend=SimpleNamespace(launch=lambda plan, adopt: (table, ["api-server"]), look=lambda env_id: None))
-    monkeypatch.setattr(launching, "launch_plan", lambda ctx, target: None)
-    monkeypatch.setattr(launching.metadb, "job_running_since", lambda url, *, job_type, since: True)
-    launching.launch(ctx, Journal(ctx, Work(env_id="e", operation_id=None)), SimpleNamespace(db_url="db"))
-    assert table.events == ["warm web", "replace api-server", "proof api-server"]
+    assert _launch(monkeypatch, ["api-server"]) == ["warm web", "replace api-server", "proof api-server"]
 
 
 def test_the_web_server_is_not_warmed_when_it_does_not_change(monkeypatch) -> None:
-    table = Table()
-    ctx = SimpleNamespace(settings=SimpleNamespace(ready_timeout=5.0),
-                          backend=SimpleNamespace(launch=lambda plan, adopt: (table, ["scheduler"]), look=lambda env_id: None))
-    monkeypatch.setattr(launching, "launch_plan", lambda ctx, target: None)
-    monkeypatch.setattr(launching.metadb, "job_running_since", lambda url, *, job_type, since: True)
-    launching.launch(ctx, Journal(ctx, Work(env_id="e", operation_id=None)), SimpleNamespace(db_url="db"))
-    assert table.events == ["replace scheduler", "proved scheduler", "proof scheduler"]
+    assert _launch(monkeypatch, ["scheduler"]) == ["replace scheduler", "job SchedulerJob", "proved scheduler",
+                                                   "proof scheduler"]
 
 
 def test_a_worker_that_never_says_it_is_ready_fails_the_launch_by_name_with_its_log(tmp_path) -> None:
