@@ -20,7 +20,8 @@ Each run:
    (Airflow's REST API with `hangar env token`). A thread reads the control plane's
    GET /api/v1/environments/burstc with the admin key every 0.25 s:
    - to_4_running_seconds: until four worker components are in state RUNNING (Hangar's
-     state: the process stayed up 3 s). This is the figure the target is for.
+     state: Celery reported the worker ready, through its worker_ready signal). This is the
+     figure the target is for.
    - to_4_ready_seconds: until the fourth worker logged Celery's "ready." (it consumes from
      the queue from then on), read from the workers' logs.
    - run_seconds: until the DAG run's end_date as Airflow records it (so the poll's own
