@@ -9,7 +9,6 @@ only the database URL given decides what it migrates.
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import tempfile
 from pathlib import Path
@@ -76,7 +75,8 @@ ROLE_USERS = {"admin": "Admin", "op": "Op", "user": "User", "viewer": "Viewer"}
 def create_role_users(*, runtime: Runtime, url: str, run_as: RunAs | None = None) -> None:
     """Airflow 2's FAB needs a user row to log in as: one per Hangar role.
 
-    Their passwords are random and discarded; people get in with Hangar tokens
+    Their passwords are random, made by Airflow and never seen (none is on a command line, where
+    one starting with "-" was also taken for an option); people get in with Hangar tokens
     (see hangar_airflow), which name the user of their role."""
     # a fresh Airflow 2 database only knows Admin and Public until the roles are synced
     synced = run_airflow(runtime, url, "sync-perm", run_as=run_as)
@@ -86,7 +86,7 @@ def create_role_users(*, runtime: Runtime, url: str, run_as: RunAs | None = None
         result = run_airflow(
             runtime, url, "users", "create", "--username", username, "--role", role,
             "--email", f"{username}@hangar.invalid", "--firstname", "Hangar", "--lastname", role,
-            "--password", secrets.token_urlsafe(32), run_as=run_as,
+            "--use-random-password", run_as=run_as,
         )
         if result.returncode != 0:
             raise MetadataDatabaseFailed(f"creating the Airflow user {username} failed:\n{output_tail(result)}")
