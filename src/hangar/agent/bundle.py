@@ -16,7 +16,7 @@ from rich.console import Console
 from hangar.agent.client import ControlPlane
 from hangar.agent.errors import JoinFailed
 from hangar.agent.logs import say
-from hangar.backend.components import READY_FILE_ENV
+from hangar.backend.components import worker_ready_file
 from hangar.backend.process import ProcessSpec
 from hangar.runtime import airflow_config, remote_worker, startup
 from hangar.runtime.airflow_config import EnvironmentLayout
@@ -77,9 +77,7 @@ def worker_spec(bundle: WorkerBundle, runtime: Runtime, cfg: str, *, index: int,
     name = f"worker-{index}"
     node = f"{hostname}-{index}@{bundle.environment_id}"
     # RUNNING once Celery is ready, as on the control plane (hangar.backend.environment_processes)
-    ready = layout.run / f"{name}.ready" if airflow_config.workers_report_ready(cfg, env) else None
-    if ready is not None:
-        env[READY_FILE_ENV] = str(ready)
+    ready = worker_ready_file(layout.run, name, env) if airflow_config.workers_report_ready(cfg, env) else None
     return ProcessSpec(
         name=name, argv=[*wrapper, str(runtime.airflow), *remote_worker.worker_args(
             concurrency=concurrency or bundle.worker_concurrency, queue=bundle.queue, node=node)],

@@ -22,6 +22,7 @@ PostgreSQL's row-level locks.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from dataclasses import dataclass
 
 
@@ -78,6 +79,14 @@ class WorkerPlan:
 WORKER_PREFIX = "worker-"
 # the variable that names a worker's ready file (read by hangar_airflow.celery_ready)
 READY_FILE_ENV = "HANGAR_READY_FILE"
+
+
+def worker_ready_file(run: Path, name: str, env: dict[str, str]) -> Path:
+    """The file worker `name` writes once Celery is ready, named in `env` for it. Its path depends
+    on the name alone, so the worker's spec (and digest) stays the same across restarts and adoptions."""
+    path = run / f"{name}.ready"
+    env[READY_FILE_ENV] = str(path)
+    return path
 
 
 def is_worker(name: str) -> bool:

@@ -18,7 +18,7 @@ import httpx
 import psutil
 
 from hangar.backend.components import (
-    READY_FILE_ENV, WORKER_PREFIX, Component, components_for, is_worker, replace_order, web_component,
+    WORKER_PREFIX, Component, components_for, is_worker, replace_order, web_component, worker_ready_file,
 )
 from hangar.backend.forkserver import Forker
 from hangar.backend.pidfiles import alive, kill_group_from_pid_file, read_record, settle_all
@@ -67,12 +67,9 @@ class EnvironmentProcesses:
     def _spec(self, component: Component) -> ProcessSpec:
         root = self.plan.root
         env = {**self.plan.env, **self.plan.component_env.get(component.role, {})}
-        # a worker counts as RUNNING once Celery is ready; its file's path depends on its name
-        # alone, so the spec (and its digest) stays the same across restarts and adoptions
-        ready = None
+        ready = None  # a worker counts as RUNNING once Celery is ready
         if component.role == "worker" and self.plan.workers is not None and self.plan.workers.ready_files:
-            ready = root / "run" / f"{component.name}.ready"
-            env[READY_FILE_ENV] = str(ready)
+            ready = worker_ready_file(root / "run", component.name, env)
         return ProcessSpec(
             name=component.name,
             argv=[*self.plan.wrapper, str(self.plan.airflow_bin), *component.args],
