@@ -7,6 +7,7 @@ from datetime import datetime
 
 from hangar.backend.local import LocalBackend
 from hangar.crypto import Envelope
+from hangar.logstore.store import LogStore
 from hangar.runtime.embedded_postgres import EmbeddedPostgres
 from hangar.settings import Settings
 from hangar.store.db import Store
@@ -19,6 +20,7 @@ class Context:
     envelope: Envelope
     postgres: EmbeddedPostgres
     backend: LocalBackend
+    logs: LogStore
     # hands an operation to the reconciler: (env_id, operation_id)
     submit: Callable[[str, int], None]
     # env_id -> when the maintenance loop last checked its pending maintenance against its window

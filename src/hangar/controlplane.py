@@ -18,7 +18,9 @@ from hangar.crypto import Envelope, load_or_create_master_key
 from hangar.domain import keys
 from hangar.domain.lifecycle import change_status, resumable_operations
 from hangar.domain.status import Status
-from hangar.reconciler.loops import autoscaler, dag_sync, maintenance, snapshot_schedule
+from hangar.logstore.handler import EnvironmentLogHandler
+from hangar.logstore.store import LogStore
+from hangar.reconciler.loops import autoscaler, dag_sync, log_shipping, maintenance, snapshot_schedule
 from hangar.reconciler.reconciler import Reconciler
 from hangar.reconciler.queue import ReconcileQueues, Work
 from hangar.runtime.embedded_postgres import EmbeddedPostgres
@@ -43,8 +45,11 @@ class ControlPlane:
             envelope=Envelope(load_or_create_master_key(settings.master_key_file)),
             postgres=EmbeddedPostgres(settings.pgdata_dir, isolate=settings.isolated),
             backend=self.backend,
+            logs=LogStore.from_settings(settings),
             submit=self._submit,
         )
+        self._log_handler = EnvironmentLogHandler(
+            self.ctx.logs, knows=lambda env_id: (settings.environments_dir / env_id).is_dir())
         self.reconciler = Reconciler(self.ctx)
         self._closing = threading.Event()
         self.queues = ReconcileQueues(handler=self.reconciler.handle, on_failure=self.reconciler.fail)
@@ -56,8 +61,12 @@ class ControlPlane:
         self.ctx.postgres.start()
         keys.ensure_default_key(self.ctx)  # the Hangar-managed KMS key exists from the first start
         self._recover()
+        hangar_log = logging.getLogger("hangar")
+        hangar_log.addHandler(self._log_handler)
+        if hangar_log.getEffectiveLevel() > logging.INFO:  # the environments' logs take INFO and above
+            hangar_log.setLevel(logging.INFO)
         self.backend.start_monitor()
-        for name, loop in (("dag-sync", dag_sync.loop), ("snapshot-schedule", snapshot_schedule.loop),
+        for name, loop in (("log-shipping", log_shipping.loop), ("dag-sync", dag_sync.loop), ("snapshot-schedule", snapshot_schedule.loop),
                            ("maintenance", maintenance.loop), ("autoscaler", autoscaler.loop)):
             threading.Thread(target=loop, args=(self.ctx,), kwargs={"stop": self._closing},
                              name=f"hangar-{name}", daemon=True).start()
@@ -65,6 +74,7 @@ class ControlPlane:
     def close(self) -> None:
         """Stop the control plane only; environments keep running."""
         self._closing.set()
+        logging.getLogger("hangar").removeHandler(self._log_handler)
         self.queues.close()
         self.backend.close()
 

@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     worker_drain_seconds: float = 21600.0
     # Hours of autoscaler readings kept.
     worker_samples_hours: float = 24.0
+    # Seconds between rounds of log shipping (components' output to the stored, queryable logs).
+    log_interval: float = Field(default=0.5, gt=0)
+    # A component's stored log file is rotated past this many bytes.
+    log_segment_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    # The most bytes of rotated logs one environment keeps; the oldest go first.
+    log_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    # Days of logs kept.
+    log_retention_days: float = Field(default=30.0, gt=0)
     # Days of audit entries kept; older ones are removed as new ones are written.
     audit_retention_days: float = Field(default=90.0, gt=0)
     # The most task processes one environment may run at once (LocalExecutor: parallelism x
@@ -121,6 +129,11 @@ class Settings(BaseSettings):
         return self.home / "environments"
 
     @property
+    def logs_dir(self) -> Path:
+        """Each environment's stored logs (hangar.logstore), one folder per environment id."""
+        return self.home / "logs"
+
+    @property
     def snapshots_dir(self) -> Path:
         """Snapshot archives, one folder per environment id."""
         return self.home / "snapshots"
@@ -152,9 +165,10 @@ class Settings(BaseSettings):
     def ensure_dirs(self) -> None:
         # HANGAR_HOME itself stays traversable: the embedded PostgreSQL runs as its own user
         # when Hangar runs as root. Secrets are protected by their own 0600/0700 modes.
-        for path in (self.home, self.state_dir, self.runtimes_dir, self.environments_dir):
+        for path in (self.home, self.state_dir, self.runtimes_dir, self.environments_dir, self.logs_dir):
             path.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o700)
+        self.logs_dir.chmod(0o700)
         if self.isolated:
             # each environment's user may pass through to its own folder (0700, its own) and read
             # the runtimes; it may list neither the environments nor the buckets

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hangar.backend.local import LocalBackend
 from hangar.context import Context
 from hangar.crypto import Envelope
+from hangar.logstore.store import LogStore
 from hangar.runtime.embedded_postgres import EmbeddedPostgres
 from hangar.settings import Settings
 from hangar.store.db import open_store
@@ -25,5 +26,6 @@ def ctx(tmp_path: Path) -> Context:
         envelope=Envelope(AESGCM.generate_key(bit_length=256)),
         postgres=EmbeddedPostgres(settings.pgdata_dir),
         backend=LocalBackend(interval=1.0, on_health=lambda *_: None),
+        logs=LogStore.from_settings(settings),
         submit=lambda *_: None,
     )

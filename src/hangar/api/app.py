@@ -10,7 +10,7 @@ from hangar.api import admission, audit, errors
 from hangar.api.auth import load_or_create_admin_key, principal
 from hangar.api.mwaa import routes as mwaa
 from hangar.api.routes import access, buckets, environments, export, keys, maintenance, snapshots
-from hangar.api.routes import workers
+from hangar.api.routes import logs, workers
 from hangar.controlplane import ControlPlane
 from hangar.settings import Settings
 
@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(maintenance.router)
     app.include_router(export.router)
     app.include_router(workers.router)
+    app.include_router(logs.router)
     app.include_router(mwaa.router)
 
     @app.get("/api/v1/openapi.json", dependencies=[Depends(principal)], include_in_schema=False)

@@ -166,14 +166,20 @@ def hand_over(root: Path, who: RunAs) -> None:
     root.chmod(0o700)
 
 
-def open_log(path: Path, who: RunAs | None):
-    """A component's log for appending, opened by root: never through a symbolic link or a
-    second name of another file, since the environment's user owns the folder it is in."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+def open_plain(path: Path, flags: int, mode: int = 0o640) -> int:
+    """A file in a folder an environment's user owns, opened by root: never through a symbolic
+    link or a second name of another file (OSError otherwise)."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
         os.close(fd)
         raise OSError(f"{path} is not a plain file of its own")
+    return fd
+
+
+def open_log(path: Path, who: RunAs | None):
+    """A component's log for appending (open_plain)."""
+    fd = open_plain(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     if who is not None:
         os.fchown(fd, who.uid, who.gid)
     return os.fdopen(fd, "ab")

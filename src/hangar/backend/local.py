@@ -25,6 +25,8 @@ from hangar.backend.plan import LaunchPlan
 log = logging.getLogger(__name__)
 
 HealthCallback = Callable[[str, Health], None]
+# how loud a component's new state is in the environment's log
+_STATE_LEVELS = {"BACKOFF": logging.WARNING, "FATAL": logging.ERROR}
 
 
 class LocalBackend:
@@ -36,6 +38,7 @@ class LocalBackend:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._watched: set[str] = set()
+        self._states: dict[str, dict[str, tuple[str, str | None]]] = {}  # env_id -> component -> (state, reason)
         self._client = httpx.Client()  # the web servers' health checks (shared by threads: httpx allows it)
 
     def launch(self, plan: LaunchPlan, *, adopt: bool = True) -> tuple[EnvironmentProcesses, list[str]]:
@@ -70,7 +73,20 @@ class LocalBackend:
         """Check one environment now, between the monitor's rounds: a reconcile waiting for its
         components sees a web server's first answer without waiting for the next round."""
         processes = self.get(env_id)
-        return None if processes is None else processes.tick(self._client)
+        return None if processes is None else self._tick(env_id, processes)
+
+    def _tick(self, env_id: str, processes: EnvironmentProcesses) -> Health:
+        """tick(), and a line in the environment's own log (hangar.logstore.handler) for every
+        component whose state changed since the last one."""
+        health = processes.tick(self._client)
+        now = {row["name"]: (row["state"], row["reason"]) for row in health.components}
+        with self._lock:
+            before, self._states[env_id] = self._states.get(env_id, {}), now
+        for name, (state, reason) in now.items():
+            if before.get(name, (None,))[0] != state:
+                level = _STATE_LEVELS.get(state, logging.INFO)
+                log.log(level, "%s is %s%s", name, state, f": {reason}" if reason else "", extra={"env_id": env_id})
+        return health
 
     def stop_environment(self, env_id: str, root: Path | None = None) -> None:
         with self._lock:
@@ -104,7 +120,7 @@ class LocalBackend:
                 envs = list(self._envs.items())
             for env_id, processes in envs:
                 try:
-                    health = processes.tick(self._client)
+                    health = self._tick(env_id, processes)
                     if env_id in self._watched:
                         self.on_health(env_id, health)
                 except Exception:  # one environment's failure never stops the monitor

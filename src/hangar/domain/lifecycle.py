@@ -10,13 +10,18 @@ restarted control plane resumes: never an operation of a deleted environment.
 """
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.orm import Session
 
 from hangar.schemas.operations import OperationKind
 from hangar.domain.status import Status, allowed
 from hangar.errors import IllegalTransition
+from hangar.logstore.handler import about
 from hangar.store import repository
 from hangar.store.models import EnvironmentRow, OperationRow, utcnow
+
+log = logging.getLogger(__name__)
 
 # last_update.status follows the status that ends (or starts) a create or update
 _LAST_UPDATE = {
@@ -46,6 +51,7 @@ def change_status(
         raise IllegalTransition(env.name, current, target)
     env.status = target
     env.status_reason = reason
+    log.info("status %s -> %s: %s", current.value, target.value, reason, **about(env.id))
     repository.add_event(session, env, previous=current, status=target, reason=reason)
     if target == Status.DELETED:
         repository.close_operations(session, env.id, step="environment deleted")

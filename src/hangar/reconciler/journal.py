@@ -5,6 +5,7 @@ stops at its next step (OperationSuperseded), and its end is not recorded twice.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -13,10 +14,13 @@ from hangar.domain.lifecycle import change_status
 from hangar.domain.redaction import redact_failure
 from hangar.domain.status import Status
 from hangar.errors import HangarError, OperationSuperseded
+from hangar.logstore.handler import about
 from hangar.reconciler.queue import Work
 from hangar.schemas.operations import Outcome, StepRecord
 from hangar.store import repository
 from hangar.store.models import OperationRow
+
+log = logging.getLogger(__name__)
 
 
 class Journal:
@@ -34,6 +38,8 @@ class Journal:
             raise_if_closed(operation)
             repository.append_step(operation, StepRecord(step=text, **fields))
             repository.get_by_id(session, self.work.env_id).status_reason = text
+            kind = operation.kind
+        log.info("%s: %s", kind, text, **about(self.work.env_id))
 
     def record_in(self, session, text: str, **fields) -> None:
         """Record a step in the caller's transaction, with what it stores (a checkpoint)."""

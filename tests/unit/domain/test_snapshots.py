@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hangar.backend.local import LocalBackend
 from hangar.context import Context
 from hangar.crypto import Envelope
+from hangar.logstore.store import LogStore
 from hangar.domain import snapshots
 from hangar.schemas.spec import Spec
 from hangar.domain.status import Status
@@ -47,7 +48,8 @@ def ctx(tmp_path: Path, postgres: EmbeddedPostgres) -> Context:
     settings.ensure_dirs()
     return Context(settings=settings, store=open_store(settings.state_dir / "hangar.db"),
                    envelope=Envelope(AESGCM.generate_key(bit_length=256)), postgres=postgres,
-                   backend=LocalBackend(interval=1.0, on_health=lambda *_: None), submit=lambda *_: None)
+                   backend=LocalBackend(interval=1.0, on_health=lambda *_: None),
+                   logs=LogStore.from_settings(settings), submit=lambda *_: None)
 
 
 def _sql(ctx: Context, database: str, statement: str):

@@ -1,0 +1,11 @@
+"""What the API answers about logs."""
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class LogLinePublic(BaseModel):
+    time: str  # UTC, ISO 8601 with microseconds
+    component: str
+    level: str
+    message: str
