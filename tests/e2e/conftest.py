@@ -91,7 +91,11 @@ def requested(request: pytest.FixtureRequest) -> set[str]:
     asked: set[str] = set()
     if "shared_env" in wanted:
         plane, dags = request.getfixturevalue("plane"), request.getfixturevalue("shared_dags")
-        response = plane.api("POST", "/api/v1/environments", json={"name": "shared", "dags": str(dags)})
+        # a scheduler heartbeat is stale after 10 s here (Airflow's default: 30 s), so that a test
+        # holding the scheduler down sees the environment UNAVAILABLE soon
+        health = {"scheduler.scheduler_health_check_threshold": "10", "scheduler.scheduler_heartbeat_sec": "2"}
+        response = plane.api("POST", "/api/v1/environments",
+                             json={"name": "shared", "dags": str(dags), "airflow_configuration_options": health})
         assert response.status_code == 201, response.text
         asked.add("shared")
     if "mwaa_env" in wanted:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 
@@ -31,6 +32,18 @@ def test_scheduler_killed_is_restarted_and_runs_still_succeed(plane: ControlPlan
     wait_for(lambda: plane.get(name)["status"] == "AVAILABLE", timeout=120, what="AVAILABLE again")
     events = plane.events(name)
     assert any(e["status"] == "UNAVAILABLE" and "scheduler" in e["reason"] for e in events)
+
+    # held down (stopped, so its process stays up): only its heartbeat, as Airflow's health
+    # endpoint judges it, tells; the environment is UNAVAILABLE with that reason until it beats again
+    os.kill(restarted["pid"], signal.SIGSTOP)
+    try:
+        stale = wait_for(lambda: (e := plane.get(name))["status"] == "UNAVAILABLE" and e, timeout=120,
+                         what="UNAVAILABLE for the scheduler's heartbeat")
+        assert re.fullmatch(r"scheduler heartbeat \d+ s old", stale["status_reason"]), stale["status_reason"]
+        assert _component(stale, "scheduler")["state"] == "RUNNING"
+    finally:
+        os.kill(restarted["pid"], signal.SIGCONT)
+    wait_for(lambda: plane.get(name)["status"] == "AVAILABLE", timeout=120, what="AVAILABLE once it beats again")
     assert plane.airflow(name).run_dag("hello_taskflow") == "success"
 
 

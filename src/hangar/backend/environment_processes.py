@@ -21,6 +21,7 @@ from hangar.backend.components import (
     WORKER_PREFIX, Component, components_for, is_worker, replace_order, web_component, worker_ready_file,
 )
 from hangar.backend.forkserver import Forker
+from hangar.backend.heartbeats import verdict
 from hangar.backend.pidfiles import alive, kill_group_from_pid_file, read_record, settle_all
 from hangar.backend.plan import LaunchPlan
 from hangar.backend.process import ManagedProcess, ProcessSpec, ProcessState
@@ -55,6 +56,7 @@ class EnvironmentProcesses:
         self.draining: list[ManagedProcess] = []
         self._web_failing_since: float | None = None
         self.web_ok = False
+        self.airflow_unhealthy: str | None = None  # Airflow's health endpoint on its jobs (backend.heartbeats)
 
     @staticmethod
     def _fixed(plan: LaunchPlan) -> list[Component]:
@@ -306,12 +308,15 @@ class EnvironmentProcesses:
         self.forker.close()
 
     def probe_web(self, client: httpx.Client) -> bool:
+        """Whether the web server answers its health check; keeps Airflow's verdict on its jobs."""
         path = self.components[self.web].health_path
         try:
             response = client.get(f"http://127.0.0.1:{self.plan.web_port}{path}", timeout=3.0)
-            return response.status_code == 200
         except httpx.HTTPError:
+            self.airflow_unhealthy = None
             return False
+        self.airflow_unhealthy = verdict(response) if response.status_code == 200 else None
+        return response.status_code == 200
 
     def tick(self, client: httpx.Client) -> Health:
         with self.lock:
@@ -364,6 +369,8 @@ class EnvironmentProcesses:
             reason = "starting: " + ", ".join(p.spec.name for p in starting)
         elif not self.web_ok:
             reason = f"{self.web} does not answer its health check"
+        elif self.airflow_unhealthy:
+            reason = self.airflow_unhealthy
         else:
             reason = None
         flapping = tuple(n for n, p in self.processes.items() if p.failures)
