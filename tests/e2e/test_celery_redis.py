@@ -116,6 +116,10 @@ def test_worker_killed_mid_task_is_retried_and_environment_stays_available(plane
             assert state == "success", failures(airflow, "killed", run_id)
     (task,) = task_states(airflow, "killed", run_id)
     assert task["state"] == "success" and task["try_number"] == 2
+    # both tries' logs read back, the killed worker's too (the latest try when none is named)
+    latest = plane.cli("env", "task-logs", env, "killed", run_id, "slow").stdout
+    assert "slow: try 2 begins" in latest and "try 1 begins" not in latest
+    assert "slow: try 1 begins" in plane.cli("env", "task-logs", env, "killed", run_id, "slow", "--try", "1").stdout
     assert watch.seen == {"AVAILABLE"}, watch.seen
     restarted = workers(plane.get(env))[name]
     assert restarted["pid"] != worker["pid"] and restarted["restarts"] >= 1

@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 import sys
 from typing import Optional
+from urllib.parse import quote
 
 import httpx
 import typer
 
-from hangar.cli.client import Client, ClientError, fail
+from hangar.cli.client import Client, ClientError, call, fail
 from hangar.http_errors import error_answer
 
 logs_app = typer.Typer()
@@ -65,3 +66,22 @@ def _follow(client: Client, path: str, params: dict, as_json: bool) -> None:
                     print(_line(json.loads(raw), as_json), flush=True)
     except httpx.HTTPError as exc:
         raise ClientError(f"lost the control plane at {client.url}: {exc}") from None
+
+
+@logs_app.command("task-logs")
+def env_task_logs(
+    name: str, dag_id: str, run_id: str, task_id: str,
+    try_number: Optional[int] = typer.Option(None, "--try", help="the try to read (default: the latest)"),
+    map_index: int = typer.Option(-1, "--map-index", help="the mapped task instance's index"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Print a task instance's log, wherever the task ran, as Airflow's UI shows it."""
+    params: dict = {"map_index": map_index}
+    if try_number is not None:
+        params["try_number"] = try_number
+    parts = "/".join(quote(part, safe="") for part in (dag_id, run_id, task_id))
+    answer = call("GET", f"/api/v1/environments/{name}/task-logs/{parts}", params=params, timeout=120)
+    if as_json:
+        print(json.dumps(answer))
+    else:
+        sys.stdout.write(answer["content"] if answer["content"].endswith("\n") else answer["content"] + "\n")

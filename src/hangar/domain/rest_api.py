@@ -35,7 +35,16 @@ def invoke(
     ctx: Context, *, name: str, principal: Principal, method: str, path: str,
     query: dict[str, Any] | None = None, body: dict[str, Any] | None = None,
 ) -> tuple[int, Any]:
+    """A caller's call, to a path checked first (check_path)."""
     check_path(path)
+    return call_airflow(ctx, name=name, principal=principal, method=method, path=path, query=query, body=body)
+
+
+def call_airflow(
+    ctx: Context, *, name: str, principal: Principal, method: str, path: str,
+    query: dict[str, Any] | None = None, body: dict[str, Any] | None = None,
+) -> tuple[int, Any]:
+    """Hangar's own call on the caller's behalf: `path` is built by Hangar, its parts quoted."""
     env = get_environment(ctx, name=name)
     if env.webserver_url is None or env.running_revision is None:
         raise EnvironmentBusy(name, env.status)

@@ -9,3 +9,12 @@ class LogLinePublic(BaseModel):
     component: str
     level: str
     message: str
+
+
+class TaskLogPublic(BaseModel):
+    dag_id: str
+    run_id: str
+    task_id: str
+    try_number: int
+    map_index: int
+    content: str

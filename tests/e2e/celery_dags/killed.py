@@ -23,6 +23,7 @@ def held(context) -> None:
 def killed():
     @task(retries=2, retry_delay=timedelta(seconds=1))
     def slow(**context) -> int:
+        print(f"slow: try {context['ti'].try_number} begins", flush=True)
         if context["ti"].try_number == 1:
             held(context)
         return context["ti"].try_number

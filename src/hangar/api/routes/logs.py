@@ -7,10 +7,10 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from hangar.api.auth import principal, require
-from hangar.api.deps import ContextDep
-from hangar.domain import logs
+from hangar.api.deps import ContextDep, LoginCaller
+from hangar.domain import logs, task_logs
 from hangar.logstore.store import LogLine
-from hangar.schemas.logs import LogLinePublic
+from hangar.schemas.logs import LogLinePublic, TaskLogPublic
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(principal), Depends(require("read"))], tags=["logs"])
 
@@ -41,3 +41,16 @@ def read(
             for line in batch:
                 yield _public(line).model_dump_json() + "\n"
     return StreamingResponse(stream(), media_type="application/x-ndjson")
+
+
+@router.get("/environments/{name}/task-logs/{dag_id}/{run_id}/{task_id}")
+def task_log(
+    name: str, dag_id: str, run_id: str, task_id: str, c: ContextDep, caller: LoginCaller,
+    try_number: int | None = Query(None, description="the try to read; the latest when left out"),
+    map_index: int = Query(-1, ge=-1),
+) -> TaskLogPublic:
+    """A task instance's log as Airflow serves it, read with the caller's role."""
+    tried, content = task_logs.read_task_log(c, name=name, principal=caller, dag_id=dag_id, run_id=run_id,
+                                             task_id=task_id, try_number=try_number, map_index=map_index)
+    return TaskLogPublic(dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=tried, map_index=map_index,
+                         content=content)
