@@ -11,6 +11,7 @@ from hangar.logstore.store import LogStore
 from hangar.runtime.embedded_postgres import EmbeddedPostgres
 from hangar.settings import Settings
 from hangar.store.db import Store
+from hangar.telemetry.registry import Telemetry
 
 
 @dataclass(kw_only=True)
@@ -23,5 +24,7 @@ class Context:
     logs: LogStore
     # hands an operation to the reconciler: (env_id, operation_id)
     submit: Callable[[str, int], None]
+    # what /metrics shows, and the histograms the control plane observes as it works
+    telemetry: Telemetry = field(default_factory=lambda: Telemetry(names=lambda env_id: None))
     # env_id -> when the maintenance loop last checked its pending maintenance against its window
     maintenance_checked: dict[str, datetime] = field(default_factory=dict)

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from hangar.backend.environment_processes import Health
 from hangar.backend.local import LocalBackend
 from hangar.context import Context
 from hangar.crypto import Envelope, load_or_create_master_key
 from hangar.domain import keys
+from hangar.domain.metrics import hangar_families
 from hangar.domain.lifecycle import change_status, resumable_operations
 from hangar.domain.status import Status
 from hangar.logstore.handler import EnvironmentLogHandler
 from hangar.logstore.store import LogStore
-from hangar.reconciler.loops import autoscaler, dag_sync, log_shipping, maintenance, snapshot_schedule
+from hangar.reconciler.loops import (
+    autoscaler, dag_sync, log_shipping, maintenance, metric_sampling, snapshot_schedule,
+)
 from hangar.reconciler.reconciler import Reconciler
 from hangar.reconciler.queue import ReconcileQueues, Work
 from hangar.runtime.embedded_postgres import EmbeddedPostgres
@@ -28,8 +32,12 @@ from hangar.runtime import venvs
 from hangar.settings import Settings
 from hangar.store import repository
 from hangar.store.db import open_store
+from hangar.store.models import EnvironmentRow
+from hangar.telemetry.registry import Telemetry
+from hangar.telemetry.statsd import StatsdReceiver
 
 log = logging.getLogger(__name__)
+NAMES_SECONDS = 10.0
 
 
 class ControlPlane:
@@ -47,7 +55,11 @@ class ControlPlane:
             backend=self.backend,
             logs=LogStore.from_settings(settings),
             submit=self._submit,
+            telemetry=Telemetry(names=self._environment_name),
         )
+        self.ctx.telemetry.add_source(lambda: hangar_families(self.ctx))
+        self._names: dict[str, tuple[float, str | None]] = {}
+        self._statsd: StatsdReceiver | None = None
         self._log_handler = EnvironmentLogHandler(
             self.ctx.logs, knows=lambda env_id: (settings.environments_dir / env_id).is_dir())
         self.reconciler = Reconciler(self.ctx)
@@ -66,7 +78,9 @@ class ControlPlane:
         if hangar_log.getEffectiveLevel() > logging.INFO:  # the environments' logs take INFO and above
             hangar_log.setLevel(logging.INFO)
         self.backend.start_monitor()
-        for name, loop in (("log-shipping", log_shipping.loop), ("dag-sync", dag_sync.loop), ("snapshot-schedule", snapshot_schedule.loop),
+        self._listen_for_statsd()
+        for name, loop in (("log-shipping", log_shipping.loop), ("metric-sampling", metric_sampling.loop),
+                           ("dag-sync", dag_sync.loop), ("snapshot-schedule", snapshot_schedule.loop),
                            ("maintenance", maintenance.loop), ("autoscaler", autoscaler.loop)):
             threading.Thread(target=loop, args=(self.ctx,), kwargs={"stop": self._closing},
                              name=f"hangar-{name}", daemon=True).start()
@@ -75,8 +89,33 @@ class ControlPlane:
         """Stop the control plane only; environments keep running."""
         self._closing.set()
         logging.getLogger("hangar").removeHandler(self._log_handler)
+        if self._statsd is not None:
+            self._statsd.close()
         self.queues.close()
         self.backend.close()
+
+    def _listen_for_statsd(self) -> None:
+        """Airflow's metrics of every environment; without them (the port is taken) Hangar runs on."""
+        if not self.settings.statsd_port:
+            return
+        try:
+            self._statsd = StatsdReceiver(port=self.settings.statsd_port, sink=self.ctx.telemetry.airflow.take)
+        except OSError as exc:
+            log.error("cannot receive Airflow's metrics on UDP 127.0.0.1:%s: %s", self.settings.statsd_port, exc)
+            return
+        self._statsd.start()
+
+    def _environment_name(self, env_id: str) -> str | None:
+        """A live environment's name by id, for metrics: looked up in the store at most every
+        NAMES_SECONDS per id (an id nobody knows included), however many packets name it."""
+        now = time.monotonic()
+        cached = self._names.get(env_id)
+        if cached is None or now - cached[0] > NAMES_SECONDS:
+            with self.ctx.store.session() as session:
+                env = session.get(EnvironmentRow, env_id)
+                cached = (now, env.name if env is not None and env.status != Status.DELETED else None)
+            self._names[env_id] = cached
+        return cached[1]
 
     def _recover(self) -> None:
         with self.ctx.store.session() as session:

@@ -76,6 +76,16 @@ class Settings(BaseSettings):
     worker_drain_seconds: float = 21600.0
     # Hours of autoscaler readings kept.
     worker_samples_hours: float = 24.0
+    # Seconds after which an Airflow job's newest heartbeat (scheduler, triggerer, dag-processor, as
+    # the web server's health endpoint reports it) makes its environment UNAVAILABLE.
+    heartbeat_stale_seconds: float = Field(default=30.0, gt=0)
+    # The UDP port on 127.0.0.1 where the control plane receives every environment's StatsD
+    # metrics; 0: none are sent.
+    statsd_port: int = Field(default=8125, ge=0, le=65535)
+    # Seconds between samples of each environment's metrics kept for `hangar env metrics`.
+    metrics_sample_seconds: float = Field(default=10.0, gt=0)
+    # Days of metric samples kept.
+    metrics_retention_days: float = Field(default=15.0, gt=0)
     # Seconds between rounds of log shipping (components' output to the stored, queryable logs).
     log_interval: float = Field(default=0.5, gt=0)
     # A component's stored log file is rotated past this many bytes.

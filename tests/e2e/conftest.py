@@ -68,7 +68,10 @@ def plane() -> ControlPlane:
     # check it can see, not for a loop interval
     control = ControlPlane(home=home, port=free_port(), env_port_start=29000 + (os.getpid() % 30) * 1000,
                            extra_env={"HANGAR_MAINTENANCE_WINDOW_CHECK_SECONDS": "1",
-                                      "HANGAR_SNAPSHOT_SCHEDULE_CHECK_SECONDS": "1"})
+                                      "HANGAR_SNAPSHOT_SCHEDULE_CHECK_SECONDS": "1",
+                                      # a held-down scheduler makes its environment UNAVAILABLE soon
+                                      # (Airflow beats every 2 s in Hangar's environments)
+                                      "HANGAR_HEARTBEAT_STALE_SECONDS": "12"})
     control.start()
     yield control
     control.cleanup()
@@ -91,11 +94,7 @@ def requested(request: pytest.FixtureRequest) -> set[str]:
     asked: set[str] = set()
     if "shared_env" in wanted:
         plane, dags = request.getfixturevalue("plane"), request.getfixturevalue("shared_dags")
-        # a scheduler heartbeat is stale after 10 s here (Airflow's default: 30 s), so that a test
-        # holding the scheduler down sees the environment UNAVAILABLE soon
-        health = {"scheduler.scheduler_health_check_threshold": "10", "scheduler.scheduler_heartbeat_sec": "2"}
-        response = plane.api("POST", "/api/v1/environments",
-                             json={"name": "shared", "dags": str(dags), "airflow_configuration_options": health})
+        response = plane.api("POST", "/api/v1/environments", json={"name": "shared", "dags": str(dags)})
         assert response.status_code == 201, response.text
         asked.add("shared")
     if "mwaa_env" in wanted:

@@ -48,8 +48,8 @@ def shared_runtimes_dir() -> Path:
     return folder
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
@@ -73,6 +73,8 @@ class ControlPlane:
     process: subprocess.Popen | None = None
     # more HANGAR_* settings (a broker URL, a shorter autoscaler cooldown)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # where its environments send their StatsD metrics: a port of its own, as control planes run side by side
+    statsd_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
     log: Path = field(init=False)
     # environments asked to be deleted that cleanup() still has to see gone (discard)
     discarded: set[str] = field(default_factory=set)
@@ -95,6 +97,7 @@ class ControlPlane:
             "HANGAR_ENV_PORT_START": str(self.env_port_start),
             "HANGAR_ENV_PORT_END": str(self.env_port_start + 999),
             "HANGAR_RUNTIMES_DIR": str(shared_runtimes_dir()),
+            "HANGAR_STATSD_PORT": str(self.statsd_port),
             # a hanging startup script is given up on quickly in tests
             "HANGAR_STARTUP_TIMEOUT": "8",
             **self.extra_env,

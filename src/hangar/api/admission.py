@@ -23,11 +23,11 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hangar.api.errors import error_response
+from hangar.api.errors import NATIVE_PATHS, error_response
 from hangar.api.mwaa.sigv4 import precheck
 from hangar.domain import workers
-from hangar.domain.access import authenticate_bearer
-from hangar.errors import HangarError, PayloadTooLarge, Unauthorized, ValidationFailed
+from hangar.domain.access import Role, authenticate_bearer
+from hangar.errors import AccessDenied, HangarError, PayloadTooLarge, Unauthorized, ValidationFailed
 
 OPEN_PATHS = frozenset({"/health"})
 # joined hosts call their environment's routes with a worker token instead of an API key; which
@@ -63,7 +63,7 @@ class Admission:
     @staticmethod
     async def _authenticate(scope: Scope, headers: dict[str, str]) -> None:
         ctx = scope["app"].state.ctx
-        if not scope["path"].startswith("/api/v1/"):
+        if not scope["path"].startswith(NATIVE_PATHS):
             await run_in_threadpool(precheck, ctx, headers)  # MWAA: SigV4 (key lookups may block)
             return
         scheme, _, token = headers.get("authorization", "").partition(" ")
@@ -75,6 +75,8 @@ class Admission:
             return
         found = await run_in_threadpool(authenticate_bearer, ctx, token=token.strip(),
                                         admin_key=scope["app"].state.admin_key)
+        if found.role == Role.Scrape and scope["path"] != "/metrics":
+            raise AccessDenied(f"{found.id} is a scrape token: it may read /metrics only")
         scope.setdefault("state", {})["principal"] = found
 
 

@@ -6,11 +6,11 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from hangar import __version__
-from hangar.api import admission, audit, errors
+from hangar.api import admission, audit, errors, timing
 from hangar.api.auth import load_or_create_admin_key, principal
 from hangar.api.mwaa import routes as mwaa
 from hangar.api.routes import access, buckets, environments, export, keys, maintenance, snapshots
-from hangar.api.routes import logs, workers
+from hangar.api.routes import logs, metrics, workers
 from hangar.controlplane import ControlPlane
 from hangar.settings import Settings
 
@@ -32,7 +32,8 @@ def create_app(settings: Settings) -> FastAPI:
                   redoc_url=None)
     errors.install(app)
     admission.install(app)
-    audit.install(app)  # outermost: it records the callers admission refuses
+    audit.install(app)  # it records the callers admission refuses
+    timing.install(app)  # outermost: refusals take time too
     app.include_router(environments.router)
     app.include_router(access.router)
     app.include_router(buckets.router)
@@ -42,6 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(export.router)
     app.include_router(workers.router)
     app.include_router(logs.router)
+    app.include_router(metrics.router)
     app.include_router(mwaa.router)
 
     @app.get("/api/v1/openapi.json", dependencies=[Depends(principal)], include_in_schema=False)

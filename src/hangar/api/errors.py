@@ -70,8 +70,11 @@ def is_mwaa(request: Request) -> bool:
     return _mwaa_path(request.url.path)
 
 
+NATIVE_PATHS = ("/api/v1", "/health", "/metrics")  # every other path is the MWAA API's
+
+
 def _mwaa_path(path: str) -> bool:
-    return not path.startswith(("/api/v1", "/health"))
+    return not path.startswith(NATIVE_PATHS)
 
 
 def mwaa_error(kind: str, status: int, message: str, extra: dict | None = None) -> JSONResponse:

@@ -21,7 +21,7 @@ from hangar.backend.components import (
     WORKER_PREFIX, Component, components_for, is_worker, replace_order, web_component, worker_ready_file,
 )
 from hangar.backend.forkserver import Forker
-from hangar.backend.heartbeats import verdict
+from hangar.backend.heartbeats import json_body, unhealthy_reason
 from hangar.backend.pidfiles import alive, kill_group_from_pid_file, read_record, settle_all
 from hangar.backend.plan import LaunchPlan
 from hangar.backend.process import ManagedProcess, ProcessSpec, ProcessState
@@ -56,7 +56,7 @@ class EnvironmentProcesses:
         self.draining: list[ManagedProcess] = []
         self._web_failing_since: float | None = None
         self.web_ok = False
-        self.airflow_unhealthy: str | None = None  # Airflow's health endpoint on its jobs (backend.heartbeats)
+        self.airflow_health: object = None  # the web server's last health answer (backend.heartbeats)
 
     @staticmethod
     def _fixed(plan: LaunchPlan) -> list[Component]:
@@ -308,14 +308,14 @@ class EnvironmentProcesses:
         self.forker.close()
 
     def probe_web(self, client: httpx.Client) -> bool:
-        """Whether the web server answers its health check; keeps Airflow's verdict on its jobs."""
+        """Whether the web server answers its health check; keeps its answer on Airflow's jobs."""
         path = self.components[self.web].health_path
         try:
             response = client.get(f"http://127.0.0.1:{self.plan.web_port}{path}", timeout=3.0)
         except httpx.HTTPError:
-            self.airflow_unhealthy = None
+            self.airflow_health = None
             return False
-        self.airflow_unhealthy = verdict(response) if response.status_code == 200 else None
+        self.airflow_health = json_body(response) if response.status_code == 200 else None
         return response.status_code == 200
 
     def tick(self, client: httpx.Client) -> Health:
@@ -369,8 +369,8 @@ class EnvironmentProcesses:
             reason = "starting: " + ", ".join(p.spec.name for p in starting)
         elif not self.web_ok:
             reason = f"{self.web} does not answer its health check"
-        elif self.airflow_unhealthy:
-            reason = self.airflow_unhealthy
+        elif stale := unhealthy_reason(self.airflow_health, stale_after=self.plan.heartbeat_stale_seconds):
+            reason = stale
         else:
             reason = None
         flapping = tuple(n for n, p in self.processes.items() if p.failures)

@@ -1,10 +1,11 @@
-"""Airflow's own verdict on its jobs, from its health endpoint (/api/v2/monitor/health on
-Airflow 3, /health on 2): the metadata database, and the scheduler, triggerer and dag-processor
-heartbeats, each judged by Airflow against its configured threshold
-([scheduler] scheduler_health_check_threshold and its triggerer and dag-processor peers).
+"""Airflow's own signals on its jobs, from its health endpoint (/api/v2/monitor/health on
+Airflow 3, /health on 2): the metadata database's status, and the scheduler's, triggerer's and
+dag-processor's newest heartbeat in the metadata database.
 
-Hangar adds only the reason: which job, and how old its newest heartbeat is. A job Airflow
-reports no heartbeat for at all (never started, or not run by this environment) is not judged.
+A heartbeat older than Hangar's `heartbeat_stale_seconds` is stale. Airflow's own verdict on a
+scheduler uses [scheduler] scheduler_health_check_threshold, which Hangar sets as long as a
+replaced scheduler may drain (minutes), so it is not the one used. A job Airflow reports no
+heartbeat for at all (never started, or not run by this environment) is not judged.
 """
 from __future__ import annotations
 
@@ -34,26 +35,20 @@ def heartbeat_ages(body: object, *, now: datetime | None = None) -> dict[str, fl
     return ages
 
 
-def unhealthy_reason(body: object, *, now: datetime | None = None) -> str | None:
-    """Why Airflow calls itself unhealthy ("scheduler heartbeat 47 s old"), or None."""
+def unhealthy_reason(body: object, *, stale_after: float, now: datetime | None = None) -> str | None:
+    """Why Airflow's jobs are unhealthy ("scheduler heartbeat 47 s old"), or None."""
     if not isinstance(body, dict):
         return None
     database = body.get("metadatabase")
     if isinstance(database, dict) and database.get("status") == "unhealthy":
         return "the metadata database is unhealthy"
-    ages = heartbeat_ages(body, now=now)
-    reasons = []
-    for key, (_, name) in JOBS.items():
-        entry = body.get(key)
-        if isinstance(entry, dict) and entry.get("status") == "unhealthy" and name in ages:
-            reasons.append(f"{name} heartbeat {ages[name]:.0f} s old")
-    return "; ".join(reasons) or None
+    return "; ".join(f"{name} heartbeat {age:.0f} s old"
+                     for name, age in heartbeat_ages(body, now=now).items() if age > stale_after) or None
 
 
-def verdict(response) -> str | None:
-    """unhealthy_reason of a health endpoint's answer (an httpx.Response); None if it is not JSON."""
+def json_body(response) -> object:
+    """A health endpoint's answer (an httpx.Response) as JSON; None if it is not JSON."""
     try:
-        body = response.json()
+        return response.json()
     except ValueError:
         return None
-    return unhealthy_reason(body)

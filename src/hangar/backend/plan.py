@@ -42,6 +42,8 @@ class LaunchPlan:
     worker_drain_seconds: float = 21600.0
     # the environment's own system user (backend.identity); None: the control plane's user
     run_as: RunAs | None = None
+    # seconds after which an Airflow job's newest heartbeat makes the environment unhealthy
+    heartbeat_stale_seconds: float = 30.0
 
     def component(self, name: str) -> Component:
         """The component `name` as this plan runs it."""

@@ -33,6 +33,7 @@ ADMIN_PRINCIPAL = "admin"  # the bootstrap key in HANGAR_HOME/admin.key
 
 
 class Role(IntEnum):
+    Scrape = 0  # a scrape token: GET /metrics and nothing else (for Prometheus)
     Viewer = 1
     User = 2
     Op = 3
@@ -43,7 +44,7 @@ class Role(IntEnum):
         for role in cls:
             if role.name.lower() == text.strip().lower():
                 return role
-        raise ValidationFailed(f"role {text!r} is not one of Admin, Op, User, Viewer")
+        raise ValidationFailed(f"role {text!r} is not one of Admin, Op, User, Viewer, Scrape")
 
     @property
     def airflow3(self) -> str:
@@ -53,6 +54,7 @@ class Role(IntEnum):
 
 # the least role each action needs
 NEEDS: dict[str, Role] = {
+    "metrics": Role.Scrape,
     "read": Role.Viewer,
     "login": Role.User,
     "update": Role.Op,

@@ -58,7 +58,7 @@ def launch_plan(ctx: Context, target: Target) -> LaunchPlan:
         drain_seconds=ctx.settings.drain_seconds, schedulers=spec.schedulers or 1, workers=workers,
         worker_drain_seconds=ctx.settings.worker_drain_seconds,
         fork=ctx.settings.fork_components, fork_ready_timeout=ctx.settings.fork_ready_timeout,
-        run_as=target.run_as,
+        run_as=target.run_as, heartbeat_stale_seconds=ctx.settings.heartbeat_stale_seconds,
         component_env={n: {**airflow_config.component_env(target.spec, n), "HANGAR_CONFIG_DIGEST": digests[n]}
                        for n in names},
     )

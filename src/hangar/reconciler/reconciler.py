@@ -8,11 +8,12 @@ the processes as the rule says.
 from __future__ import annotations
 
 import logging
+import time
 
 from hangar.backend.environment_processes import EnvironmentProcesses
 from hangar.context import Context
 from hangar.domain.redaction import redact_failure
-from hangar.errors import HangarError
+from hangar.errors import HangarError, TemporaryError
 from hangar.reconciler import launching
 from hangar.reconciler.operation import AfterFailure, Failure
 from hangar.reconciler.queue import Work
@@ -36,7 +37,15 @@ class Reconciler:
                 return
             operation.attempts += 1
             kind, revision = operation.kind, operation.revision
-        operation_for(kind).run(Steps(self.ctx, work), revision)
+        started, outcome = time.monotonic(), "failed"
+        try:
+            operation_for(kind).run(Steps(self.ctx, work), revision)
+            outcome = "succeeded"
+        except TemporaryError:
+            outcome = "retried"
+            raise
+        finally:
+            self.ctx.telemetry.reconcile_duration.labels(str(kind), outcome).observe(time.monotonic() - started)
 
     def fail(self, work: Work, exc: Exception) -> None:
         code = getattr(exc, "code", "INTERNAL_ERROR")

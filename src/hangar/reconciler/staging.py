@@ -8,6 +8,7 @@ is not copied twice, so an operation interrupted by a crash is simply staged aga
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from secrets import token_urlsafe
@@ -17,7 +18,7 @@ from hangar.backend.identity import RunAs
 from hangar.buckets import store as buckets
 from hangar.context import Context
 from hangar.domain.limits import environment_limits
-from hangar.errors import FolderUnreadable
+from hangar.errors import FolderUnreadable, RuntimeBuildFailed
 from hangar.reconciler.journal import Journal
 from hangar.reconciler.port_claims import claim_ports
 from hangar.runtime import airflow_config, metadb, plugins, startup
@@ -66,11 +67,18 @@ def stage(ctx: Context, journal: Journal, revision: int) -> Target:
     plugin_archive = None
     if spec.source is not None:
         spec, plugin_archive = from_bucket(ctx, journal, spec, layout)
-    runtime = ensure_runtime(
-        root=settings.runtimes_dir, python=settings.runtime_python, airflow_version=spec.airflow_version,
-        requirements=spec.requirements, progress=journal.throttled(), epoch=epoch,
-        celery=spec.executor == Executor.celery, builder=builder_for(settings.isolated),
-    )
+    started = time.monotonic()
+    try:
+        runtime = ensure_runtime(
+            root=settings.runtimes_dir, python=settings.runtime_python, airflow_version=spec.airflow_version,
+            requirements=spec.requirements, progress=journal.throttled(), epoch=epoch,
+            celery=spec.executor == Executor.celery, builder=builder_for(settings.isolated),
+        )
+    except RuntimeBuildFailed:
+        ctx.telemetry.runtime_build_duration.labels("failed").observe(time.monotonic() - started)
+        raise
+    if runtime.built:
+        ctx.telemetry.runtime_build_duration.labels("built").observe(time.monotonic() - started)
     journal.record(f"runtime {runtime.key} ready")
     if external:
         db_url = external
@@ -103,7 +111,8 @@ def stage(ctx: Context, journal: Journal, revision: int) -> Target:
                   run_as=run_as,
                   cfg_text=airflow_config.render_cfg(spec=spec, layout=layout, ports=env_ports, plugins_dir=plugins_dir,
                                                      drain_seconds=settings.drain_seconds,
-                                                     broker_url=settings.celery_broker_url))
+                                                     broker_url=settings.celery_broker_url,
+                                                     statsd_port=settings.statsd_port))
 
 
 def activate(target: Target) -> None:

@@ -207,7 +207,7 @@ def celery_queue(layout: EnvironmentLayout) -> str:
 
 def hangar_options(
     *, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int], plugins_dir: Path | None = None,
-    drain_seconds: float = DRAIN_SECONDS, broker_url: str | None = None,
+    drain_seconds: float = DRAIN_SECONDS, broker_url: str | None = None, statsd_port: int = 0,
 ) -> dict[str, dict[str, str]]:
     major = parse_version(spec.airflow_version)[0]
     preset = PRESETS[spec.environment_class]
@@ -243,6 +243,11 @@ def hangar_options(
             "scheduler_health_check_threshold": str(int(drain_seconds)),
         },
     }
+    if statsd_port:
+        # every component's StatsD metrics to the control plane, named by the environment's id
+        # (hangar.telemetry.statsd); a user may still turn them off with metrics.statsd_on
+        options["metrics"] = {"statsd_on": "True", "statsd_host": "127.0.0.1", "statsd_port": str(statsd_port),
+                              "statsd_prefix": f"airflow.{layout.root.name}"}
     if celery:
         isolation = broker.isolation(broker_url or "", layout.root.name)
         options["core"]["executor"] = "CeleryExecutor"
@@ -299,9 +304,9 @@ def workers_report_ready(cfg_text: str, env: dict[str, str]) -> bool:
 
 
 def render_cfg(*, spec: Spec, layout: EnvironmentLayout, ports: dict[str, int], plugins_dir: Path | None = None,
-               drain_seconds: float = DRAIN_SECONDS, broker_url: str | None = None) -> str:
+               drain_seconds: float = DRAIN_SECONDS, broker_url: str | None = None, statsd_port: int = 0) -> str:
     options = hangar_options(spec=spec, layout=layout, ports=ports, plugins_dir=plugins_dir, drain_seconds=drain_seconds,
-                             broker_url=broker_url)
+                             broker_url=broker_url, statsd_port=statsd_port)
     for dotted, value in spec.airflow_configuration_options.items():
         section, key = dotted.split(".", 1)
         options.setdefault(section, {})[key] = value

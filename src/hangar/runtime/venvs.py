@@ -37,7 +37,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -56,6 +56,7 @@ class Runtime:
     key: str
     path: Path
     airflow_version: str
+    built: bool = False  # built by this call, rather than found ready
 
     @property
     def python(self) -> Path:
@@ -73,7 +74,7 @@ class Runtime:
 def base_packages(airflow_version: str, *, celery: bool = False) -> list[str]:
     """What every runtime installs; Celery environments add Airflow's celery extra (the Celery
     provider, celery, kombu and the Redis client; the AMQP client comes with kombu)."""
-    extras = "postgres,celery" if celery else "postgres"
+    extras = "postgres,statsd,celery" if celery else "postgres,statsd"  # statsd: the metrics (telemetry)
     packages = [f"apache-airflow[{extras}]=={airflow_version}", "psycopg2-binary"]
     major, minor, _ = parse_version(airflow_version)
     if major == 3 and minor <= 2:
@@ -230,7 +231,7 @@ def ensure_runtime(
             shutil.rmtree(building, ignore_errors=True)
             raise
         progress(f"runtime {key} built")
-    return runtime
+    return replace(runtime, built=True)
 
 
 def _build(building: Path, *, python: str, airflow_version: str, requirements: str | None, epoch: int, celery: bool,

@@ -37,6 +37,7 @@ OWNED_CONFIG_KEYS = frozenset({
     "logging.worker_log_server_port", "logging.trigger_log_server_port",
     "scheduler.child_process_log_directory",
     "celery.broker_url", "celery.result_backend",
+    "metrics.statsd_host", "metrics.statsd_port", "metrics.statsd_prefix",
     "core.auth_manager", "api.auth_backends",
 })
 OWNED_ENV_VARS = frozenset({"AIRFLOW_HOME", "AIRFLOW_CONFIG", "PYTHONPATH", "PATH", "VIRTUAL_ENV"})

@@ -1,4 +1,4 @@
-"""Airflow's health endpoint read for its verdict on its jobs, with the reason Hangar shows."""
+"""Airflow's health endpoint read for its jobs' heartbeats, with the reason Hangar shows."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -15,22 +15,25 @@ HEALTHY = {
 
 
 def test_a_healthy_environment_has_no_reason_and_known_ages():
-    assert unhealthy_reason(HEALTHY, now=NOW) is None
+    assert unhealthy_reason(HEALTHY, stale_after=30, now=NOW) is None
     assert heartbeat_ages(HEALTHY, now=NOW) == {"scheduler": 1.9, "triggerer": 3.0}
 
 
 def test_a_stale_scheduler_is_named_with_the_age_of_its_heartbeat():
-    body = {**HEALTHY, "scheduler": {"status": "unhealthy", "latest_scheduler_heartbeat": "2026-12-07T22:00:00+00:00"}}
-    assert unhealthy_reason(body, now=NOW) == "scheduler heartbeat 47 s old"
+    # Airflow still calls it healthy (its threshold covers a draining scheduler): Hangar's own threshold counts
+    body = {**HEALTHY, "scheduler": {"status": "healthy", "latest_scheduler_heartbeat": "2026-12-07T22:00:00+00:00"}}
+    assert unhealthy_reason(body, stale_after=30, now=NOW) == "scheduler heartbeat 47 s old"
+    assert unhealthy_reason(body, stale_after=60, now=NOW) is None
 
 
-def test_every_unhealthy_job_and_the_database_are_named():
+def test_every_stale_job_and_the_database_are_named():
     body = {**HEALTHY, "triggerer": {"status": "unhealthy", "latest_triggerer_heartbeat": "2026-12-07T21:59:47Z"},
             "scheduler": {"status": "unhealthy", "latest_scheduler_heartbeat": "2026-12-07T22:00:00+00:00"}}
-    assert unhealthy_reason(body, now=NOW) == "scheduler heartbeat 47 s old; triggerer heartbeat 60 s old"
-    assert unhealthy_reason({**body, "metadatabase": {"status": "unhealthy"}}, now=NOW) == "the metadata database is unhealthy"
+    assert unhealthy_reason(body, stale_after=30, now=NOW) == "scheduler heartbeat 47 s old; triggerer heartbeat 60 s old"
+    assert unhealthy_reason({**body, "metadatabase": {"status": "unhealthy"}}, stale_after=30, now=NOW) == \
+        "the metadata database is unhealthy"
 
 
 def test_garbage_is_no_verdict():
-    assert unhealthy_reason(None) is None and unhealthy_reason({"scheduler": "x"}) is None
+    assert unhealthy_reason(None, stale_after=30) is None and unhealthy_reason({"scheduler": "x"}, stale_after=30) is None
     assert heartbeat_ages({"scheduler": {"latest_scheduler_heartbeat": "not a time"}}) == {}

@@ -40,7 +40,7 @@ def test_executor_change_is_a_runtime_change_and_the_celery_runtime_has_its_own_
     celery = local.merged(EnvironmentUpdate(executor="celery"))
     plan = plan_change(local, celery, root=tmp_path / "env")
     assert plan.kind == ChangeKind.RUNTIME and "worker" in plan.restart
-    assert base_packages("3.3.2", celery=True)[0] == "apache-airflow[postgres,celery]==3.3.2"
+    assert base_packages("3.3.2", celery=True)[0] == "apache-airflow[postgres,statsd,celery]==3.3.2"
     assert runtime_key(python="3.11", airflow_version="3.3.2", requirements=None) != \
         runtime_key(python="3.11", airflow_version="3.3.2", requirements=None, celery=True)
 

@@ -51,4 +51,4 @@ def test_inputs_do_not_run_together():
 
 
 def test_base_packages_pin_airflow_to_the_version():
-    assert base_packages("3.0.0")[0] == "apache-airflow[postgres]==3.0.0"
+    assert base_packages("3.0.0")[0] == "apache-airflow[postgres,statsd]==3.0.0"

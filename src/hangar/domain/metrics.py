@@ -1,0 +1,88 @@
+"""Hangar's own series per environment, made at each scrape of /metrics from what the control
+plane knows: the stored status, the supervisor's components, the autoscaler's last reading,
+and the web server's last health answer (Airflow's job heartbeats).
+
+Every series has an `environment` label (the environment's name). CPU and memory are a
+component's process with everything it started (task processes included).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psutil
+from prometheus_client.core import Metric
+
+from hangar.backend.heartbeats import heartbeat_ages
+from hangar.context import Context
+from hangar.schemas.spec import Executor
+from hangar.store import repository, worker_samples
+
+
+def _usage(pid: int | None) -> tuple[float, float] | None:
+    """(CPU seconds, resident bytes) of a process and its descendants."""
+    if not pid:
+        return None
+    try:
+        root = psutil.Process(pid)
+        cpu = memory = 0.0
+        for process in [root, *root.children(recursive=True)]:
+            try:
+                times, info = process.cpu_times(), process.memory_info()
+            except psutil.Error:
+                continue
+            cpu += times.user + times.system
+            memory += info.rss
+        return cpu, memory
+    except psutil.Error:
+        return None
+
+
+def _family(name: str, kind: str, doc: str) -> Metric:
+    return Metric(name, doc, kind)
+
+
+def hangar_families(ctx: Context) -> Iterator[Metric]:
+    status = _family("hangar_environment_status", "gauge", "1 for the environment's current status")
+    healthy = _family("hangar_environment_healthy", "gauge", "1 when every component serves and Airflow's jobs beat")
+    heartbeat = _family("hangar_airflow_heartbeat_age_seconds", "gauge", "Seconds since each Airflow job's newest heartbeat")
+    state = _family("hangar_component_state", "gauge", "1 for each component's supervisor state")
+    restarts = _family("hangar_component_restarts", "counter", "Restarts of each component")
+    cpu = _family("hangar_component_cpu_seconds", "counter", "CPU seconds of each component and its children")
+    memory = _family("hangar_component_memory_bytes", "gauge", "Resident memory of each component and its children")
+    workers = {kind: _family(f"hangar_workers_{kind}", "gauge", f"Celery workers: {kind}")
+               for kind in ("current", "desired", "min", "max")}
+    tasks = {kind: _family(f"hangar_tasks_{kind}", "gauge", f"Task instances {kind} (the autoscaler's last reading)")
+             for kind in ("queued", "running")}
+    with ctx.store.session() as session:
+        rows = []
+        for env in repository.list_live(session):
+            spec = repository.get_spec(session, env.id, env.running_revision or env.revision)
+            sample = worker_samples.latest(session, env.id) if spec.executor == Executor.celery else None
+            rows.append((env.id, env.name, str(env.status), spec, sample))
+    for env_id, name, current, spec, sample in rows:
+        label = {"environment": name}
+        status.add_sample("hangar_environment_status", {**label, "status": current}, 1)
+        processes = ctx.backend.get(env_id)
+        if processes is not None:
+            health = processes.health()
+            healthy.add_sample("hangar_environment_healthy", label, 1 if health.healthy else 0)
+            for job, age in heartbeat_ages(processes.airflow_health).items():
+                heartbeat.add_sample("hangar_airflow_heartbeat_age_seconds", {**label, "job": job}, age)
+            for component, process in list(processes.processes.items()):
+                tags = {**label, "component": component}
+                state.add_sample("hangar_component_state", {**tags, "state": process.state.value}, 1)
+                restarts.add_sample("hangar_component_restarts_total", tags, process.restarts)
+                usage = _usage(process.pid)
+                if usage:
+                    cpu.add_sample("hangar_component_cpu_seconds_total", tags, usage[0])
+                    memory.add_sample("hangar_component_memory_bytes", tags, usage[1])
+        if spec.executor == Executor.celery:
+            limits = {"min": spec.min_workers, "max": spec.max_workers or spec.min_workers}
+            for kind, value in limits.items():
+                workers[kind].add_sample(f"hangar_workers_{kind}", label, value)
+            if sample is not None:
+                workers["current"].add_sample("hangar_workers_current", label, sample.current)
+                workers["desired"].add_sample("hangar_workers_desired", label, sample.desired)
+                tasks["queued"].add_sample("hangar_tasks_queued", label, sample.queued)
+                tasks["running"].add_sample("hangar_tasks_running", label, sample.running)
+    yield from (status, healthy, heartbeat, state, restarts, cpu, memory, *workers.values(), *tasks.values())

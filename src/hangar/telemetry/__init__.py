@@ -1,0 +1,2 @@
+"""Metrics: Airflow's own StatsD metrics received per environment, and what the control plane
+exposes for Prometheus."""
