@@ -23,6 +23,7 @@ from hangar.cli.export import export_app
 from hangar.cli.history import history_app
 from hangar.cli.keys import kms_app
 from hangar.cli.logs import logs_app
+from hangar.cli.metrics import metrics_app
 from hangar.cli.maintenance import maintenance_app
 from hangar.cli.server import server_app
 from hangar.cli.snapshots import snapshot_app
@@ -34,6 +35,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Hangar: mana
 # `hangar env ...`: its own commands, then the revisions, the Helm export, snapshots and maintenance
 env_app.add_typer(history_app)
 env_app.add_typer(logs_app)
+env_app.add_typer(metrics_app)
 env_app.add_typer(export_app)
 env_app.add_typer(snapshot_app, name="snapshot")
 env_app.add_typer(maintenance_app, name="maintenance")

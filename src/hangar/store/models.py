@@ -271,3 +271,16 @@ class WorkerHostRow(Base):
     __table_args__ = (
         Index("uq_worker_hosts_environment_hostname", "environment_id", "hostname", unique=True),
     )
+
+
+class MetricSampleRow(Base):
+    """Every series of one environment at one moment ({series: value}, series named as
+    Prometheus shows them): the embedded time series behind `hangar env metrics`. Kept
+    metrics_retention_days."""
+
+    __tablename__ = "metric_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    values: Mapped[dict] = mapped_column(JSON)
