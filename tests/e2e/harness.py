@@ -48,6 +48,17 @@ def shared_runtimes_dir() -> Path:
     return folder
 
 
+@functools.cache
+def runtime_python() -> str:
+    """The Python the tests' control planes build runtimes with: as root (environments run as
+    their own users) one an unprivileged user can run, as ControlPlane sets it. Tests that build
+    runtimes themselves name it too, so they use the runtimes the control planes build (and the
+    control planes theirs) instead of building each Airflow version a second time."""
+    from hangar.runtime import venvs
+
+    return venvs.python_for_everyone("3.11") if os.geteuid() == 0 else "3.11"
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))

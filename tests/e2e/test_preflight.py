@@ -33,7 +33,7 @@ from hangar.runtime.preflight import (
     parse_dags,
 )
 from hangar.runtime.venvs import Runtime, ensure_runtime
-from tests.e2e.harness import shared_runtimes_dir
+from tests.e2e.harness import runtime_python, shared_runtimes_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -68,7 +68,8 @@ class Runtimes:
         self.broken_line = f"brokenpkg @ {self.wheel.as_uri()}"
         self.with_extra = f"inflection\n{self.broken_line}\n"
         check_requirements(self.with_extra)  # the form users may write
-        build = dict(root=shared_runtimes_dir(), python="3.11", airflow_version=VERSION, progress=lambda _: None)
+        build = dict(root=shared_runtimes_dir(), python=runtime_python(), airflow_version=VERSION,
+                     progress=lambda _: None)
         self.plain: Runtime = ensure_runtime(requirements=None, **build)
         self.extra: Runtime = ensure_runtime(requirements=self.with_extra, **build)
 

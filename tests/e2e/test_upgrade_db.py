@@ -21,7 +21,7 @@ from hangar.runtime import metadb
 from hangar.runtime.embedded_postgres import EmbeddedPostgres
 from hangar.runtime.upgrade import downgrade, migrate, plan_upgrade
 from hangar.runtime.venvs import Runtime, ensure_runtime
-from tests.e2e.harness import shared_runtimes_dir
+from tests.e2e.harness import runtime_python, shared_runtimes_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -70,7 +70,7 @@ def postgres(scratch: Path) -> Iterator[EmbeddedPostgres]:
 @pytest.fixture(scope="module")
 def runtimes(scratch: Path) -> dict[str, Runtime]:
     return {
-        version: ensure_runtime(root=shared_runtimes_dir(), python="3.11", airflow_version=version,
+        version: ensure_runtime(root=shared_runtimes_dir(), python=runtime_python(), airflow_version=version,
                                 requirements=None, progress=lambda _: None)
         for version in ("2.11.2", "3.2.2", "3.3.2")
     }
