@@ -11,8 +11,9 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
+from hangar.runtime.venvs import READY_MARKER
 from tests.e2e.conftest import MWAA_NETWORK, MWAA_ROLE
-from tests.e2e.harness import ControlPlane, shared_runtimes_dir, wait_for
+from tests.e2e.harness import ADDED_REQUIREMENT, ControlPlane, shared_runtimes_dir, wait_for
 from tests.e2e.mwaa_client import dumps, error_code, mwaa, signed
 
 ROLE = MWAA_ROLE
@@ -269,7 +270,8 @@ def test_expired_cli_and_web_tokens_are_refused(plane, keys, available) -> None:
 
 def test_requirements_object_version_is_pinned_while_the_bucket_changes(plane, keys, bucket, tmp_path) -> None:
     first = tmp_path / "requirements.txt"
-    first.write_text("six==1.16.0\n")
+    first.write_text(f"{ADDED_REQUIREMENT}\n")  # the runtime test_safe_changes adds too: built once
+    package, version = ADDED_REQUIREMENT.split("==")
     plane.cli("bucket", "cp", str(first), f"s3://{bucket}/requirements.txt")
     versions = json.loads(plane.cli("bucket", "ls", f"s3://{bucket}/requirements.txt", "--versions", "--json").stdout)
     admin = mwaa(plane.url, keys["Admin"])
@@ -281,14 +283,15 @@ def test_requirements_object_version_is_pinned_while_the_bucket_changes(plane, k
     pinned = env["RequirementsS3ObjectVersion"]
     assert pinned in json.dumps(versions)
     # the bucket moves on; the environment keeps the version it was created with
-    first.write_text("six==1.17.0\n")
+    first.write_text(f"{package}==0.5.0\n")
     plane.cli("bucket", "cp", str(first), f"s3://{bucket}/requirements.txt")
     again = admin.get_environment(Name="pinned")["Environment"]
     assert again["RequirementsS3ObjectVersion"] == pinned
     rest = mwaa(plane.url, keys["User"]).invoke_rest_api(Name="pinned", Path="/version", Method="GET")
     assert rest["RestApiStatusCode"] == 200
-    runtime = next(p for p in shared_runtimes_dir().glob("*/lib/python3.11/site-packages/six-1.16.0.dist-info"))
-    assert runtime.exists()
+    # an Airflow 3 runtime with it (Airflow 2's runtimes have inflection of their own)
+    found = shared_runtimes_dir().glob(f"*/lib/python3.11/site-packages/{package}-{version}.dist-info")
+    assert any((p.parents[3] / READY_MARKER).read_text() == env["AirflowVersion"] for p in found), env["AirflowVersion"]
     admin.delete_environment(Name="pinned")
     wait_for(lambda: "pinned" not in admin.list_environments()["Environments"], timeout=300,
              what="pinned to be deleted")

@@ -14,7 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.e2e.harness import ControlPlane, wait_for
+from tests.e2e.harness import ADDED_REQUIREMENT, ControlPlane, wait_for
 
 RELAY = '''
 import os
@@ -85,7 +85,7 @@ def test_updates_of_every_kind_while_a_dag_runs(plane: ControlPlane, dags: Path,
     shutil.copytree(dags, other)
     (other / "second.py").write_text((dags / "hello_taskflow.py").read_text().replace("hello_taskflow", "second"))
     with_six = tmp_path / "with-inflection.txt"
-    with_six.write_text("inflection\n")
+    with_six.write_text(f"{ADDED_REQUIREMENT}\n")  # inflection, whose runtime test_mwaa may have built
     marker = tmp_path / "release"
 
     env = plane.create("relay", dags)
