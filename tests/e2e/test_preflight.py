@@ -1,7 +1,9 @@
 """Pre-flight checks against real runtimes built with uv and real Airflow 3.3.2."""
 from __future__ import annotations
 
+import atexit
 import base64
+import functools
 import hashlib
 import os
 import shutil
@@ -61,12 +63,22 @@ def broken_wheel(folder: Path) -> Path:
     return path
 
 
+@functools.cache
+def broken_requirements() -> tuple[Path, str]:
+    """The broken wheel, in a folder every user can read that is removed at exit, and requirements
+    that name it beside inflection. test_update_failures adds the same text to an environment, so
+    the runtime for it is built once per run, by whichever runs first."""
+    folder = Path(tempfile.mkdtemp(prefix="hangar-e2e-broken-"))
+    folder.chmod(0o755)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    wheel = broken_wheel(folder)
+    return wheel, f"inflection\nbrokenpkg @ {wheel.as_uri()}\n"
+
+
 class Runtimes:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.wheel = broken_wheel(root)
+    def __init__(self) -> None:
+        self.wheel, self.with_extra = broken_requirements()
         self.broken_line = f"brokenpkg @ {self.wheel.as_uri()}"
-        self.with_extra = f"inflection\n{self.broken_line}\n"
         check_requirements(self.with_extra)  # the form users may write
         build = dict(root=shared_runtimes_dir(), python=runtime_python(), airflow_version=VERSION,
                      progress=lambda _: None)
@@ -76,9 +88,7 @@ class Runtimes:
 
 @pytest.fixture(scope="module")
 def runtimes() -> Runtimes:
-    root = Path(tempfile.mkdtemp(prefix="hangar-preflight-"))
-    yield Runtimes(root)
-    shutil.rmtree(root, ignore_errors=True)
+    return Runtimes()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import ControlPlane, wait_for
-from tests.e2e.test_preflight import broken_wheel
+from tests.e2e.test_preflight import broken_requirements
 
 
 def _pids(env: dict) -> dict[str, int]:
@@ -75,7 +75,8 @@ def test_updates_apply_and_a_failed_update_keeps_the_old_revision(plane: Control
 
 def test_a_package_that_fails_on_import(plane: ControlPlane, serving: str, tmp_path: Path) -> None:
     requirements = tmp_path / "requirements.txt"
-    requirements.write_text(f"brokenpkg @ {broken_wheel(tmp_path).as_uri()}\n")
+    # the runtime test_preflight builds for the same requirements: brokenpkg beside inflection
+    requirements.write_text(broken_requirements()[1])
     _fails(plane, serving, "--requirements", str(requirements), code="REQUIREMENT_IMPORT_FAILED",
            text="brokenpkg needs BROKENPKG_LICENSE to be set")
 
