@@ -23,7 +23,7 @@ from hangar.domain.status import Status
 from hangar.logstore.handler import EnvironmentLogHandler
 from hangar.logstore.store import LogStore
 from hangar.reconciler.loops import (
-    autoscaler, dag_sync, log_shipping, maintenance, metric_sampling, snapshot_schedule,
+    alert_delivery, alerting, autoscaler, dag_sync, log_shipping, maintenance, metric_sampling, snapshot_schedule,
 )
 from hangar.reconciler.reconciler import Reconciler
 from hangar.reconciler.queue import ReconcileQueues, Work
@@ -80,6 +80,7 @@ class ControlPlane:
         self.backend.start_monitor()
         self._listen_for_statsd()
         for name, loop in (("log-shipping", log_shipping.loop), ("metric-sampling", metric_sampling.loop),
+                           ("alerting", alerting.loop), ("alert-delivery", alert_delivery.loop),
                            ("dag-sync", dag_sync.loop), ("snapshot-schedule", snapshot_schedule.loop),
                            ("maintenance", maintenance.loop), ("autoscaler", autoscaler.loop)):
             threading.Thread(target=loop, args=(self.ctx,), kwargs={"stop": self._closing},

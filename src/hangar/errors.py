@@ -249,3 +249,22 @@ class FolderUnreadable(PermanentError):
             f"the {what} {path} cannot be read by {user} (uid {uid}), the system user this environment runs "
             f"as: make the folder and every folder above it readable and traversable by others (chmod o+rx), "
             f"or take the DAGs from a bucket")
+
+
+# --- alerts (hangar.domain.alerts) ---
+
+
+class AlertNotFound(HangarError):
+    code = "ALERT_NOT_FOUND"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"alert {name!r} does not exist")
+        self.name = name
+
+
+class AlertAlreadyExists(HangarError):
+    code = "ALERT_EXISTS"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"alert {name!r} already exists")
+        self.name = name

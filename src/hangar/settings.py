@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     metrics_sample_seconds: float = Field(default=10.0, gt=0)
     # Days of metric samples kept.
     metrics_retention_days: float = Field(default=15.0, gt=0)
+    # Seconds between checks of every alert rule (deliveries are sent twice as often).
+    alert_interval: float = Field(default=1.0, gt=0)
+    # A failed alert delivery is retried after this many seconds, doubling each time ...
+    alert_retry_seconds: float = Field(default=5.0, gt=0)
+    # ... until it has been tried this many times.
+    alert_delivery_attempts: int = Field(default=8, ge=1)
     # Seconds between rounds of log shipping (components' output to the stored, queryable logs).
     log_interval: float = Field(default=0.5, gt=0)
     # A component's stored log file is rotated past this many bytes.

@@ -10,7 +10,7 @@ from hangar.api import admission, audit, errors, timing
 from hangar.api.auth import load_or_create_admin_key, principal
 from hangar.api.mwaa import routes as mwaa
 from hangar.api.routes import access, buckets, environments, export, keys, maintenance, snapshots
-from hangar.api.routes import logs, metrics, workers
+from hangar.api.routes import alerts, logs, metrics, workers
 from hangar.controlplane import ControlPlane
 from hangar.settings import Settings
 
@@ -44,6 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(workers.router)
     app.include_router(logs.router)
     app.include_router(metrics.router)
+    app.include_router(alerts.router)
     app.include_router(mwaa.router)
 
     @app.get("/api/v1/openapi.json", dependencies=[Depends(principal)], include_in_schema=False)

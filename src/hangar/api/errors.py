@@ -30,6 +30,8 @@ STATUS = {
     errors.RestApiClientError: 502,
     errors.SnapshotNotFound: 404,
     errors.SnapshotCorrupted: 409,
+    errors.AlertNotFound: 404,
+    errors.AlertAlreadyExists: 409,
     bucket_errors.BucketNotFound: 404,
     bucket_errors.ObjectNotFound: 404,
     bucket_errors.BucketAlreadyExists: 409,

@@ -17,6 +17,7 @@ import sys
 import typer
 
 from hangar.cli.access import access_key_app, audit_app
+from hangar.cli.alerts import alert_app
 from hangar.cli.bucket import bucket_app
 from hangar.cli.env import env_app
 from hangar.cli.export import export_app
@@ -48,6 +49,7 @@ app.add_typer(access_key_app, name="access-key")
 app.add_typer(bucket_app, name="bucket")
 app.add_typer(kms_app, name="key")
 app.add_typer(worker_app, name="worker")
+app.add_typer(alert_app, name="alert")
 
 
 def main() -> None:

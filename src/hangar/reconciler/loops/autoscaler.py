@@ -25,6 +25,7 @@ from datetime import timedelta
 from hangar.context import Context
 from hangar.schemas.spec import Executor
 from hangar.domain.status import Status
+from hangar.reconciler.loops.metadata import metadata_url
 from hangar.runtime import metadb
 from hangar.store import repository, worker_samples
 from hangar.store.models import utcnow
@@ -109,7 +110,7 @@ class Autoscaler:
             return
         watched = self._envs.get(env_id)
         if watched is None:
-            watched = self._envs[env_id] = _Watched(url=self._db_url(env_id, database),
+            watched = self._envs[env_id] = _Watched(url=metadata_url(self.ctx, env_id, database),
                                                     cooldown=Cooldown(seconds=self.ctx.settings.autoscale_cooldown,
                                                                       clock=self.clock))
         if watched.connection is None:
@@ -128,18 +129,6 @@ class Autoscaler:
         with self.ctx.store.session() as session:
             worker_samples.add(session, env_id=env_id, at=utcnow(), current=len(processes.workers()), desired=desired,
                                queued=queued, running=running)
-
-    def _db_url(self, env_id: str, database: str | None) -> str:
-        with self.ctx.store.session() as session:
-            secrets = repository.get_secrets(session, self.ctx.envelope, env_id=env_id)
-        if secrets.get("metadata_db_url"):
-            return secrets["metadata_db_url"]
-        assert database is not None
-        if self.ctx.settings.isolated and secrets.get("db_password"):
-            # the environment's own role: its database is its code's to shape (a view, a function),
-            # so the control plane reads it with no more rights than the environment has
-            return self.ctx.postgres.role_url(database, password=secrets["db_password"])
-        return self.ctx.postgres.url(database)
 
     def _forget(self, env_id: str) -> None:
         watched = self._envs.pop(env_id, None)
