@@ -10,6 +10,7 @@ import sqlite3
 import psutil
 
 from tests.e2e.harness import ControlPlane, wait_for
+from tests.e2e.receivers import Receiver
 
 
 def _component(env: dict, name: str) -> dict:
@@ -33,17 +34,30 @@ def test_scheduler_killed_is_restarted_and_runs_still_succeed(plane: ControlPlan
     events = plane.events(name)
     assert any(e["status"] == "UNAVAILABLE" and "scheduler" in e["reason"] for e in events)
 
-    # held down (stopped, so its process stays up): only its heartbeat, as Airflow's health
-    # endpoint judges it, tells; the environment is UNAVAILABLE with that reason until it beats again
-    os.kill(restarted["pid"], signal.SIGSTOP)
+    # held down (stopped, so its process stays up): only its heartbeat, as Airflow's health endpoint
+    # reports it, tells; the environment is UNAVAILABLE with that reason until it beats again, and an
+    # alert on the missing heartbeat fires once, then sends its resolved notice
+    receiver = Receiver()
+    rule = {"name": "heartbeat", "environment": name, "event": "scheduler_heartbeat_missing", "threshold": 8,
+            "webhook": receiver.url}
+    assert plane.api("POST", "/api/v1/alerts", json=rule).status_code == 201
     try:
-        stale = wait_for(lambda: (e := plane.get(name))["status"] == "UNAVAILABLE" and e, timeout=120,
-                         what="UNAVAILABLE for the scheduler's heartbeat")
-        assert re.fullmatch(r"scheduler heartbeat \d+ s old", stale["status_reason"]), stale["status_reason"]
-        assert _component(stale, "scheduler")["state"] == "RUNNING"
+        os.kill(restarted["pid"], signal.SIGSTOP)
+        try:
+            stale = wait_for(lambda: (e := plane.get(name))["status"] == "UNAVAILABLE" and e, timeout=120,
+                             what="UNAVAILABLE for the scheduler's heartbeat")
+            assert re.fullmatch(r"scheduler heartbeat \d+ s old", stale["status_reason"]), stale["status_reason"]
+            assert _component(stale, "scheduler")["state"] == "RUNNING"
+            _, _, fired = receiver.next(alert="heartbeat", state="firing")
+            assert re.fullmatch(r"no scheduler heartbeat for \d+ s \(threshold 8 s\)", fired["summary"]), fired
+        finally:
+            os.kill(restarted["pid"], signal.SIGCONT)
+        wait_for(lambda: plane.get(name)["status"] == "AVAILABLE", timeout=120, what="AVAILABLE once it beats again")
+        _, _, resolved = receiver.next(alert="heartbeat", state="resolved")
+        assert resolved["incident_id"] == fired["incident_id"]
     finally:
-        os.kill(restarted["pid"], signal.SIGCONT)
-    wait_for(lambda: plane.get(name)["status"] == "AVAILABLE", timeout=120, what="AVAILABLE once it beats again")
+        plane.api("DELETE", "/api/v1/alerts/heartbeat")
+        receiver.close()
     assert plane.airflow(name).run_dag("hello_taskflow") == "success"
 
 
