@@ -245,6 +245,7 @@ class ManagedProcess:
             if not self.is_alive():
                 self._stopped()  # STOPPING -> STOPPED: exited after SIGTERM
             elif now >= self._stop_deadline:
+                log.warning("%s (pid %s) outlived its stop grace; killed", self.spec.name, self.pid)
                 self._signal(signal.SIGKILL)
                 self._stopped()  # STOPPING -> STOPPED: grace passed, SIGKILL
 

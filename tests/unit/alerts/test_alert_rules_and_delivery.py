@@ -183,3 +183,72 @@ def test_email_reaches_a_real_smtp_server_and_its_password_is_never_answered(ctx
     (mail,) = received
     assert mail.rcpt_tos == ["oncall@example.test"]
     assert b"[Hangar ALERT] mail: status_changed in sales" in mail.content and b"triggerer is FATAL" in mail.content
+
+
+def test_an_unreachable_smtp_server_is_a_recorded_failed_attempt(ctx, env):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    alerts.set_smtp(ctx, settings=SmtpSettings(host="127.0.0.1", port=port, starttls=False, user="hangar",
+                                               password="smtp-pass-9"))
+    alerts.create_alert(ctx, request=AlertCreate(name="mail", environment=env, event="status_changed",
+                                                 email="oncall@example.test"))
+    set_status(ctx, env, Status.UNAVAILABLE)
+    Alerting(ctx).tick()
+    send(ctx)
+    ((kind, state, attempts, error),) = deliveries(ctx)
+    assert (kind, state, attempts) == ("alert", "pending", 1)
+    assert error == f"SMTP server 127.0.0.1:{port} refused or did not answer: ConnectionRefusedError"
+    assert "smtp-pass-9" not in error
+
+
+def test_without_an_smtp_server_email_alerts_say_so(ctx, env):
+    alerts.create_alert(ctx, request=AlertCreate(name="mail", environment=env, event="status_changed",
+                                                 email="oncall@example.test"))
+    set_status(ctx, env, Status.UNAVAILABLE)
+    Alerting(ctx).tick()
+    send(ctx)
+    assert deliveries(ctx)[0][3] == "no SMTP server is set (hangar alert smtp --host ...)"
+
+
+def summaries(ctx):
+    with ctx.store.session() as session:
+        return [(d.kind, d.payload["summary"]) for d in session.query(AlertDeliveryRow).order_by(AlertDeliveryRow.id)]
+
+
+def test_a_failed_update_alerts_until_an_update_succeeds(ctx, env, receiver):
+    alerts.create_alert(ctx, request=AlertCreate(name="upd", environment=env, event="update_failed", webhook=receiver.url))
+    with ctx.store.session() as session:
+        row = repository.get_live(session, env)
+        row.last_update_status, row.last_update_revision = "FAILED", 2
+        row.last_update_error_code, row.last_update_error_message = "REQUIREMENTS_FAILED", "no version of nopkg\nmore"
+    evaluator = Alerting(ctx)
+    evaluator.tick()
+    with ctx.store.session() as session:
+        repository.get_live(session, env).last_update_status = "SUCCESS"
+    evaluator.tick()
+    assert summaries(ctx) == [
+        ("alert", "the update to revision 2 failed: REQUIREMENTS_FAILED: no version of nopkg"),
+        ("resolved", "the update to revision 2 failed: REQUIREMENTS_FAILED: no version of nopkg")]
+
+
+def test_workers_at_max_for_the_threshold_alert(ctx, tmp_path, receiver):
+    from hangar.store import worker_samples
+
+    make_env(ctx, tmp_path, "busy", executor="celery")
+    alerts.create_alert(ctx, request=AlertCreate(name="max", environment="busy", event="workers_at_max", threshold=5,
+                                                 webhook=receiver.url))
+    with ctx.store.session() as session:
+        env_id = repository.get_live(session, "busy").id
+        maximum = repository.get_spec(session, env_id, 1).max_workers
+        now = utcnow()
+        for minutes_ago, current in ((9, maximum - 1), (6, maximum), (3, maximum), (0, maximum)):
+            worker_samples.add(session, env_id=env_id, at=now - timedelta(minutes=minutes_ago), current=current,
+                               desired=current, queued=40, running=10)
+    Alerting(ctx).tick()
+    ((kind, summary),) = summaries(ctx)
+    assert kind == "alert" and summary.startswith(f"workers at max ({maximum}) since ")
+    with ctx.store.session() as session:
+        worker_samples.add(session, env_id=env_id, at=utcnow(), current=maximum - 1, desired=1, queued=0, running=1)
+    Alerting(ctx).tick()
+    assert [kind for kind, _ in summaries(ctx)] == ["alert", "resolved"]
