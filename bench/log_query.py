@@ -1,5 +1,6 @@
 """`hangar env logs --grep` over 1 million stored log lines, against GNU grep over the same
-lines as one plain file (the floor for a text search on this machine).
+lines as one plain file (the floor for a text search on this machine); and how soon
+`hangar env logs --follow` prints a line a component has just written (target: within 2 s).
 
 The lines are Airflow 3 scheduler and worker lines of realistic length, written straight into a
 real environment's log store (as the shipper writes them); one line in 10 000 holds the
@@ -59,6 +60,28 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, int]:
     return time.monotonic() - start, len(result.stdout.splitlines())
 
 
+def follow_seconds(plane, runs: int) -> list[float]:
+    """Seconds from a line appended to the scheduler's raw log (as the scheduler writes it) to
+    `hangar env logs --follow` printing it."""
+    raw = plane.home / "environments" / plane.env_id("logs") / "logs" / "components" / "scheduler.log"
+    follower = subprocess.Popen([sys.executable, "-m", "hangar.cli.main", "env", "logs", "logs", "--follow",
+                                 "--tail", "0", "--grep", "follow-mark"], env=plane.env, stdout=subprocess.PIPE, text=True)
+    seconds = []
+    try:
+        time.sleep(3)  # the follower is connected (its first, empty, batch is past)
+        for i in range(runs):
+            with open(raw, "a") as out:
+                out.write(f"2026-12-07T12:00:00.000000Z [info     ] follow-mark {i}\n")
+            written = time.monotonic()
+            line = follower.stdout.readline()
+            seconds.append(round(time.monotonic() - written, 3))
+            assert f"follow-mark {i}" in line, line
+    finally:
+        follower.terminate()
+        follower.wait(10)
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
@@ -81,6 +104,7 @@ def main() -> None:
             hangar.append(timed(cli, plane.env))
             grep.append(timed(["grep", "-F", NEEDLE, str(plain)], plane.env))
         startup = [timed([sys.executable, "-m", "hangar.cli.main", "--help"], plane.env)[0] for _ in range(args.runs)]
+        follow = follow_seconds(plane, args.runs)
         hangar_side.delete(plane, "logs")
         plain.unlink()
     report["hangar_cli"] = {"median_seconds": round(statistics.median(t for t, _ in hangar), 3),
@@ -88,6 +112,7 @@ def main() -> None:
     report["grep"] = {"median_seconds": round(statistics.median(t for t, _ in grep), 3),
                       "runs": [round(t, 3) for t, _ in grep], "matches": grep[0][1]}
     report["cli_startup_median_seconds"] = round(statistics.median(startup), 3)
+    report["follow"] = {"median_seconds": statistics.median(follow), "runs": follow}
     report["ratio_hangar_to_grep"] = round(report["hangar_cli"]["median_seconds"] / report["grep"]["median_seconds"], 2)
     print(json.dumps(report, indent=2))
 

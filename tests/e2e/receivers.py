@@ -14,6 +14,7 @@ class Receiver:
 
     def __init__(self) -> None:
         got = self.got = queue.Queue()
+        self._kept: list[tuple[dict, bytes, float]] = []
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
@@ -29,12 +30,17 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def next(self, *, alert: str, state: str, timeout: float = 180) -> tuple[dict, bytes, dict]:
-        """The next notice of `alert` in `state` (others are skipped); `arrived` is when it came."""
+        """The first notice of `alert` in `state` not taken yet (others wait for their turn);
+        `arrived` is when it came."""
         while True:
-            headers, body, self.arrived = self.got.get(timeout=timeout)
-            notice = json.loads(body)
-            if notice["alert"] == alert and notice["state"] == state:
-                return headers, body, notice
+            for item in self._kept:
+                headers, body, arrived = item
+                notice = json.loads(body)
+                if notice["alert"] == alert and notice["state"] == state:
+                    self._kept.remove(item)
+                    self.arrived = arrived
+                    return headers, body, notice
+            self._kept.append(self.got.get(timeout=timeout))
 
 
     def close(self) -> None:
