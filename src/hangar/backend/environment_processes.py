@@ -84,6 +84,7 @@ class EnvironmentProcesses:
             stable_seconds=self.plan.stable_seconds,
             run_as=self.plan.run_as,
             ready_file=ready,
+            stop_leader_first=component.replace == "drain",
         )
 
     def start(self, *, adopt: bool) -> list[str]:

@@ -414,6 +414,29 @@ def test_stop_sigkills_a_process_ignoring_sigterm_after_grace(make, clock):
         wait_until(lambda: gone(child_pid, child_ct), what=f"child {child_pid} to die")
 
 
+def test_a_leader_first_stop_leaves_the_children_to_the_leader(make, clock, tmp_path):
+    """Airflow's scheduler ends its LocalExecutor workers itself: they get no SIGTERM of their own
+    (one that dies holding the task queue's lock would keep the scheduler waiting until SIGKILL).
+    What the leader leaves behind is killed once it has exited."""
+    marker = tmp_path / "child-got-term"
+    script = (f"sh -c 'trap \"touch {marker}; exit 0\" TERM; echo child-ready; while :; do sleep 0.1; done' & "
+              "trap 'exit 0' TERM; echo ready; while :; do sleep 0.1; done")
+    mp = make(["sh", "-c", script], start_seconds=1.0, stop_grace=20.0, stop_leader_first=True)
+    mp.start()
+    wait_until(lambda: mp.spec.log_file.exists() and "child-ready" in mp.spec.log_file.read_text(), what="both ready")
+    children = [(p.pid, p.create_time()) for p in psutil.Process(mp.pid).children(recursive=True)]
+    mp.stop()
+
+    def stopped() -> bool:
+        mp.tick()  # the fake clock does not move: the leader's own exit ends this
+        return mp.state == ProcessState.STOPPED
+
+    wait_until(stopped, what="STOPPED after the leader's SIGTERM")
+    for child_pid, child_ct in children:
+        wait_until(lambda: gone(child_pid, child_ct), what=f"child {child_pid} to be killed")
+    assert not marker.exists(), "the child was sent SIGTERM"
+
+
 def test_stop_when_stopped_is_a_no_op(make):
     mp = make(SLEEP)
     mp.stop()
