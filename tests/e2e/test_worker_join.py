@@ -179,8 +179,10 @@ def test_a_host_joins_runs_tasks_follows_dags_and_leaves_when_revoked(plane, dat
 
             airflow = plane.airflow("remote")
 
+            # a joined host's tasks record the address the control plane reaches it by as their
+            # hostname, so that the api-server can fetch their logs from the host's log server
             def running_on_the_host(dag_id: str, run_id: str) -> bool:
-                return any(t["state"] == "running" and t["hostname"] == host.hostname
+                return any(t["state"] == "running" and t["hostname"] == host.address
                            for t in task_states(airflow, dag_id, run_id))
 
             with ReleaseFile() as release:
@@ -193,11 +195,15 @@ def test_a_host_joins_runs_tasks_follows_dags_and_leaves_when_revoked(plane, dat
             states = task_states(airflow, "where_am_i", run_id)
             assert len(states) == 10 and {t["state"] for t in states} == {"success"}, states
             ran_on = {t["hostname"] for t in states}
-            assert host.hostname in ran_on, f"no task ran on the joined host {host.hostname}: {ran_on}"
-            remote_task = next(t for t in states if t["hostname"] == host.hostname)
+            assert host.address in ran_on, f"no task ran on the joined host {host.address}: {ran_on}"
+            remote_task = next(t for t in states if t["hostname"] == host.address)
             returned = airflow.request("GET", f"/dags/where_am_i/dagRuns/{run_id}/taskInstances/where/xcomEntries/"
                                               f"return_value", params={"map_index": remote_task["map_index"]})
             assert returned.status_code == 200 and returned.json()["value"] in (host.hostname, f'"{host.hostname}"')
+            # its log stayed on the host: the api-server fetches it from the host's log server
+            remote_log = plane.cli("env", "task-logs", "remote", "where_am_i", run_id, "where",
+                                   "--map-index", str(remote_task["map_index"])).stdout
+            assert f"http://{host.address}:" in remote_log and "task_id=where" in remote_log, remote_log[-2000:]
 
             # a DAG added on the control plane reaches the host within a refresh
             (dags / "slow_where.py").write_text(SLOW_DAG)
@@ -225,7 +231,7 @@ def test_a_host_joins_runs_tasks_follows_dags_and_leaves_when_revoked(plane, dat
                 assert state == "success", failures(airflow, "slow_where", slow_run)
             slow = task_states(airflow, "slow_where", slow_run)
             assert {t["state"] for t in slow} == {"success"}, [(t["hostname"], t["state"]) for t in slow]
-            assert host.hostname in {t["hostname"] for t in slow}
+            assert host.address in {t["hostname"] for t in slow}
             print(text())  # what `hangar worker join` showed, for -s and failure reports
 
         secret_texts = [plane.cli("audit", "--json").stdout, plane.log.read_text(errors="replace"), text()]

@@ -64,10 +64,12 @@ def install_part(plane: ControlPlane, layout: EnvironmentLayout, *, part: str, d
 
 
 def worker_spec(bundle: WorkerBundle, runtime: Runtime, cfg: str, *, index: int, layout: EnvironmentLayout,
-                hostname: str, concurrency: int | None, plugins: str | None, settings: Settings) -> ProcessSpec:
+                hostname: str, concurrency: int | None, plugins: str | None, settings: Settings,
+                address: str | None = None) -> ProcessSpec:
     """Worker number `index` of this host (node <hostname>-<index>@<environment id>); `concurrency`
-    None takes the environment's, `plugins` is the digest of the plugins in place."""
-    env = remote_worker.worker_env(bundle.env, layout=layout, runtime_bin=runtime.path / "bin")
+    None takes the environment's, `plugins` is the digest of the plugins in place, `address` the
+    one the control plane reaches this host by (its tasks' hostname, for their logs)."""
+    env = remote_worker.worker_env(bundle.env, layout=layout, runtime_bin=runtime.path / "bin", address=address)
     wrapper: list[str] = []
     if bundle.startup_script:
         script = startup.install_script(layout.root / "startup", bundle.startup_script)

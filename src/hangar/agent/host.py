@@ -54,6 +54,8 @@ class JoinedHost:
     drain_seconds: float
     refresh_seconds: float = REFRESH_SECONDS
     settings: Settings = field(default_factory=Settings)
+    # the address the control plane reaches this host by: its tasks' hostname, for their logs
+    address: str | None = None
 
     def __post_init__(self) -> None:
         self.applied = state.Applied()
@@ -144,7 +146,8 @@ class JoinedHost:
 
     def _spec(self, bundle: WorkerBundle, runtime: Runtime, cfg: str, *, index: int) -> ProcessSpec:
         return worker_spec(bundle, runtime, cfg, index=index, layout=self.layout, hostname=self.hostname,
-                           concurrency=self.concurrency, plugins=self.applied.plugins, settings=self.settings)
+                           concurrency=self.concurrency, plugins=self.applied.plugins, settings=self.settings,
+                           address=self.address)
 
     def _start(self, spec: ProcessSpec) -> None:
         """Start a worker with `spec`; the one it replaces drains once it runs."""

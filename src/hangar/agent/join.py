@@ -41,7 +41,8 @@ def join(*, url: str, environment: str, token: str | None, token_file: Path | No
     host = JoinedHost(plane=plane, layout=layout, runtimes=settings.runtimes_dir,
                       hostname=remote_worker.host_name(socket.gethostname()), concurrency=concurrency,
                       drain_seconds=settings.worker_drain_seconds if drain_timeout is None else drain_timeout,
-                      refresh_seconds=refresh_seconds, settings=settings)
+                      refresh_seconds=refresh_seconds, settings=settings,
+                      address=remote_worker.reachable_address(url))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda number, _frame: host.request_stop(f"{signal.Signals(number).name} received"))
     try:

@@ -33,8 +33,10 @@ import json
 import os
 import re
 import shutil
+import socket
 import tarfile
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 from secrets import token_urlsafe
 
 import psutil
@@ -209,15 +211,28 @@ def host_name(raw: str) -> str:
 
 def worker_args(*, concurrency: int, queue: str, node: str) -> list[str]:
     """`airflow ...` arguments of a joined host's worker, as the control plane runs its own
-    (hangar.backend.components.worker_component), under the host's node name."""
+    (hangar.backend.components.worker_component), under the host's node name; unlike those, it
+    serves its task logs (Airflow's worker log server), which stay on this host."""
     return ["celery", "worker", "--concurrency", str(concurrency), "--queues", queue, "--celery-hostname", node,
-            "--skip-serve-logs", "--without-mingle", "--without-gossip"]
+            "--without-mingle", "--without-gossip"]
+
+
+def reachable_address(control_plane_url: str) -> str:
+    """This host's address on the route to the control plane: the one the control plane (and
+    the environment's api-server beside it) reaches this host by. A UDP socket is only
+    connected, so nothing is sent."""
+    parts = urlsplit(control_plane_url)
+    with socket.socket(socket.AF_INET6 if ":" in (parts.hostname or "") else socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)))
+        return probe.getsockname()[0]
 
 
 def worker_env(bundle_env: dict[str, str], *, layout: EnvironmentLayout, runtime_bin: Path,
-               inherited: dict[str, str] | None = None) -> dict[str, str]:
+               inherited: dict[str, str] | None = None, address: str | None = None) -> dict[str, str]:
     """The worker's environment: this host's own (without Airflow's, Hangar's or Python's
-    variables, so no worker token reaches a task), the bundle's, and this host's paths."""
+    variables, so no worker token reaches a task), the bundle's, and this host's paths. With
+    `address`, its tasks record it as their hostname (hangar_airflow.hostname), so that the
+    api-server fetches their logs from this host's log server."""
     source = os.environ if inherited is None else inherited
     kept = {k: v for k, v in source.items() if not k.startswith(("AIRFLOW", "HANGAR_", "VIRTUAL_ENV", "PYTHON"))}
     return {
@@ -227,6 +242,8 @@ def worker_env(bundle_env: dict[str, str], *, layout: EnvironmentLayout, runtime
         "AIRFLOW_CONFIG": str(layout.cfg),
         "PYTHONPATH": str(ADDON_PATH),
         "PATH": f"{runtime_bin}{os.pathsep}{kept.get('PATH', '/usr/bin:/bin')}",
+        **({"AIRFLOW__CORE__HOSTNAME_CALLABLE": "hangar_airflow.hostname.reachable_address",
+            "HANGAR_WORKER_ADDRESS": address} if address else {}),
     }
 
 

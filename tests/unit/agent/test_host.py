@@ -159,7 +159,7 @@ def test_runs_heartbeats_follows_changes_and_leaves_when_revoked(setup):
     (first,) = wait_until(lambda: started(home), what="the worker to start")
     node = f"edge-1-1@{ENV_ID}"
     assert first["argv"] == ["celery", "worker", "--concurrency", "4", "--queues", f"hangar.{ENV_ID}",
-                             "--celery-hostname", node, "--skip-serve-logs", "--without-mingle", "--without-gossip"]
+                             "--celery-hostname", node, "--without-mingle", "--without-gossip"]
     assert first["fernet"] == "fernet-1" and first["token"] is None
     cfg = Path(first["config"]).read_text()
     assert "/srv/hangar" not in cfg and str(home / "environments" / "sales" / "dags-current") in cfg

@@ -159,7 +159,18 @@ def test_the_worker_environment_keeps_no_token_and_puts_this_hosts_paths(tmp_pat
 def test_worker_arguments_and_host_names():
     assert worker_args(concurrency=4, queue="hangar.e1", node="edge-1@e1") == [
         "celery", "worker", "--concurrency", "4", "--queues", "hangar.e1", "--celery-hostname", "edge-1@e1",
-        "--skip-serve-logs", "--without-mingle", "--without-gossip"]
+        "--without-mingle", "--without-gossip"]  # it serves its task logs: they stay on the host
     assert host_name("edge-1.example.com") == "edge-1.example.com"
     assert host_name("my host (2)") == "my-host-2"
     assert host_name("") == "host"
+
+
+def test_a_joined_hosts_tasks_are_named_by_the_address_the_control_plane_reaches_it_by(tmp_path):
+    from hangar.runtime.remote_worker import reachable_address
+
+    assert reachable_address("http://127.0.0.1:8765") == "127.0.0.1"
+    layout = EnvironmentLayout(root=tmp_path / "sales", joined_host=True)
+    env = worker_env({}, layout=layout, runtime_bin=tmp_path / "rt" / "bin", inherited={}, address="127.77.3.2")
+    assert env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] == "hangar_airflow.hostname.reachable_address"
+    assert env["HANGAR_WORKER_ADDRESS"] == "127.77.3.2"
+    assert "HANGAR_WORKER_ADDRESS" not in worker_env({}, layout=layout, runtime_bin=tmp_path, inherited={})
