@@ -77,6 +77,9 @@ def test_prometheus_scrapes_airflow_and_hangar_series(plane: ControlPlane, share
     status = _query(prometheus, f'hangar_environment_status{{environment="{shared_env}"}}')
     assert status and status[0]["metric"]["status"] == "AVAILABLE"
     assert _query(prometheus, f'hangar_component_memory_bytes{{environment="{shared_env}",component="scheduler"}}')
+    # Hangar's own queued-task gauge, read from the metadata database (a LocalExecutor environment)
+    own = _query(prometheus, f'hangar_tasks_queued{{environment="{shared_env}"}}')
+    assert own and float(own[0]["value"][1]) >= 0, own
     rate = wait_for(lambda: _query(prometheus, f'rate(airflow_scheduler_heartbeat_total{{environment="{shared_env}"}}[10s]) > 0'),
                     timeout=60, what="the heartbeat to go up between scrapes")
     assert rate

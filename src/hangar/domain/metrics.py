@@ -1,6 +1,8 @@
 """Hangar's own series per environment, made at each scrape of /metrics from what the control
-plane knows: the stored status, the supervisor's components, the autoscaler's last reading,
-and the web server's last health answer (Airflow's job heartbeats).
+plane knows: the stored status, the supervisor's components, the autoscaler's last reading (a
+Celery environment's queued and running tasks; another's are read from its metadata database
+at the scrape, with the same query), and the web server's last health answer (Airflow's job
+heartbeats).
 
 Every series has an `environment` label (the environment's name). CPU and memory are a
 component's process with everything it started (task processes included).
@@ -14,6 +16,8 @@ from prometheus_client.core import Metric
 
 from hangar.backend.heartbeats import heartbeat_ages
 from hangar.context import Context
+from hangar.domain.metadata_access import metadata_url
+from hangar.runtime import metadb
 from hangar.schemas.spec import Executor
 from hangar.store import repository, worker_samples
 
@@ -37,6 +41,20 @@ def _usage(pid: int | None) -> tuple[float, float] | None:
         return None
 
 
+def _demand(ctx: Context, env_id: str, database: str | None) -> tuple[int, int] | None:
+    """(queued, running) task instances of an environment, or None when its database is out of reach."""
+    try:
+        connection = metadb.connect(metadata_url(ctx, env_id, database), timeout=2)
+    except Exception:
+        return None
+    try:
+        return metadb.task_demand(connection)
+    except Exception:
+        return None
+    finally:
+        connection.close()
+
+
 def _family(name: str, kind: str, doc: str) -> Metric:
     return Metric(name, doc, kind)
 
@@ -51,15 +69,14 @@ def hangar_families(ctx: Context) -> Iterator[Metric]:
     memory = _family("hangar_component_memory_bytes", "gauge", "Resident memory of each component and its children")
     workers = {kind: _family(f"hangar_workers_{kind}", "gauge", f"Celery workers: {kind}")
                for kind in ("current", "desired", "min", "max")}
-    tasks = {kind: _family(f"hangar_tasks_{kind}", "gauge", f"Task instances {kind} (the autoscaler's last reading)")
-             for kind in ("queued", "running")}
+    tasks = {kind: _family(f"hangar_tasks_{kind}", "gauge", f"Task instances {kind}") for kind in ("queued", "running")}
     with ctx.store.session() as session:
         rows = []
         for env in repository.list_live(session):
             spec = repository.get_spec(session, env.id, env.running_revision or env.revision)
             sample = worker_samples.latest(session, env.id) if spec.executor == Executor.celery else None
-            rows.append((env.id, env.name, str(env.status), spec, sample))
-    for env_id, name, current, spec, sample in rows:
+            rows.append((env.id, env.name, str(env.status), spec, sample, env.database_name))
+    for env_id, name, current, spec, sample, database in rows:
         label = {"environment": name}
         status.add_sample("hangar_environment_status", {**label, "status": current}, 1)
         processes = ctx.backend.get(env_id)
@@ -85,4 +102,7 @@ def hangar_families(ctx: Context) -> Iterator[Metric]:
                 workers["desired"].add_sample("hangar_workers_desired", label, sample.desired)
                 tasks["queued"].add_sample("hangar_tasks_queued", label, sample.queued)
                 tasks["running"].add_sample("hangar_tasks_running", label, sample.running)
+        elif processes is not None and (demand := _demand(ctx, env_id, database)) is not None:
+            tasks["queued"].add_sample("hangar_tasks_queued", label, demand[0])
+            tasks["running"].add_sample("hangar_tasks_running", label, demand[1])
     yield from (status, healthy, heartbeat, state, restarts, cpu, memory, *workers.values(), *tasks.values())

@@ -19,7 +19,7 @@ from hangar.context import Context
 from hangar.domain.status import Status
 from hangar.reconciler.loops import alert_conditions
 from hangar.reconciler.loops.alert_conditions import Seen
-from hangar.reconciler.loops.metadata import metadata_url
+from hangar.domain.metadata_access import metadata_url
 from hangar.runtime import metadb
 from hangar.schemas.alerts import AlertEvent
 from hangar.schemas.spec import Executor

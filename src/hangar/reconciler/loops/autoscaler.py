@@ -25,7 +25,7 @@ from datetime import timedelta
 from hangar.context import Context
 from hangar.schemas.spec import Executor
 from hangar.domain.status import Status
-from hangar.reconciler.loops.metadata import metadata_url
+from hangar.domain.metadata_access import metadata_url
 from hangar.runtime import metadb
 from hangar.store import repository, worker_samples
 from hangar.store.models import utcnow
