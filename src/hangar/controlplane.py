@@ -100,9 +100,11 @@ class ControlPlane:
         if not self.settings.statsd_port:
             return
         try:
-            self._statsd = StatsdReceiver(port=self.settings.statsd_port, sink=self.ctx.telemetry.airflow.take)
+            self._statsd = StatsdReceiver(host=self.settings.statsd_host, port=self.settings.statsd_port,
+                                          sink=self.ctx.telemetry.airflow.take)
         except OSError as exc:
-            log.error("cannot receive Airflow's metrics on UDP 127.0.0.1:%s: %s", self.settings.statsd_port, exc)
+            log.error("cannot receive Airflow's metrics on UDP %s:%s: %s", self.settings.statsd_host,
+                      self.settings.statsd_port, exc)
             return
         self._statsd.start()
 

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # The UDP port on 127.0.0.1 where the control plane receives every environment's StatsD
     # metrics; 0: none are sent.
     statsd_port: int = Field(default=8125, ge=0, le=65535)
+    # The address that receiver listens on. Loopback by default: a joined host's workers then keep
+    # their metrics (its worker bundle says so); listening where they reach it sends theirs too.
+    statsd_host: str = "127.0.0.1"
     # Seconds between samples of each environment's metrics kept for `hangar env metrics`.
     metrics_sample_seconds: float = Field(default=10.0, gt=0)
     # Days of metric samples kept.

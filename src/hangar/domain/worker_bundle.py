@@ -103,12 +103,13 @@ def worker_bundle(ctx: Context, *, caller: VerifiedWorkerToken, host: str) -> Wo
         requirements=requirements, runtime_python=settings.runtime_python, runtime_epoch=epoch,
         runtime_key=runtime_key(python=settings.runtime_python, airflow_version=spec.airflow_version,
                                 requirements=requirements, epoch=epoch, celery=True),
-        airflow_cfg=rewrite_cfg_addresses(cfg_text, host=host), env=worker_env,
+        airflow_cfg=metrics_to(rewrite_cfg_addresses(cfg_text, host=host), host=host,
+                               received=not is_loopback(settings.statsd_host)), env=worker_env,
         queue=airflow_config.celery_queue(layout), worker_concurrency=spec.worker_concurrency,
         startup_script=spec.startup_script,
         dags_sha256=remote_worker.content_sha256(layout.dags_link),
         plugins_sha256=remote_worker.content_sha256(_plugins_folder(cfg_text, layout)),
-        warnings=_warnings(spec, cfg_text, host=host),
+        warnings=_warnings(spec, cfg_text, host=host, metrics_received=not is_loopback(settings.statsd_host)),
     )
 
 
@@ -169,6 +170,19 @@ def rewrite_cfg_addresses(cfg_text: str, *, host: str) -> str:
     return buffer.getvalue()
 
 
+def metrics_to(cfg_text: str, *, host: str, received: bool) -> str:
+    """airflow.cfg with the StatsD host (the control plane's loopback) replaced by `host` when the
+    control plane receives metrics beyond its loopback (HANGAR_STATSD_HOST)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(cfg_text)
+    if not received or not is_loopback(parser.get("metrics", "statsd_host", fallback="")):
+        return cfg_text
+    parser["metrics"]["statsd_host"] = host
+    buffer = io.StringIO()
+    parser.write(buffer)
+    return buffer.getvalue()
+
+
 # --- helpers ---
 
 
@@ -185,10 +199,13 @@ def _plugins_folder(cfg_text: str, layout: airflow_config.EnvironmentLayout) -> 
     return Path(parser.get("core", "plugins_folder", fallback=str(layout.plugins)).replace("%%", "%"))
 
 
-def _warnings(spec: Spec, cfg_text: str, *, host: str) -> list[str]:
+def _warnings(spec: Spec, cfg_text: str, *, host: str, metrics_received: bool = False) -> list[str]:
     found = []
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_string(cfg_text)
+    if parser.has_option("metrics", "statsd_host") and not metrics_received and not is_loopback(host):
+        found.append("the control plane receives StatsD metrics on its loopback only (HANGAR_STATSD_HOST): "
+                     "this host's worker metrics are not collected")
     api = parser.get("core", "execution_api_server_url", fallback=None)
     if (parse_version(spec.airflow_version)[0] >= 3 and api and spec.webserver_access_mode == AccessMode.PRIVATE_ONLY
             and not is_loopback(host)):

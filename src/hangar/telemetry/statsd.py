@@ -63,12 +63,12 @@ def parse_packet(data: bytes) -> list[Sample]:
 
 
 class StatsdReceiver:
-    """Reads UDP packets on 127.0.0.1:`port` in a thread and hands each packet's samples to `sink`."""
+    """Reads UDP packets on `host`:`port` in a thread and hands each packet's samples to `sink`."""
 
-    def __init__(self, *, port: int, sink: Callable[[list[Sample]], None]) -> None:
+    def __init__(self, *, port: int, sink: Callable[[list[Sample]], None], host: str = "127.0.0.1") -> None:
         self.sink = sink
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", port))
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, port))
         self.sock.settimeout(0.5)
         self.port = self.sock.getsockname()[1]
         self._stop = threading.Event()

@@ -166,3 +166,30 @@ def test_an_environment_that_went_back_to_the_local_executor_or_never_ran_is_ref
         worker_bundle(ctx, caller=caller, host="10.0.0.7")
     with pytest.raises(EnvironmentBusy):
         bundle_archive(ctx, caller=caller, part="dags")
+
+
+def test_a_joined_hosts_metrics_go_to_the_control_plane_only_where_it_receives_them(ctx, tmp_path):
+    env_id, layout, _ = running_env(ctx, tmp_path, "sales")
+    cfg = airflow_config.render_cfg(spec=_spec(ctx, env_id), layout=layout, ports=PORTS, broker_url=BROKER,
+                                    statsd_port=8125)
+    airflow_config.write_cfg_text(layout, cfg)
+    token = workers.issue_token(ctx, name="sales")
+    caller = workers.verify_token(ctx, name="sales", token=token.token)
+
+    def statsd_host(bundle) -> str:
+        parsed = configparser.ConfigParser(interpolation=None)
+        parsed.read_string(bundle.airflow_cfg)
+        return parsed["metrics"]["statsd_host"]
+
+    on_loopback = worker_bundle(ctx, caller=caller, host="10.0.0.7")
+    assert statsd_host(on_loopback) == "127.0.0.1"  # the host's own loopback: nothing listens, nothing leaves it
+    assert any("StatsD metrics on its loopback only" in w for w in on_loopback.warnings)
+    ctx.settings = ctx.settings.model_copy(update={"statsd_host": "0.0.0.0"})
+    everywhere = worker_bundle(ctx, caller=caller, host="10.0.0.7")
+    assert statsd_host(everywhere) == "10.0.0.7"
+    assert not any("StatsD" in w for w in everywhere.warnings)
+
+
+def _spec(ctx: Context, env_id: str):
+    with ctx.store.session() as session:
+        return repository.get_spec(session, env_id, 1)
