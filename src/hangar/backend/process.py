@@ -166,10 +166,7 @@ class ManagedProcess:
             self._stopped()
             return
         if self.spec.stop_leader_first:
-            try:
-                os.kill(self.pid, signal.SIGTERM)  # type: ignore[arg-type]
-            except ProcessLookupError:
-                pass
+            self._signal_leader(signal.SIGTERM)
         else:
             self._signal(signal.SIGTERM)
         self._stop_deadline = self.clock() + self.spec.stop_grace
@@ -185,10 +182,7 @@ class ManagedProcess:
         if self.state in (ProcessState.STOPPED, ProcessState.FATAL) or not self.is_alive():
             self._stopped()
             return
-        try:
-            os.kill(self.pid, signal.SIGTERM)  # type: ignore[arg-type]
-        except ProcessLookupError:
-            pass
+        self._signal_leader(signal.SIGTERM)
         self.watch_drain(grace=grace)
 
     def watch_drain(self, *, grace: float) -> None:
@@ -314,6 +308,12 @@ class ManagedProcess:
                 os.kill(self.pid, sig)
             except ProcessLookupError:
                 pass
+
+    def _signal_leader(self, sig: signal.Signals) -> None:
+        try:
+            os.kill(self.pid, sig)  # type: ignore[arg-type]
+        except ProcessLookupError:
+            pass
 
     def _remove_pid_file(self) -> None:
         self.spec.pid_file.unlink(missing_ok=True)

@@ -52,24 +52,20 @@ def _demand(ctx: Context, env_id: str, database: str | None) -> tuple[int, int] 
     except Exception:
         return None
     finally:
-        connection.close()
-
-
-def _family(name: str, kind: str, doc: str) -> Metric:
-    return Metric(name, doc, kind)
+        metadb.close_quietly(connection)
 
 
 def hangar_families(ctx: Context) -> Iterator[Metric]:
-    status = _family("hangar_environment_status", "gauge", "1 for the environment's current status")
-    healthy = _family("hangar_environment_healthy", "gauge", "1 when every component serves and Airflow's jobs beat")
-    heartbeat = _family("hangar_airflow_heartbeat_age_seconds", "gauge", "Seconds since each Airflow job's newest heartbeat")
-    state = _family("hangar_component_state", "gauge", "1 for each component's supervisor state")
-    restarts = _family("hangar_component_restarts", "counter", "Restarts of each component")
-    cpu = _family("hangar_component_cpu_seconds", "counter", "CPU seconds of each component and its children")
-    memory = _family("hangar_component_memory_bytes", "gauge", "Resident memory of each component and its children")
-    workers = {kind: _family(f"hangar_workers_{kind}", "gauge", f"Celery workers: {kind}")
+    status = Metric("hangar_environment_status", "1 for the environment's current status", "gauge")
+    healthy = Metric("hangar_environment_healthy", "1 when every component serves and Airflow's jobs beat", "gauge")
+    heartbeat = Metric("hangar_airflow_heartbeat_age_seconds", "Seconds since each Airflow job's newest heartbeat", "gauge")
+    state = Metric("hangar_component_state", "1 for each component's supervisor state", "gauge")
+    restarts = Metric("hangar_component_restarts", "Restarts of each component", "counter")
+    cpu = Metric("hangar_component_cpu_seconds", "CPU seconds of each component and its children", "counter")
+    memory = Metric("hangar_component_memory_bytes", "Resident memory of each component and its children", "gauge")
+    workers = {kind: Metric(f"hangar_workers_{kind}", f"Celery workers: {kind}", "gauge")
                for kind in ("current", "desired", "min", "max")}
-    tasks = {kind: _family(f"hangar_tasks_{kind}", "gauge", f"Task instances {kind}") for kind in ("queued", "running")}
+    tasks = {kind: Metric(f"hangar_tasks_{kind}", f"Task instances {kind}", "gauge") for kind in ("queued", "running")}
     with ctx.store.session() as session:
         rows = []
         for env in repository.list_live(session):

@@ -163,6 +163,14 @@ def task_demand(connection) -> tuple[int, int]:
     return int(queued), int(running)
 
 
+def close_quietly(connection) -> None:
+    """Close a connection that may be broken already (a reading that failed, a database gone)."""
+    try:
+        connection.close()
+    except Exception:
+        pass
+
+
 def connect(url: str, *, timeout: int = 5):
     connection = psycopg2.connect(pg_clients.libpq_url(url), connect_timeout=timeout)
     connection.autocommit = False

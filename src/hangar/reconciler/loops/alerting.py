@@ -112,10 +112,7 @@ class Alerting:
     def _forget(self, env_id: str) -> None:
         connection = self._connections.pop(env_id, None)
         if connection is not None:
-            try:
-                connection.close()  # type: ignore[attr-defined]
-            except Exception:
-                pass
+            metadb.close_quietly(connection)
 
 
 def loop(ctx: Context, *, stop: threading.Event) -> None:

@@ -133,10 +133,7 @@ class Autoscaler:
     def _forget(self, env_id: str) -> None:
         watched = self._envs.pop(env_id, None)
         if watched is not None and watched.connection is not None:
-            try:
-                watched.connection.close()  # type: ignore[attr-defined]
-            except Exception:
-                pass
+            metadb.close_quietly(watched.connection)
 
 
 def loop(ctx: Context, *, stop: threading.Event) -> None:
