@@ -35,7 +35,7 @@ def require_service(host: str, port: int, what: str) -> None:
 def control_plane(broker: str, *, cooldown: float, port_offset: int) -> ControlPlane:
     home = Path(tempfile.mkdtemp(prefix="hangar-e2e-celery-"))
     home.chmod(0o755)
-    plane = ControlPlane(home=home, port=free_port(), env_port_start=29000 + ((os.getpid() + port_offset) % 30) * 1000,
+    plane = ControlPlane(home=home, port=free_port(), env_port_start=10000 + ((os.getpid() + port_offset) % 15) * 1000,
                          extra_env={"HANGAR_CELERY_BROKER_URL": broker, "HANGAR_AUTOSCALE_COOLDOWN": str(cooldown)})
     plane.start()
     return plane

@@ -63,10 +63,11 @@ def readable_temporary_folders() -> Iterator[None]:
 def plane() -> ControlPlane:
     home = private_folder("hangar-e2e-")
     # a range of its own per test session, so that test sessions run side by side never hand out
-    # a port another session's environment holds while it restarts
+    # a port another session's environment holds while it restarts; below Linux's ephemeral range
+    # (32768-60999), where the kernel hands out the ports of outgoing connections and free_port()
     # maintenance windows and snapshot schedules are checked every second, so a test waits for a
     # check it can see, not for a loop interval
-    control = ControlPlane(home=home, port=free_port(), env_port_start=29000 + (os.getpid() % 30) * 1000,
+    control = ControlPlane(home=home, port=free_port(), env_port_start=10000 + (os.getpid() % 15) * 1000,
                            extra_env={"HANGAR_MAINTENANCE_WINDOW_CHECK_SECONDS": "1",
                                       "HANGAR_SNAPSHOT_SCHEDULE_CHECK_SECONDS": "1",
                                       # a held-down scheduler makes its environment UNAVAILABLE soon

@@ -77,7 +77,7 @@ def celery_plane() -> ControlPlane:
         pytest.skip(f"Redis on 127.0.0.1:6379 is unreachable: {exc}")
     home = Path(tempfile.mkdtemp(prefix="hangar-e2e-workers-"))
     home.chmod(0o755)
-    control = ControlPlane(home=home, port=free_port(), env_port_start=29000 + ((os.getpid() + 15) % 30) * 1000,
+    control = ControlPlane(home=home, port=free_port(), env_port_start=10000 + ((os.getpid() + 5) % 15) * 1000,
                            extra_env={"HANGAR_CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
                                       "HANGAR_WORKER_LOST_SECONDS": str(LOST_SECONDS)})
     control.start()
