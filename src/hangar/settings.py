@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     log_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     # Days of logs kept.
     log_retention_days: float = Field(default=30.0, gt=0)
+    # A console session ends after this many minutes without a request (each request extends it) ...
+    console_idle_minutes: float = Field(default=60.0, gt=0)
+    # ... and this many hours after sign-in, however active.
+    console_session_hours: float = Field(default=12.0, gt=0)
     # Days of audit entries kept; older ones are removed as new ones are written.
     audit_retention_days: float = Field(default=90.0, gt=0)
     # The most task processes one environment may run at once (LocalExecutor: parallelism x

@@ -4,6 +4,7 @@ A plain ASGI middleware in front of every route but /health. It authenticates th
 from the request's headers alone, before one byte of the body is read, so a caller with no
 key costs the server a header parse whatever it sends:
 - native routes: the bearer key (an API key, or a worker token on a joined host's routes);
+- the console: its session cookie (hangar.api.console.gate);
 - MWAA routes: the SigV4 Authorization header must be well formed and name a live access
   key. The signature itself covers the body and is checked by the route once the body,
   now bounded, is read.
@@ -23,6 +24,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hangar.api.console import gate
 from hangar.api.errors import NATIVE_PATHS, error_response
 from hangar.api.mwaa.sigv4 import precheck
 from hangar.domain import workers
@@ -49,7 +51,13 @@ class Admission:
         upload = scope["method"] == "PUT" and _UPLOAD_ROUTE.match(scope["path"]) is not None
         limit = settings.max_upload_bytes if upload else settings.max_request_bytes
         try:
-            await self._authenticate(scope, headers)
+            if scope["path"] == gate.PREFIX or scope["path"].startswith(gate.PREFIX + "/"):
+                refused = await gate.admit(scope, headers)
+                if refused is not None:
+                    await refused(scope, receive, send)
+                    return
+            else:
+                await self._authenticate(scope, headers)
             declared = _content_length(headers)
             if declared is not None and declared > limit:
                 raise PayloadTooLarge(declared, limit)

@@ -8,6 +8,7 @@ from fastapi import Depends, FastAPI
 from hangar import __version__
 from hangar.api import admission, audit, errors, timing
 from hangar.api.auth import load_or_create_admin_key, principal
+from hangar.api.console import app as console
 from hangar.api.mwaa import routes as mwaa
 from hangar.api.routes import access, buckets, environments, export, keys, maintenance, snapshots
 from hangar.api.routes import alerts, logs, metrics, workers
@@ -45,6 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(logs.router)
     app.include_router(metrics.router)
     app.include_router(alerts.router)
+    console.install(app)
     app.include_router(mwaa.router)
 
     @app.get("/api/v1/openapi.json", dependencies=[Depends(principal)], include_in_schema=False)

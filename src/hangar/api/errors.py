@@ -10,10 +10,11 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError as PydanticValidationError
 
 from hangar import errors
+from hangar.api.console import render
 from hangar.buckets import errors as bucket_errors
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def is_mwaa(request: Request) -> bool:
     return _mwaa_path(request.url.path)
 
 
-NATIVE_PATHS = ("/api/v1", "/health", "/metrics")  # every other path is the MWAA API's
+NATIVE_PATHS = ("/api/v1", "/health", "/metrics", "/console")  # every other path is the MWAA API's
 
 
 def _mwaa_path(path: str) -> bool:
@@ -96,23 +97,34 @@ def error_response(path: str, exc: errors.HangarError) -> JSONResponse:
     return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=_lookup(STATUS, exc, 500))
 
 
+def is_console(request: Request) -> bool:
+    return request.url.path == "/console" or request.url.path.startswith("/console/")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.HangarError)
-    async def _hangar(request: Request, exc: errors.HangarError) -> JSONResponse:
+    async def _hangar(request: Request, exc: errors.HangarError) -> Response:
+        if is_console(request):  # a page that says what went wrong, in the console's frame
+            return render.error_page(request, status_code=_lookup(STATUS, exc, 500), message=exc.message)
         return error_response(request.url.path, exc)
 
     # a request that does not parse, and a shape built from valid pieces that breaks a cross-field rule
     @app.exception_handler(RequestValidationError)
     @app.exception_handler(PydanticValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError | PydanticValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError | PydanticValidationError) -> Response:
         message = "; ".join(_describe(e) for e in exc.errors())
+        if is_console(request):
+            return render.error_page(request, status_code=400, message=message)
         if is_mwaa(request):
             return mwaa_error("ValidationException", 400, message)
         return JSONResponse({"error": {"code": "VALIDATION_ERROR", "message": message}}, status_code=400)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
+        if is_console(request):
+            return render.error_page(request, status_code=500, message="an internal error occurred; see the "
+                                     "control plane's log")
         if is_mwaa(request):
             return mwaa_error("InternalServerException", 500, "an internal error occurred; see the control plane's log")
         return JSONResponse({"error": {"code": "INTERNAL_ERROR", "message": "an internal error occurred; see the "

@@ -1,0 +1,1 @@
+"""One module per group of console pages; each holds an APIRouter named `router`."""
