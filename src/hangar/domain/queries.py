@@ -10,8 +10,8 @@ from hangar.domain.changes import describe_changes
 from hangar.runtime.airflow_config import base_url
 from hangar.schemas.operations import OperationKind, Outcome
 from hangar.schemas.public import (
-    ComponentPublic, EnvironmentPublic, ErrorInfo, EventPublic, LastUpdate, RevisionPublic, WorkerSamplePublic,
-    WorkersPublic,
+    ComponentPublic, EnvironmentPublic, ErrorInfo, EventPublic, LastUpdate, OperationProgressPublic, RevisionPublic,
+    WorkerSamplePublic, WorkersPublic,
 )
 from hangar.schemas.spec import Executor, Spec
 from hangar.schemas.versions import parse_version
@@ -70,6 +70,17 @@ def list_events(ctx: Context, *, name: str) -> list[EventPublic]:
             EventPublic(at=e.at, status=e.status, previous=e.previous, reason=e.reason)
             for e in repository.list_events(session, env.id)
         ]
+
+
+def operation_progress(ctx: Context, *, name: str) -> OperationProgressPublic | None:
+    """What the environment's newest operation has done so far (None before its first)."""
+    with ctx.store.session() as session:
+        env = repository.get_live(session, name)
+        row = repository.latest_operation(session, env.id)
+        if row is None:
+            return None
+        return OperationProgressPublic(kind=row.kind, revision=row.revision, done=row.done, started_at=row.started_at,
+                                       steps=[record.step for record in repository.steps_of(row)])
 
 
 def environment_public(ctx: Context, session, env: EnvironmentRow) -> EnvironmentPublic:

@@ -80,6 +80,16 @@ class RevisionPublic(BaseModel):
     changes: list[str]  # what this revision changed against the one before, one line a field
 
 
+class OperationProgressPublic(BaseModel):
+    """The newest operation of an environment and the steps it has finished."""
+
+    kind: str
+    revision: int
+    done: bool
+    started_at: datetime
+    steps: list[str]
+
+
 class EventPublic(BaseModel):
     at: datetime
     status: str

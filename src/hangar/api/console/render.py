@@ -55,12 +55,12 @@ def may(principal: Principal | None, action: str) -> bool:
     return principal is not None and principal.role >= NEEDS[action]
 
 
-def page(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
+def page(request: Request, template: str, /, status_code: int = 200, **context) -> HTMLResponse:
     state = request.state
     principal: Principal | None = getattr(state, "principal", None)
     token = getattr(state, "console_token", None)
     context.setdefault("title", "Hangar")
-    return templates.TemplateResponse(request, name, {
+    return templates.TemplateResponse(request, template, {
         "principal": principal,
         "csrf": console_sessions.csrf_token(token) if token else "",
         "may": {action: may(principal, action) for action in NEEDS},
