@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from hangar.api.console.pages import admin, alerts, environments, observe, overview, signin, snapshots, spec_forms
+from hangar.api.console.pages import admin, alerts, environments, observe, overview, runs, signin, snapshots, spec_forms
 from hangar.api.console.render import HERE
 
 
@@ -19,5 +19,5 @@ class CachedStatic(StaticFiles):
 
 def install(app: FastAPI) -> None:
     app.mount("/console/static", CachedStatic(directory=str(HERE / "static")), name="console-static")
-    for module in (signin, environments, spec_forms, overview, observe, snapshots, alerts, admin):
+    for module in (signin, environments, spec_forms, overview, runs, observe, snapshots, alerts, admin):
         app.include_router(module.router)
