@@ -5,48 +5,34 @@ opening ``http://{WebServerHostname}/aws_mwaa/aws-console-sso?login=true#{WebTok
 must land the browser in the environment's Airflow UI, logged in with the caller's
 mapped role, without ever showing a password or a login form.
 
-Chromium is Debian's /usr/bin/chromium (``scripts/ensure-chromium`` installs it), driven
-by Playwright for Python through ``executable_path``; the tests never download a browser
-(no ``playwright install``). Without Chromium the tests skip, unless CI is set: then
-``test_chromium_is_installed`` fails.
+Chromium is Debian's, driven by Playwright for Python (tests.e2e.browser).
 """
 from __future__ import annotations
 
 import base64
 import json
-import os
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from botocore.exceptions import ClientError
 from playwright.sync_api import Browser, Page, Request, Response, sync_playwright
 
+from tests.e2e.browser import launch, needs_chromium, require_chromium
 from tests.e2e.conftest import MWAA_ENV
 from tests.e2e.harness import ControlPlane, wait_for
 from tests.e2e.mwaa_client import mwaa
 
-CHROMIUM = Path("/usr/bin/chromium")
-IN_CI = bool(os.environ.get("CI"))
-MISSING_REASON = (f"{CHROMIUM} is not installed (run scripts/ensure-chromium as root, or "
-                  "apt-get install -y chromium); the tests never download a browser")
-
 pytestmark = [pytest.mark.e2e]
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=MISSING_REASON + (" — CI is set: see test_chromium_is_installed" if IN_CI else ""))
 
 ENV = MWAA_ENV
 SSO_PATH = "/aws_mwaa/aws-console-sso"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage"]
 
 
 @pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as playwright:
-        started = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        started = launch(playwright)
         yield started
         started.close()
 
@@ -125,11 +111,7 @@ def _assert_no_password_anywhere(page: Page) -> None:
 
 
 def test_chromium_is_installed() -> None:
-    if CHROMIUM.exists():
-        return
-    if IN_CI:
-        pytest.fail(f"CI is set and {MISSING_REASON}")
-    pytest.skip(MISSING_REASON)
+    require_chromium()
 
 
 @needs_chromium
