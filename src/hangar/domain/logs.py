@@ -84,6 +84,32 @@ def read_logs(ctx: Context, *, name: str, components: list[str], level: str | No
     return LogPage(lines=lines, cursor=cursor), query
 
 
+def numbered_roles(present: list[str]) -> list[str]:
+    """The roles whose components are numbered among `present` (worker for worker-1, worker-2):
+    a filter by role takes every one of them."""
+    return sorted({name.rsplit("-", 1)[0] for name in present if _NUMBERED.match(name)})
+
+
+def log_components(ctx: Context, *, name: str) -> list[str]:
+    """The components that have logged, by name (scheduler, worker-1, ...)."""
+    return ctx.logs.components(_env_id(ctx, name))
+
+
+def read_logs_after(ctx: Context, *, name: str, cursor: int, components: list[str], level: str | None = None,
+                    since: str | None = None, until: str | None = None, grep: str | None = None) -> LogPage:
+    """The matching lines added after `cursor` (a LogPage's), without waiting, and the cursor to go
+    on from: what a page that polls every few seconds asks for. Nothing is missed or repeated, as
+    with follow_logs. A cursor past the store's newest (the control plane has restarted since it
+    was given) takes every line the store still holds in memory: they are all newer than it."""
+    env_id = _env_id(ctx, name)
+    query = build_query(ctx.logs.components(env_id), components=components, level=level, since=since,
+                        until=until, grep=grep, limit=0)
+    lines, newest = ctx.logs.follow(env_id, query, cursor, timeout=0)
+    if cursor > newest:
+        lines, newest = ctx.logs.follow(env_id, query, 0, timeout=0)
+    return LogPage(lines=lines, cursor=newest)
+
+
 def follow_logs(ctx: Context, *, name: str, query: LogQuery, cursor: int, wait: float = 1.0) -> Iterator[list[LogLine]]:
     """Matching lines as they are added after `cursor`: a (possibly empty) batch every `wait`
     seconds at most, until the environment is deleted or the caller stops iterating."""

@@ -46,6 +46,25 @@ def test_an_unknown_name_is_refused_with_the_names_there_are(ctx, env_id):
     metric_sampling.sample(ctx)
     with pytest.raises(ValidationFailed, match="unknown metric 'airflow_nope' for 'sales': it has airflow_executor_queued_tasks"):
         metric_history(ctx, name="sales", names=["airflow_nope"], minutes=5)
+    # unless a chart asks, which draws it empty
+    assert metric_history(ctx, name="sales", names=["airflow_nope"], minutes=5, missing_ok=True) == []
+
+
+def test_a_long_window_is_read_spread_evenly_up_to_now(ctx, env_id):
+    """More samples than asked for: some of them, from the first to the newest, not the oldest
+    ones only (a 7-day window holds 60,480 at the default 10 s)."""
+    now = utcnow()
+    with ctx.store.session() as session:
+        for i in range(1000):  # one a minute, the newest now
+            metric_samples.add(session, env_id=env_id, at=now - timedelta(minutes=999 - i), values={"x": float(i)})
+    (every,) = metric_history(ctx, name="sales", names=["x"], minutes=1000)
+    assert [value for _, value in every.points] == [float(i) for i in range(1000)]
+    (spread,) = metric_history(ctx, name="sales", names=["x"], minutes=1000, samples=100)
+    values = [value for _, value in spread.points]
+    assert len(values) == 100 and values[0] == 0.0 and values[-1] == 999.0
+    steps = {b - a for a, b in zip(values, values[1:])}
+    assert steps <= {10.0, 11.0}  # evenly
+    assert [v for _, v in metric_history(ctx, name="sales", names=["x"], minutes=1000, samples=1)[0].points] == [999.0]
 
 
 def test_old_samples_are_pruned(ctx, env_id):
