@@ -8,7 +8,6 @@ checked with axe-core (axe-playwright-python): no serious or critical violation.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -97,7 +96,6 @@ def test_a_new_user_walks_the_whole_path_as_admin(plane, mwaa_keys, browser, sho
     shoot(page, shots, "01-sign-in")
     accessible(page)
     sign_in(page, plane, mwaa_keys["Admin"])
-    shoot(page, shots, "02-environments")
     accessible(page)
 
     # 2. create from the bundled examples, and watch it reach AVAILABLE
@@ -116,6 +114,10 @@ def test_a_new_user_walks_the_whole_path_as_admin(plane, mwaa_keys, browser, sho
     expect(page.locator("#webserver-url")).to_have_text(re.compile(r"^http://127\.0\.0\.1:\d+$"))
     shoot(page, shots, "05-overview")
     accessible(page)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Environments").click()
+    expect(page.locator(f"tr[data-environment={ENV}]")).to_contain_text("AVAILABLE")
+    shoot(page, shots, "02-environments")
+    page.get_by_role("link", name=ENV, exact=True).click()
 
     # 3. open the Airflow UI from the button, signed in as Admin, and trigger a DAG there
     with page.context.expect_page() as opened:
@@ -186,4 +188,159 @@ def test_a_new_user_walks_the_whole_path_as_admin(plane, mwaa_keys, browser, sho
 
 
 def walk_observe_and_operate(page: Page, plane: ControlPlane, shots: Path) -> None:
-    """Steps 7 to 9 (filled in with the logs, metrics, alerts and snapshots pages)."""
+    """Steps 7 to 9: live logs and a metrics chart, an alert, a snapshot; and the admin page."""
+    # 7. live logs: the scheduler's lines, then a line that arrives while the page tails
+    page.get_by_role("link", name="Logs").click()
+    expect(page.locator("#log-lines")).to_contain_text("scheduler")
+    page.get_by_label(re.compile("^Live tail")).check()
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#log-follow")).to_be_attached()
+    # a snapshot through the API: the control plane's lines about it reach the open page
+    assert plane.api("POST", f"/api/v1/environments/{ENV}/snapshots").status_code in (200, 201, 202)
+    expect(page.locator("#log-lines")).to_contain_text("CREATING_SNAPSHOT", timeout=60_000)
+    shoot(page, shots, "10-logs")
+    accessible(page)
+    page.get_by_role("link", name="Metrics").click()
+    heartbeat = page.locator("figure.chart svg polyline")
+    expect(heartbeat.first).to_be_attached(timeout=60_000)
+    page.get_by_role("link", name="24h", exact=True).click()
+    expect(page.locator("figure.chart svg polyline").first).to_be_attached()
+    shoot(page, shots, "11-metrics")
+    accessible(page)
+
+    # 8. an alert rule for this environment
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Alerts").click()
+    page.get_by_label("Name", exact=True).fill("console-failures")
+    page.get_by_label("Event", exact=True).select_option("dag_run_failed")
+    page.get_by_label("Environment", exact=True).select_option(ENV)
+    page.get_by_label("Webhook URL", exact=True).fill("http://127.0.0.1:9/hook")
+    page.get_by_role("button", name="Create alert").click()
+    expect(page.locator("table").first).to_contain_text("console-failures")
+    shoot(page, shots, "12-alerts")
+    accessible(page)
+    assert "console-failures" in [a["name"] for a in plane.api("GET", "/api/v1/alerts").json()]
+    plane.api("DELETE", "/api/v1/alerts/console-failures")
+
+    # 9. a snapshot, taken while the environment runs
+    plane.wait(ENV)
+    page.goto(f"{plane.url}/console/environments/{ENV}/snapshots")
+    page.get_by_role("button", name="Take snapshot").click()
+    expect(page).to_have_url(f"{plane.url}/console/environments/{ENV}")
+    expect(badge(page)).to_have_text("AVAILABLE", timeout=SETTLE)
+    page.get_by_role("link", name="Snapshots").click()
+    expect(page.locator("tr[data-snapshot]")).to_have_count(2)
+    shoot(page, shots, "13-snapshots")
+    accessible(page)
+    page.get_by_role("link", name="Workers").click()
+    shoot(page, shots, "14-workers")
+
+    # the admin page: an access key's secret is shown once
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Admin").click()
+    page.get_by_label("Role", exact=True).select_option("Viewer")
+    page.get_by_label("Description").fill("console walk")
+    page.get_by_role("button", name="Create access key").click()
+    secret = page.get_by_label("The secret access key")
+    expect(secret).to_be_visible()
+    shoot(page, shots, "15-admin")
+    accessible(page)
+    shown = secret.inner_text().strip()
+    page.reload()
+    assert shown not in page.content()
+
+
+@needs_chromium
+def test_a_viewer_reads_every_page_and_the_server_refuses_every_write(plane, mwaa_keys, browser, shared_env,
+                                                                      shots) -> None:
+    env = shared_env
+    page = new_page(browser)
+    sign_in(page, plane, mwaa_keys["Viewer"])
+    before = plane.api("GET", f"/api/v1/environments/{env}").json()
+    snapshots = len(plane.api("GET", f"/api/v1/environments/{env}/snapshots").json())
+    keys = len(plane.api("GET", "/api/v1/access-keys").json())
+    writes = re.compile("^(Create|Delete|Roll back|Take snapshot|Apply|Review changes|Open Airflow|Restore|Clone|Revoke|Send test)")
+    for path in ("/console", f"/console/environments/{env}", f"/console/environments/{env}/history",
+                 f"/console/environments/{env}/logs", f"/console/environments/{env}/metrics",
+                 f"/console/environments/{env}/snapshots", f"/console/environments/{env}/workers", "/console/alerts"):
+        assert page.goto(f"{plane.url}{path}").status == 200, path
+        assert page.get_by_role("button", name=writes).count() == 0, path
+    assert page.get_by_role("link", name="Admin").count() == 0
+    for path in ("/console/new", f"/console/environments/{env}/update", "/console/admin",
+                 f"/console/environments/{env}/runs"):
+        assert page.goto(f"{plane.url}{path}").status == 403, path
+        expect(page.locator("h1")).to_have_text("Not allowed")
+        expect(page.locator("[role=alert]")).to_contain_text("has role Viewer")
+    shoot(page, shots, "16-refused")
+
+    # the same writes sent anyway, each with the session's own CSRF token: the server refuses them all
+    token = csrf_of(page)
+    for path, form in (("/console/new", {"name": "viewer-made", "dags": "/tmp"}),
+                       (f"/console/environments/{env}/update", {"action": "apply", "tags": "a=b"}),
+                       (f"/console/environments/{env}/rollback", {"to": "1"}),
+                       (f"/console/environments/{env}/delete", {"confirm": env}),
+                       (f"/console/environments/{env}/open", {}),
+                       (f"/console/environments/{env}/snapshots", {}),
+                       ("/console/alerts", {"name": "viewer-alert", "event": "environment_unhealthy",
+                                            "all_environments": "on", "webhook": "http://127.0.0.1:9/"}),
+                       ("/console/admin/access-keys", {"role": "Admin"})):
+        answer = page.request.post(f"{plane.url}{path}", form={"csrf": token, **form}, max_redirects=0)
+        assert answer.status == 403, (path, answer.status)
+        assert "has role Viewer" in answer.text(), path
+    after = plane.api("GET", f"/api/v1/environments/{env}").json()
+    assert (after["status"], after["revision"]) == ("AVAILABLE", before["revision"])
+    assert len(plane.api("GET", f"/api/v1/environments/{env}/snapshots").json()) == snapshots
+    assert "viewer-alert" not in [a["name"] for a in plane.api("GET", "/api/v1/alerts").json()]
+    assert len(plane.api("GET", "/api/v1/access-keys").json()) == keys
+    assert plane.api("GET", "/api/v1/environments/viewer-made").status_code == 404
+    page.context.close()
+
+
+@needs_chromium
+def test_bad_input_gets_a_clear_message_on_the_page_and_changes_nothing(plane, mwaa_keys, browser, shots) -> None:
+    admin = mwaa_keys["Admin"]
+    page = new_page(browser)
+    listed = plane.api("GET", "/api/v1/environments").json()
+
+    # a wrong secret
+    page.goto(f"{plane.url}/console/sign-in")
+    page.get_by_label("Access key ID").fill(admin["access_key_id"])
+    page.get_by_label("Secret access key").fill("not-the-secret")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#sign-in-error")).to_have_text("the access key ID or the secret access key is wrong")
+    assert not [c for c in page.context.cookies() if c["name"] == "hangar_session"]
+    expect(page.get_by_label("Access key ID")).to_have_value(admin["access_key_id"])
+    shoot(page, shots, "17-sign-in-error")
+
+    # an expired session: back to sign-in, then to the page that was asked for
+    sign_in(page, plane, admin)
+    cookie = next(c for c in page.context.cookies() if c["name"] == "hangar_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax", cookie
+    page.context.add_cookies([{**cookie, "value": "a-session-that-has-ended"}])
+    page.goto(f"{plane.url}/console/alerts")
+    expect(page).to_have_url(re.compile(r"/console/sign-in\?next=%2Fconsole%2Falerts&expired=1$"))
+    expect(page.get_by_role("status")).to_contain_text("Your session has ended")
+    page.get_by_label("Access key ID").fill(admin["access_key_id"])
+    page.get_by_label("Secret access key").fill(admin["secret_access_key"])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{plane.url}/console/alerts")
+
+    # a form with invalid fields: each message next to its field, nothing created
+    page.goto(f"{plane.url}/console/new")
+    page.get_by_label("Name").fill("9 not a name")
+    page.get_by_label("DAG folder").fill("/no/such/folder")
+    page.get_by_label("Airflow configuration overrides").fill("core.parallelism")
+    page.get_by_role("button", name="Create environment").click()
+    expect(page.locator("#e-airflow_configuration_options")).to_contain_text("is not key=value")
+    expect(page.locator("#f-airflow_configuration_options")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#f-name")).to_have_value("9 not a name")
+    page.get_by_label("Airflow configuration overrides").fill("core.parallelism=8")
+    page.get_by_role("button", name="Create environment").click()
+    expect(page.locator("#e-name")).to_be_visible()
+    expect(page.locator("#e-dags")).to_contain_text("does not exist")
+    shoot(page, shots, "18-create-errors")
+    accessible(page)
+
+    # a request without its CSRF token
+    answer = page.request.post(f"{plane.url}/console/new", form={"name": "no-token", "dags": "/tmp"}, max_redirects=0)
+    assert answer.status == 403 and "security token" in answer.text()
+    assert plane.api("GET", "/api/v1/environments").json() == listed
+    page.context.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
@@ -55,6 +56,14 @@ def may(principal: Principal | None, action: str) -> bool:
     return principal is not None and principal.role >= NEEDS[action]
 
 
+class Allowed(SimpleNamespace):
+    """What the principal's role may do, as `may.update` or `may["update"]` (a dict would answer
+    `may.update` with its own update method, which is always true)."""
+
+    def __getitem__(self, action: str) -> bool:
+        return getattr(self, action)
+
+
 def page(request: Request, template: str, /, status_code: int = 200, **context) -> HTMLResponse:
     state = request.state
     principal: Principal | None = getattr(state, "principal", None)
@@ -63,7 +72,7 @@ def page(request: Request, template: str, /, status_code: int = 200, **context) 
     return templates.TemplateResponse(request, template, {
         "principal": principal,
         "csrf": console_sessions.csrf_token(token) if token else "",
-        "may": {action: may(principal, action) for action in NEEDS},
+        "may": Allowed(**{action: may(principal, action) for action in NEEDS}),
         **context,
     }, status_code=status_code, headers={"Cache-Control": "no-store"})
 

@@ -101,7 +101,7 @@ def logs_page(
         lines, cursor = found.lines, found.cursor
     here = [*filters.query(), ("tail", tail)]
     return page(request, "logs.html", status_code=400 if problems else 200, title=f"Logs · {name}",
-                section="environments", tab="logs", env_name=name, filters=filters, tail=tail, tail_max=TAIL_MAX,
+                section="environments", tab="logs", name=name, filters=filters, tail=tail, tail_max=TAIL_MAX,
                 live=live, following=live and not problems, problems=problems, lines=lines, levels=LEVELS,
                 choices=_choices(present, filters.component), follow_url=_follow_url(name, filters, cursor),
                 poll_seconds=POLL_SECONDS, live_on=f"?{urlencode([*here, ('live', '1')])}",
@@ -176,7 +176,7 @@ def _chart(spec: ChartSpec, series: list[MetricSeriesPublic], *, start, end, emp
 def metrics_page(request: Request, name: str, c: ContextDep, caller: Reader,
                  span: str = Query("1h", alias="range")) -> Response:
     env = queries.get_environment(c, name=name)
-    context = {"title": f"Metrics · {name}", "section": "environments", "tab": "metrics", "env_name": name,
+    context = {"title": f"Metrics · {name}", "section": "environments", "tab": "metrics", "name": name,
                "ranges": [(key, words) for key, (_, words) in RANGES.items()], "span": span,
                "sample_seconds": c.settings.metrics_sample_seconds, "retention_days": c.settings.metrics_retention_days}
     if span not in RANGES:
