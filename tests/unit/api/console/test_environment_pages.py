@@ -181,3 +181,20 @@ def test_history_rolls_back_to_a_revision(signed_in, ctx, dags):
     assert done.status_code == 303
     env = queries.get_environment(ctx, name="alpha")
     assert (env.status, env.revision, env.spec.airflow_configuration_options) == ("UPDATING", 3, {})
+
+
+def test_a_failed_update_shows_its_cause_and_that_the_previous_revision_still_serves(signed_in, ctx, dags):
+    make_env(ctx, dags)
+    environments.update_environment(ctx, name="alpha", request=EnvironmentUpdate(requirements="nosuchpackage==1"))
+    with ctx.store.session() as session:  # as a failed runtime build leaves it
+        env = repository.get_live(session, "alpha")
+        env.status, env.running_revision = Status.AVAILABLE, 1
+        env.last_update_status, env.last_update_revision = "FAILED", 2
+        env.last_update_error_code = "RUNTIME_BUILD_FAILED"
+        env.last_update_error_message = "pip: No solution found when resolving dependencies: nosuchpackage==1"
+        repository.close_operations(session, env.id, step="failed")
+    viewer = signed_in(Role.Viewer)
+    status = viewer.get("/console/environments/alpha/status", headers={"HX-Request": "true"})
+    assert 'id="last-error"' in status.text and "Revision 2 failed" in status.text
+    assert "nosuchpackage" in status.text and "Revision 1 still serves." in status.text
+    assert "FAILED" in viewer.get("/console").text
