@@ -29,6 +29,17 @@ BADGES = {
 }
 
 
+# pages are never cached, never framed (clickjacking), and run only the console's own scripts
+HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+}
+
+
 def when(value: datetime | str | None) -> Markup:
     """A time as UTC text in a <time> element; console.js rewrites it in local time."""
     if value is None or value == "":
@@ -74,7 +85,7 @@ def page(request: Request, template: str, /, status_code: int = 200, **context) 
         "csrf": console_sessions.csrf_token(token) if token else "",
         "may": Allowed(**{action: may(principal, action) for action in NEEDS}),
         **context,
-    }, status_code=status_code, headers={"Cache-Control": "no-store"})
+    }, status_code=status_code, headers=HEADERS)
 
 
 def error_page(request: Request, *, status_code: int, message: str, title: str | None = None) -> HTMLResponse:

@@ -132,3 +132,10 @@ def test_the_csrf_token_is_bound_to_the_session(signed_in):
     refused = first.post("/console/sign-out", data={"csrf": csrf(second)}, follow_redirects=False)
     assert refused.status_code == 403
     assert CSRF.search(first.get("/console").text)
+
+
+def test_pages_are_not_cached_framed_or_open_to_other_scripts(signed_in):
+    page = signed_in(Role.Viewer).get("/console")
+    assert page.headers["cache-control"] == "no-store" and page.headers["x-frame-options"] == "DENY"
+    policy = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
