@@ -254,6 +254,22 @@ class FolderUnreadable(PermanentError):
 # --- alerts (hangar.domain.alerts) ---
 
 
+class GitCredentialNotFound(HangarError):
+    code = "GIT_CREDENTIAL_NOT_FOUND"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"git credential {name!r} does not exist (hangar git-credential list)")
+        self.name = name
+
+
+class GitCredentialExists(HangarError):
+    code = "GIT_CREDENTIAL_EXISTS"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"git credential {name!r} already exists")
+        self.name = name
+
+
 class AlertNotFound(HangarError):
     code = "ALERT_NOT_FOUND"
 

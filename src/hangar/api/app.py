@@ -11,7 +11,7 @@ from hangar.api.auth import load_or_create_admin_key, principal
 from hangar.api.console import app as console
 from hangar.api.mwaa import routes as mwaa
 from hangar.api.routes import access, buckets, environments, export, keys, maintenance, snapshots
-from hangar.api.routes import alerts, logs, metrics, workers
+from hangar.api.routes import alerts, git, logs, metrics, workers
 from hangar.controlplane import ControlPlane
 from hangar.settings import Settings
 
@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(logs.router)
     app.include_router(metrics.router)
     app.include_router(alerts.router)
+    app.include_router(git.router)
     console.install(app)
     app.include_router(mwaa.router)
 

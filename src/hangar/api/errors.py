@@ -33,6 +33,8 @@ STATUS = {
     errors.SnapshotCorrupted: 409,
     errors.AlertNotFound: 404,
     errors.AlertAlreadyExists: 409,
+    errors.GitCredentialNotFound: 404,
+    errors.GitCredentialExists: 409,
     bucket_errors.BucketNotFound: 404,
     bucket_errors.ObjectNotFound: 404,
     bucket_errors.BucketAlreadyExists: 409,

@@ -18,6 +18,7 @@ import typer
 
 from hangar.cli.access import access_key_app, audit_app
 from hangar.cli.alerts import alert_app
+from hangar.cli.git import git_credential_app
 from hangar.cli.bucket import bucket_app
 from hangar.cli.env import env_app
 from hangar.cli.export import export_app
@@ -50,6 +51,7 @@ app.add_typer(bucket_app, name="bucket")
 app.add_typer(kms_app, name="key")
 app.add_typer(worker_app, name="worker")
 app.add_typer(alert_app, name="alert")
+app.add_typer(git_credential_app, name="git-credential")
 
 
 def main() -> None:
