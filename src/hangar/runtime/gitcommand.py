@@ -136,13 +136,14 @@ class Git:
         return _URL_PASSWORD.sub(r"\1***@", text)
 
     def run(self, *args: str, git_dir: Path | None = None, env: dict[str, str] | None = None,
-            deadline: float | None = None, ref: str = "") -> str:
+            deadline: float | None = None, ref: str = "", input: str | None = None) -> str:
         """git's stdout; raises a GitSyncFailed subclass named for the cause when git fails."""
         command = ["git"] + (["--git-dir", str(git_dir)] if git_dir is not None else []) + list(args)
         left = self.timeout if deadline is None else max(0.1, deadline - time.monotonic())
         try:
             done = subprocess.run(command, env=self._env | (env or {}), capture_output=True, text=True,
-                                  timeout=left, stdin=subprocess.DEVNULL)
+                                  timeout=left, **({"input": input} if input is not None
+                                                   else {"stdin": subprocess.DEVNULL}))
         except subprocess.TimeoutExpired:
             raise GitTimedOut(f"git {args[0]} of {self.scrub(self.url)} did not finish within "
                               f"{self.timeout:g} s") from None

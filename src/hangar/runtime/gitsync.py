@@ -17,12 +17,17 @@ Invariants:
 - Pruning keeps the `keep` most recently served folders and never the one `current` names.
 - One sync at a time per root (an exclusive lock on root/.lock).
 
-Fetch strategy: `git fetch --depth 1 <url> <ref>` into the bare cache, which transfers one
-tree and, for later syncs, only the objects the cache lacks (bench/git_sync.py measures it).
-A shallow cache cannot see ancestry, so the force-push check deepens only when the commit
-changed: by 64 commits, then 1024, then the whole history; a fast-forward is proved as soon
-as the last good commit turns up, and a rewrite is proved only once the new commit's whole
-history is present. A refused commit is remembered, so the costly proof runs once per push.
+Fetch strategy (measured by bench/git_sync.py): the first sync of a ref fetches
+`--depth 1`, one tree and nothing of the history. Later syncs of the same ref, with the last
+good commit in the cache, fetch without a depth limit: the server stops where the new history
+meets what the cache holds, so a fast-forward brings only the new commits, and the one fetch
+is also the force-push check: `git merge-base --is-ancestor good new` is then final. A
+rewritten branch shares nothing after the rewrite point, so that fetch brings its history
+down to the root: a rewrite costs one fuller fetch, and a refused commit is remembered so
+that cost is paid once per push. Without the last good commit in the cache (it was deleted),
+the check deepens the shallow fetch by 64 commits, then 1024, then the whole history.
+`--filter=blob:none` was measured and not kept: a DAG folder needs every blob of its tree,
+so deferring them only adds a round trip.
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ from pathlib import Path
 
 from hangar.errors import GitHistoryRewritten, GitSubdirMissing, GitSyncFailed
 from hangar.files import fsync_dir, write_atomically
+from hangar.runtime.gitcheckout import materialise
 from hangar.runtime.gitcommand import Credential, Git, GitSource, HttpsToken, SshKey
 
 __all__ = ["Credential", "GitSource", "HttpsToken", "SshKey", "SyncResult", "SyncState", "read_state",
@@ -114,17 +120,18 @@ def _sync(*, git: Git, root: Path, source: GitSource, state: SyncState, keep: in
     if not (repo / "HEAD").exists():
         git.run("init", "--bare", "-q", str(repo))
         git.run("config", "gc.autoDetach", "false", git_dir=repo)
-    new = _fetch(git=git, repo=repo, source=source, deadline=deadline, depth=("--depth=1",))
+    good = state.commit if (state.url == source.url and state.ref == source.ref
+                            and not _FULL_SHA.match(source.ref)) else None
+    # Holding the last good commit, an unlimited fetch stops where the new history meets it.
+    cached = good is not None and _has_commit(git=git, repo=repo, sha=good, deadline=deadline)
+    new = _fetch(git=git, repo=repo, source=source, deadline=deadline, depth=() if cached else ("--depth=1",))
     git.run("update-ref", "refs/hangar/fetched", new, git_dir=repo)
 
-    same_ref = (state.commit is not None and state.url == source.url and state.ref == source.ref
-                and not _FULL_SHA.match(source.ref))
-    if same_ref and new != state.commit and not accept:
-        assert state.commit is not None
-        if state.refused == new or not _descends(git=git, repo=repo, source=source, good=state.commit,
-                                                 new=new, deadline=deadline):
+    if good is not None and new != good and not accept:
+        if state.refused == new or not _descends(git=git, repo=repo, source=source, good=good, new=new,
+                                                 settled=cached, deadline=deadline):
             state.refused = new
-            raise GitHistoryRewritten(ref=source.ref, good=state.commit, new=new)
+            raise GitHistoryRewritten(ref=source.ref, good=good, new=new)
 
     subdir = source.subdir.strip("/")
     try:  # after the colon everything is a path, so the tree's type is checked apart
@@ -137,7 +144,8 @@ def _sync(*, git: Git, root: Path, source: GitSource, state: SyncState, keep: in
     name = f"{new}-{tree[:12]}" if subdir else new
     folder = root / "commits" / name
     if not folder.is_dir():
-        _materialise(git=git, repo=repo, tree=tree, folder=folder, deadline=deadline)
+        materialise(git=git, repo=repo, tree=tree, folder=folder, deadline=deadline,
+                    previous=_previous(git=git, repo=repo, root=root, state=state, deadline=deadline))
     before = _current_target(root)
     _switch(root=root, target=f"commits/{name}")
 
@@ -160,37 +168,37 @@ def _fetch(*, git: Git, repo: Path, source: GitSource, deadline: float, depth: t
     return git.run("rev-parse", "--verify", "FETCH_HEAD^{commit}", git_dir=repo, ref=source.ref).strip()
 
 
-def _descends(*, git: Git, repo: Path, source: GitSource, good: str, new: str, deadline: float) -> bool:
-    """Whether `new` descends from `good`, deepening the shallow cache until it is proved either way."""
-    for step in (None, *_DEEPEN_STEPS):
+def _descends(*, git: Git, repo: Path, source: GitSource, good: str, new: str, settled: bool,
+              deadline: float) -> bool:
+    """Whether `new` descends from `good`. `settled`: the fetch already brought all of `new`'s history
+    that `good` lacks, so the answer is final; otherwise the shallow cache is deepened until it is."""
+    for step in (None, *(() if settled else _DEEPEN_STEPS)):
         if step == "--unshallow" and git.run("rev-parse", "--is-shallow-repository",
                                              git_dir=repo).strip() != "true":
             break
         if step is not None:
             _fetch(git=git, repo=repo, source=source, deadline=deadline, depth=(step,))
-        if (git.succeeds("cat-file", "-e", f"{good}^{{commit}}", git_dir=repo, deadline=deadline)
+        if (_has_commit(git=git, repo=repo, sha=good, deadline=deadline)
                 and git.succeeds("merge-base", "--is-ancestor", good, new, git_dir=repo, deadline=deadline)):
             return True
     return False
 
 
-def _materialise(*, git: Git, repo: Path, tree: str, folder: Path, deadline: float) -> None:
-    """Check out `tree` into `folder`, which appears complete or not at all."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    aside = folder.with_name(f".tmp-{folder.name}-{secrets.token_hex(4)}")
-    index = folder.parent / f".index-{secrets.token_hex(4)}"
-    aside.mkdir(mode=0o755)
+def _previous(*, git: Git, repo: Path, root: Path, state: SyncState, deadline: float) -> tuple[str, Path] | None:
+    """The tree and folder of the last good checkout, whose unchanged files the next one links."""
+    folder = root / "commits" / (state.folder or "")
+    if state.commit is None or not state.folder or not folder.is_dir():
+        return None
     try:
-        env = {"GIT_INDEX_FILE": str(index)}
-        git.run("read-tree", tree, git_dir=repo, env=env, deadline=deadline)
-        git.run("--work-tree", str(aside), "checkout-index", "-a", "-q", git_dir=repo, env=env, deadline=deadline)
-        os.rename(aside, folder)
-    except BaseException:
-        shutil.rmtree(aside, ignore_errors=True)
-        raise
-    finally:
-        index.unlink(missing_ok=True)
-    fsync_dir(folder.parent)
+        tree = git.run("rev-parse", "--verify", "--quiet", f"{state.commit}:{state.subdir}" if state.subdir
+                       else f"{state.commit}^{{tree}}", git_dir=repo, deadline=deadline).strip()
+    except GitSyncFailed:
+        return None
+    return tree, folder
+
+
+def _has_commit(*, git: Git, repo: Path, sha: str, deadline: float) -> bool:
+    return git.succeeds("cat-file", "-e", f"{sha}^{{commit}}", git_dir=repo, deadline=deadline)
 
 
 def _current_target(root: Path) -> str | None:
