@@ -39,11 +39,11 @@ class GitDags(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, url: str) -> str:
-        if not (_URL.match(url) or _SCP_LIKE.match(url)):
-            raise ValueError("url must be an https://, http:// or ssh:// URL, or user@host:path")
         userinfo = url.split("://", 1)[1].split("/", 1)[0] if "://" in url else ""
         if ":" in userinfo.rpartition("@")[0]:
             raise ValueError("url must not hold a password: store it as a credential and name it")
+        if not (_URL.match(url) or _SCP_LIKE.match(url)):
+            raise ValueError("url must be an https://, http:// or ssh:// URL, or user@host:path")
         return url
 
     @field_validator("ref")
