@@ -66,6 +66,9 @@ class WorkClone:
             target = self.path / name
             if text is None:
                 target.unlink()
+                while target.parent != self.path and not any(target.parent.iterdir()):
+                    target = target.parent
+                    target.rmdir()
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)

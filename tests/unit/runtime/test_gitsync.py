@@ -197,6 +197,41 @@ def test_old_commit_folders_are_pruned_but_never_current(tmp_path: Path) -> None
     assert os.listdir(root / "commits") == [shas[0]]
 
 
+def snapshot(folder: Path) -> dict[str, tuple[int, str]]:
+    """Every entry under `folder`: its mode and content (a link's target)."""
+    seen = {}
+    for path in sorted(folder.rglob("*")):
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            seen[str(path.relative_to(folder))] = (info.st_mode, os.readlink(path))
+        elif stat.S_ISREG(info.st_mode):
+            seen[str(path.relative_to(folder))] = (info.st_mode, path.read_text())
+    return seen
+
+
+def test_a_change_reuses_unchanged_files_yet_equals_a_full_checkout(tmp_path: Path) -> None:
+    clone = WorkClone.local(bare=tmp_path / "bare.git", work=tmp_path / "work")
+    url = f"file://{tmp_path / 'bare.git'}"
+    first = clone.commit({f"dags/dag_{i}.py": f"{i}\n" for i in range(50)}
+                         | {"becomes_folder": "f", "folder/becomes_file.py": "x", "run.sh": "echo"}, "first")
+    clone.push()
+    root = tmp_path / "sync"
+    old = sync(root=root, source=GitSource(url=url), timeout=TIMEOUT).path
+    before = snapshot(old)
+    (clone.path / "becomes_folder").unlink()
+    os.chmod(clone.path / "run.sh", 0o755)
+    os.symlink("dags/dag_1.py", clone.path / "link.py")
+    second = clone.commit({"dags/dag_0.py": "changed\n", "dags/dag_2.py": None, "becomes_folder/inner.py": "i",
+                           "folder/becomes_file.py": None, "folder": "now a file"}, "second")
+    clone.push()
+    new = sync(root=root, source=GitSource(url=url), timeout=TIMEOUT).path
+    full = sync(root=tmp_path / "full", source=GitSource(url=url, ref=second), timeout=TIMEOUT).path
+    assert snapshot(new) == snapshot(full)
+    assert snapshot(new)["run.sh"][0] & 0o111 and snapshot(new)["link.py"][1] == "dags/dag_1.py"
+    assert os.stat(new / "dags" / "dag_5.py").st_ino == os.stat(old / "dags" / "dag_5.py").st_ino
+    assert snapshot(old) == before and old.name == first
+
+
 def test_current_always_resolves_to_a_complete_folder(tmp_path: Path) -> None:
     clone = WorkClone.local(bare=tmp_path / "bare.git", work=tmp_path / "work")
     shas = []
@@ -302,7 +337,49 @@ def test_ssh_failures_are_named(stderr: str, kind: type) -> None:
     assert type(error) is kind and "git.example" in error.message
 
 
-@pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="no sshd on this machine (/usr/sbin/sshd) to "
-                    "serve git over SSH; the SSH path is covered up to the connection")
-def test_sync_over_ssh_with_a_pinned_host_key(tmp_path: Path) -> None:  # pragma: no cover - needs sshd
-    pytest.fail("write the sshd-backed test where sshd exists")
+SSHD = Path("/usr/sbin/sshd")
+
+
+@pytest.mark.skipif(not SSHD.exists(), reason="no sshd on this machine (/usr/sbin/sshd) to serve git over SSH; "
+                    "the SSH path is tested up to the connection and by its failure messages")
+def test_sync_over_ssh_with_a_pinned_host_key(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o700)
+    for name in ("host", "user", "other_host"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True)
+    (keys / "authorized_keys").write_text((keys / "user.pub").read_text())
+    os.chmod(keys / "authorized_keys", 0o600)
+    port = closed_port()
+    config = keys / "sshd_config"
+    config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {keys / 'host'}\n"
+                      f"AuthorizedKeysFile {keys / 'authorized_keys'}\nPidFile {keys / 'sshd.pid'}\n"
+                      "StrictModes no\nUsePAM no\nPasswordAuthentication no\nPubkeyAuthentication yes\n")
+    sshd = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        clone = WorkClone.local(bare=tmp_path / "bare.git", work=tmp_path / "work")
+        sha = clone.commit({"dag.py": "over ssh"}, "first")
+        clone.push()
+        user = psutil.Process().username()
+        url = f"ssh://{user}@127.0.0.1:{port}{tmp_path / 'bare.git'}"
+        pinned = f"[127.0.0.1]:{port} {' '.join((keys / 'host.pub').read_text().split(' ', 2)[:2])}"
+        wrong = f"[127.0.0.1]:{port} {' '.join((keys / 'other_host.pub').read_text().split(' ', 2)[:2])}"
+        key = (keys / "user").read_text()
+        result = sync(root=tmp_path / "sync", source=GitSource(url=url, credential=SshKey(
+            private_key=key, known_hosts=pinned)), timeout=TIMEOUT)
+        assert result.commit == sha and (result.path / "dag.py").read_text() == "over ssh"
+        with pytest.raises(GitHostKeyMismatch) as raised:
+            sync(root=tmp_path / "other", source=GitSource(url=url, credential=SshKey(
+                private_key=key, known_hosts=wrong)), timeout=TIMEOUT)
+        assert "PRIVATE KEY" not in raised.value.message
+        with pytest.raises(GitAuthFailed):
+            sync(root=tmp_path / "refused", source=GitSource(url=url, credential=SshKey(
+                private_key=(keys / "other_host").read_text(), known_hosts=pinned)), timeout=TIMEOUT)
+    finally:
+        sshd.terminate()
+        sshd.wait(timeout=10)
