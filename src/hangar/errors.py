@@ -284,3 +284,66 @@ class AlertAlreadyExists(HangarError):
     def __init__(self, name: str) -> None:
         super().__init__(f"alert {name!r} already exists")
         self.name = name
+
+
+# --- DAGs from git (hangar.runtime.gitsync); messages name the cause, never the token or key ---
+
+
+class GitSyncFailed(HangarError):
+    """A sync from git did not switch the DAG folder; the last good commit keeps serving.
+    `temporary`: the same sync may succeed later without anyone changing anything."""
+
+    code = "GIT_SYNC_FAILED"
+    temporary = False
+
+
+class GitUnreachable(GitSyncFailed):
+    """The git host cannot be reached: DNS, a refused or timed-out connection, TLS."""
+
+    code = "GIT_UNREACHABLE"
+    temporary = True
+
+
+class GitTimedOut(GitUnreachable):
+    code = "GIT_TIMED_OUT"
+
+
+class GitAuthFailed(GitSyncFailed):
+    """The host refused the token or the SSH key, or asked for a credential none was given for."""
+
+    code = "GIT_AUTH_FAILED"
+
+
+class GitHostKeyMismatch(GitSyncFailed):
+    """The SSH host key is not the one pinned in the credential's known_hosts."""
+
+    code = "GIT_HOST_KEY_MISMATCH"
+
+
+class GitRepositoryNotFound(GitSyncFailed):
+    code = "GIT_REPOSITORY_NOT_FOUND"
+
+
+class GitRefNotFound(GitSyncFailed):
+    code = "GIT_REF_NOT_FOUND"
+
+
+class GitHistoryRewritten(GitSyncFailed):
+    """The ref's new commit does not descend from the last good one (a force-push)."""
+
+    code = "GIT_HISTORY_REWRITTEN"
+
+    def __init__(self, *, ref: str, good: str, new: str) -> None:
+        super().__init__(
+            f"the history of {ref!r} was rewritten: its commit {new[:12]} does not descend from "
+            f"{good[:12]}, the last commit synced; {good[:12]} keeps serving until the sync is told to "
+            "accept the rewritten history")
+        self.ref, self.good, self.new = ref, good, new
+
+
+class GitSubdirMissing(GitSyncFailed):
+    code = "GIT_SUBDIR_MISSING"
+
+    def __init__(self, *, subdir: str, commit: str) -> None:
+        super().__init__(f"the folder {subdir!r} does not exist in commit {commit[:12]}")
+        self.subdir, self.commit = subdir, commit
