@@ -1,6 +1,7 @@
 """What the domain and the reconciler share at run time, built once by the server."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,3 +29,7 @@ class Context:
     telemetry: Telemetry = field(default_factory=lambda: Telemetry(names=lambda env_id: None))
     # env_id -> when the maintenance loop last checked its pending maintenance against its window
     maintenance_checked: dict[str, datetime] = field(default_factory=dict)
+    # environments whose git DAGs are to be synced now (hangar env sync, a push webhook), and
+    # the event that wakes the git sync loop for them
+    git_wanted: set[str] = field(default_factory=set)
+    git_wake: threading.Event = field(default_factory=threading.Event)

@@ -23,7 +23,7 @@ from hangar.domain.status import Status
 from hangar.logstore.handler import EnvironmentLogHandler
 from hangar.logstore.store import LogStore
 from hangar.reconciler.loops import (
-    alert_delivery, alerting, autoscaler, dag_sync, log_shipping, maintenance, metric_sampling, snapshot_schedule,
+    alert_delivery, alerting, autoscaler, dag_sync, git_sync, log_shipping, maintenance, metric_sampling, snapshot_schedule,
 )
 from hangar.reconciler.reconciler import Reconciler
 from hangar.reconciler.queue import ReconcileQueues, Work
@@ -81,7 +81,8 @@ class ControlPlane:
         self._listen_for_statsd()
         for name, loop in (("log-shipping", log_shipping.loop), ("metric-sampling", metric_sampling.loop),
                            ("alerting", alerting.loop), ("alert-delivery", alert_delivery.loop),
-                           ("dag-sync", dag_sync.loop), ("snapshot-schedule", snapshot_schedule.loop),
+                           ("dag-sync", dag_sync.loop), ("git-sync", git_sync.loop),
+                           ("snapshot-schedule", snapshot_schedule.loop),
                            ("maintenance", maintenance.loop), ("autoscaler", autoscaler.loop)):
             threading.Thread(target=loop, args=(self.ctx,), kwargs={"stop": self._closing},
                              name=f"hangar-{name}", daemon=True).start()

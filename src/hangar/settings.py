@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     console_idle_minutes: float = Field(default=60.0, gt=0)
     # ... and this many hours after sign-in, however active.
     console_session_hours: float = Field(default=12.0, gt=0)
+    # Seconds a git fetch of an environment's DAGs may take before it is given up on.
+    git_timeout: float = Field(default=120.0, gt=0)
     # Days of audit entries kept; older ones are removed as new ones are written.
     audit_retention_days: float = Field(default=90.0, gt=0)
     # The most task processes one environment may run at once (LocalExecutor: parallelism x
@@ -152,6 +154,13 @@ class Settings(BaseSettings):
         return self.home / "environments"
 
     @property
+    def git_dir(self) -> Path:
+        """Each git-sourced environment's repository cache and commit folders, one folder per
+        environment id, owned by the control plane: never inside the environment's own folder,
+        whose user could otherwise plant git configuration that the control plane would run."""
+        return self.home / "git"
+
+    @property
     def logs_dir(self) -> Path:
         """Each environment's stored logs (hangar.logstore), one folder per environment id."""
         return self.home / "logs"
@@ -188,8 +197,9 @@ class Settings(BaseSettings):
     def ensure_dirs(self) -> None:
         # HANGAR_HOME itself stays traversable: the embedded PostgreSQL runs as its own user
         # when Hangar runs as root. Secrets are protected by their own 0600/0700 modes.
-        for path in (self.home, self.state_dir, self.runtimes_dir, self.environments_dir, self.logs_dir):
+        for path in (self.home, self.state_dir, self.runtimes_dir, self.environments_dir, self.logs_dir, self.git_dir):
             path.mkdir(parents=True, exist_ok=True)
+        self.git_dir.chmod(0o711)  # passed through to an environment's own folder, never listed
         self.state_dir.chmod(0o700)
         self.logs_dir.chmod(0o700)
         if self.isolated:

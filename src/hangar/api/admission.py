@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hangar.api.console import gate
 from hangar.api.errors import NATIVE_PATHS, error_response
 from hangar.api.mwaa.sigv4 import precheck
-from hangar.domain import workers
+from hangar.domain import git_dags, workers
 from hangar.domain.access import Role, authenticate_bearer
 from hangar.errors import AccessDenied, HangarError, PayloadTooLarge, Unauthorized, ValidationFailed
 
@@ -36,6 +36,8 @@ OPEN_PATHS = frozenset({"/health"})
 # routes take one is each route's own business (require_worker_token)
 _ENVIRONMENT_ROUTE = re.compile(r"^/api/v1/environments/(?P<name>[^/]+)/")
 _UPLOAD_ROUTE = re.compile(r"^/api/v1/buckets/[^/]+/objects/.+$")
+# a push webhook from GitHub or GitLab: authenticated by the environment's webhook secret
+_GIT_WEBHOOK = re.compile(r"^/api/v1/environments/(?P<name>[^/]+)/git-webhook$")
 
 
 class Admission:
@@ -74,6 +76,10 @@ class Admission:
         if not scope["path"].startswith(NATIVE_PATHS):
             await run_in_threadpool(precheck, ctx, headers)  # MWAA: SigV4 (key lookups may block)
             return
+        webhook = _GIT_WEBHOOK.match(scope["path"]) if scope["method"] == "POST" else None
+        if webhook is not None:
+            await _check_webhook(ctx, webhook["name"], headers)
+            return
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("a valid API key is required (Authorization: Bearer <key from HANGAR_HOME/admin.key>)")
@@ -86,6 +92,15 @@ class Admission:
         if found.role == Role.Scrape and scope["path"] != "/metrics":
             raise AccessDenied(f"{found.id} is a scrape token: it may read /metrics only")
         scope.setdefault("state", {})["principal"] = found
+
+
+async def _check_webhook(ctx, name: str, headers: dict[str, str]) -> None:
+    """GitLab's token is checked here, before the body; GitHub's signature covers the body and is
+    checked by the route once the body, bounded, is read. Neither header: refused at once."""
+    if headers.get("x-gitlab-token"):
+        await run_in_threadpool(git_dags.verify_gitlab_token, ctx, name=name, token=headers["x-gitlab-token"])
+    elif not headers.get("x-hub-signature-256", "").startswith("sha256="):
+        raise Unauthorized("a push webhook needs X-Hub-Signature-256 (GitHub) or X-Gitlab-Token (GitLab)")
 
 
 def _content_length(headers: dict[str, str]) -> int | None:

@@ -11,7 +11,7 @@ from hangar.api.auth import load_or_create_admin_key, principal
 from hangar.api.console import app as console
 from hangar.api.mwaa import routes as mwaa
 from hangar.api.routes import access, buckets, environments, export, keys, maintenance, snapshots
-from hangar.api.routes import alerts, git, logs, metrics, workers
+from hangar.api.routes import alerts, git, git_dags, logs, metrics, workers
 from hangar.controlplane import ControlPlane
 from hangar.settings import Settings
 
@@ -47,6 +47,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(alerts.router)
     app.include_router(git.router)
+    app.include_router(git_dags.router)
+    app.include_router(git_dags.hooks)
     console.install(app)
     app.include_router(mwaa.router)
 

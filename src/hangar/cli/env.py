@@ -14,7 +14,7 @@ from rich.console import Console
 
 from hangar.cli.client import Client, ClientError, call, fail
 from hangar.cli.output import print_env, print_plan, show
-from hangar.cli.spec_flags import extras_body, pairs, scale_body, spec_body
+from hangar.cli.spec_flags import extras_body, git_body, pairs, scale_body, spec_body
 from hangar.cli.waiting import check_outcome, send_and_report, wait_settled
 
 env_app = typer.Typer(no_args_is_help=True, help="Create, inspect, update and delete environments.")
@@ -24,7 +24,12 @@ out = Console()
 @env_app.command("create")
 def env_create(
     name: str,
-    dags: Path = typer.Option(..., help="DAGs folder"),
+    dags: Optional[Path] = typer.Option(None, help="DAGs folder (or --dags-git)"),
+    dags_git: Optional[str] = typer.Option(None, "--dags-git", help="DAGs from this git repository URL"),
+    git_ref: Optional[str] = typer.Option(None, "--git-ref", help="branch, tag or commit (default main)"),
+    git_subdir: Optional[str] = typer.Option(None, "--git-subdir", help="the repository's folder holding the DAGs"),
+    git_credential: Optional[str] = typer.Option(None, "--git-credential", help="a stored credential's name"),
+    git_interval: Optional[int] = typer.Option(None, "--git-interval", help="seconds between syncs (default 60)"),
     airflow_version: Optional[str] = typer.Option(None, "--airflow-version"),
     requirements: Optional[Path] = typer.Option(None, help="requirements.txt file"),
     config: list[str] = typer.Option([], "--config", help="section.key=value (repeatable)"),
@@ -48,7 +53,10 @@ def env_create(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create an environment."""
+    if (dags is None) == (dags_git is None):
+        fail("give --dags FOLDER or --dags-git URL")
     body = {"name": name, **spec_body(dags, airflow_version, requirements, config, env, env_class)}
+    body.update(git_body(dags_git, git_ref, git_subdir, git_credential, git_interval))
     body.update(extras_body(plugins, startup_script, maintenance_window, snapshot_schedule, snapshot_retention))
     body.update(scale_body(executor, min_workers, max_workers, schedulers, worker_concurrency))
     if metadata_db_url:
@@ -64,6 +72,11 @@ def env_create(
 def env_update(
     name: str,
     dags: Optional[Path] = typer.Option(None, help="DAGs folder"),
+    dags_git: Optional[str] = typer.Option(None, "--dags-git", help="DAGs from this git repository URL"),
+    git_ref: Optional[str] = typer.Option(None, "--git-ref", help="branch, tag or commit (default main)"),
+    git_subdir: Optional[str] = typer.Option(None, "--git-subdir", help="the repository's folder holding the DAGs"),
+    git_credential: Optional[str] = typer.Option(None, "--git-credential", help="a stored credential's name"),
+    git_interval: Optional[int] = typer.Option(None, "--git-interval", help="seconds between syncs (default 60)"),
     airflow_version: Optional[str] = typer.Option(None, "--airflow-version"),
     requirements: Optional[Path] = typer.Option(None, help="requirements.txt file"),
     no_requirements: bool = typer.Option(False, "--no-requirements", help="remove the requirements"),
@@ -91,6 +104,7 @@ def env_update(
 ) -> None:
     """Update an environment: stores a new revision and applies it by the least disruptive path."""
     body = spec_body(dags, airflow_version, requirements, config, env, env_class)
+    body.update(git_body(dags_git, git_ref, git_subdir, git_credential, git_interval))
     body.update(extras_body(plugins, startup_script, maintenance_window, snapshot_schedule, snapshot_retention))
     body.update(scale_body(executor, min_workers, max_workers, schedulers, worker_concurrency))
     for flag, field in ((no_requirements, "requirements"), (no_plugins, "plugins"), (no_startup_script, "startup_script")):

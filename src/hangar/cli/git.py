@@ -12,6 +12,7 @@ from hangar.cli.client import call, fail
 from hangar.cli.output import show
 
 git_credential_app = typer.Typer(no_args_is_help=True, help="Credentials for DAGs from private git repositories.")
+git_env_app = typer.Typer()  # `hangar env sync`, `hangar env git-webhook`
 
 
 def _read(path: str, what: str) -> str:
@@ -62,3 +63,19 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
 def delete(name: str) -> None:
     call("DELETE", f"/api/v1/git-credentials/{name}")
     print(f"deleted git credential {name}")
+
+
+@git_env_app.command("sync")
+def env_sync(name: str) -> None:
+    """Sync an environment's DAGs from git now (hangar env get shows the commit served)."""
+    call("POST", f"/api/v1/environments/{name}/sync")
+    print(f"sync of {name} requested")
+
+
+@git_env_app.command("git-webhook")
+def env_git_webhook(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """A new push webhook secret (the old one stops working) and the webhook's address, for GitHub's or
+    GitLab's webhook settings. The secret is shown this once."""
+    def render(hook: dict) -> None:
+        print(f"URL:    {hook['url']}\nSecret: {hook['secret']}\nGitHub: {hook['github']}\nGitLab: {hook['gitlab']}")
+    show(call("POST", f"/api/v1/environments/{name}/git-webhook-secret"), as_json, render)

@@ -18,7 +18,7 @@ import typer
 
 from hangar.cli.access import access_key_app, audit_app
 from hangar.cli.alerts import alert_app
-from hangar.cli.git import git_credential_app
+from hangar.cli.git import git_credential_app, git_env_app
 from hangar.cli.bucket import bucket_app
 from hangar.cli.env import env_app
 from hangar.cli.export import export_app
@@ -36,6 +36,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Hangar: mana
 
 # `hangar env ...`: its own commands, then the revisions, the Helm export, snapshots and maintenance
 env_app.add_typer(history_app)
+env_app.add_typer(git_env_app)
 env_app.add_typer(logs_app)
 env_app.add_typer(metrics_app)
 env_app.add_typer(export_app)

@@ -31,6 +31,14 @@ def print_env(env: dict, as_json: bool) -> None:
         out.print(f"  workers: {workers['current']} running, {workers['desired']} wanted (min {workers['min']}, max "
                   f"{workers['max']}, {workers['concurrency']} tasks each), {workers.get('ready', 0)} ready; "
                   f"tasks queued {workers['queued_tasks']}, running {workers['running_tasks']}")
+    git = env.get("git")
+    if git:
+        spec_git = (env.get("spec") or {}).get("git") or {}
+        served = f"commit {git['commit'][:12]} ({git.get('committed_at') or '?'})" if git.get("commit") else "nothing yet"
+        out.print(f"  git: {spec_git.get('url', '')} {spec_git.get('ref', '')}: serving {served}, fetched "
+                  f"{git.get('fetched_at') or 'never'}", markup=False)
+        if git.get("last_error"):
+            out.print(f"  last git sync failed ({git.get('last_error_at')}): {git['last_error']}", markup=False)
     for component in env.get("components", []):
         out.print(f"  {component['name']:<14} {component['state']:<9} pid {component['pid']}  restarts {component['restarts']}")
 

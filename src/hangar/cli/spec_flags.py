@@ -64,3 +64,13 @@ def extras_body(plugins, startup_script, maintenance_window, snapshot_schedule, 
     if snapshot_retention is not None:
         body["snapshot_retention"] = snapshot_retention
     return body
+
+
+def git_body(url, ref, subdir, credential, interval) -> dict:
+    """The spec's git field from --dags-git and its companions (the credential by name only)."""
+    if url is None:
+        if any(v is not None for v in (ref, subdir, credential, interval)):
+            fail("--git-ref, --git-subdir, --git-credential and --git-interval go with --dags-git URL")
+        return {}
+    git = {"url": url, "ref": ref, "subdir": subdir, "credential": credential, "sync_interval": interval}
+    return {"git": {k: v for k, v in git.items() if v is not None}}

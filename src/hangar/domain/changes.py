@@ -46,7 +46,7 @@ RUNTIME_FIELDS = frozenset({
     "source.plugins_s3_path", "source.plugins_s3_object_version",
     "source.startup_script_s3_path", "source.startup_script_s3_object_version",
 })
-DAG_FIELDS = frozenset({"dags", "source", "source.bucket", "source.dag_s3_path"})
+DAG_FIELDS = frozenset({"dags", "source", "source.bucket", "source.dag_s3_path", "git"})
 METADATA_FIELDS = frozenset({
     "tags", "snapshot_schedule", "snapshot_retention", "weekly_maintenance_window_start", "kms_key",
     "execution_role_arn", "network_configuration",

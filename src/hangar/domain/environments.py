@@ -16,6 +16,7 @@ from hangar.schemas.operations import OperationKind, StepRecord
 from hangar.buckets import store as buckets
 from hangar.context import Context
 from hangar.domain import keys
+from hangar.domain.git_dags import check_git
 from hangar.schemas.requirements import check_requirements
 from hangar.domain.queries import environment_public, get_environment
 from hangar.domain.secrets import new_secrets
@@ -47,6 +48,7 @@ def create_environment(ctx: Context, *, request: EnvironmentCreate) -> Environme
             spec.environment_class in CELERY_BY_DEFAULT:
         spec = spec.model_copy(update={"executor": Executor.celery})
     check_executor(ctx, spec)
+    check_git(ctx, spec)
     check_task_processes(spec, host_limit=ctx.settings.max_task_processes)
     kms_key_id = keys.key_id_for(ctx, ref=spec.kms_key)  # an unknown KmsKey is refused before anything is stored
     with ctx.store.session() as session:
@@ -159,6 +161,7 @@ def _next_spec(ctx: Context, session, env: EnvironmentRow, build: Callable[[Spec
     if spec.airflow_version != on.airflow_version:
         upgrade.plan_upgrade(current=on.airflow_version, target=spec.airflow_version, allow_downgrade=allow_downgrade)
     check_executor(ctx, spec)
+    check_git(ctx, spec)
     check_task_processes(spec, host_limit=ctx.settings.max_task_processes)
     return spec
 

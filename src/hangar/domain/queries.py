@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from hangar.backend.components import is_worker, web_component
 from hangar.context import Context
+from hangar.domain import git_dags
 from hangar.domain.changes import describe_changes
 from hangar.runtime.airflow_config import base_url
 from hangar.schemas.operations import OperationKind, Outcome
@@ -109,6 +110,7 @@ def environment_public(ctx: Context, session, env: EnvironmentRow) -> Environmen
         revision=env.revision, running_revision=env.running_revision, last_good_revision=env.last_good_revision,
         spec=desired, components=components, executor=spec.executor.value,
         workers=_workers(session, env, spec, ready=ready),
+        git=git_dags.status_of(ctx, env.id) if (spec.git or desired.git) is not None else None,
     )
 
 

@@ -8,6 +8,7 @@ is not copied twice, so an operation interrupted by a crash is simply staged aga
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +19,11 @@ from hangar.backend.identity import RunAs
 from hangar.buckets import store as buckets
 from hangar.context import Context
 from hangar.domain.limits import environment_limits
-from hangar.errors import FolderUnreadable, RuntimeBuildFailed
+from hangar.domain import git_dags
+from hangar.errors import FolderUnreadable, GitSyncFailed, PermanentError, RuntimeBuildFailed
 from hangar.reconciler.journal import Journal
 from hangar.reconciler.port_claims import claim_ports
-from hangar.runtime import airflow_config, metadb, plugins, startup
+from hangar.runtime import airflow_config, gitsync, metadb, plugins, startup
 from hangar.runtime.venvs import Runtime, builder_for, ensure_runtime
 from hangar.schemas.spec import Executor, Spec
 from hangar.store import repository
@@ -67,6 +69,8 @@ def stage(ctx: Context, journal: Journal, revision: int) -> Target:
     plugin_archive = None
     if spec.source is not None:
         spec, plugin_archive = from_bucket(ctx, journal, spec, layout)
+    elif spec.git is not None:
+        spec = from_git(ctx, journal, spec, env_id=env_id, run_as=run_as)
     started = time.monotonic()
     try:
         runtime = ensure_runtime(
@@ -147,6 +151,29 @@ def from_bucket(ctx: Context, journal: Journal, spec: Spec, layout: airflow_conf
         archive = buckets.get_object(ctx, bucket=source.bucket, key=source.plugins_s3_path,
                                      version_id=source.plugins_s3_object_version).data
     return spec.model_copy(update=changes), archive
+
+
+def from_git(ctx: Context, journal: Journal, spec: Spec, *, env_id: str, run_as: RunAs | None) -> Spec:
+    """The spec as it runs: DAGs from the repository's commit now on its ref. A failed sync fails
+    the step with its cause, unless an earlier commit of the same source is there to keep serving
+    (an update of other fields while the git host is down goes on with the DAGs it has)."""
+    git = spec.git
+    assert git is not None
+    root = git_dags.git_root(ctx, env_id)
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        result = gitsync.sync(root=root, source=git_dags.source_for(ctx, git), timeout=ctx.settings.git_timeout)
+        journal.record(f"DAGs from {git.url} {git.ref}: commit {result.commit[:12]}")
+    except GitSyncFailed as exc:
+        state = gitsync.read_state(root)
+        if state.commit is None or (state.url, state.ref, state.subdir) != (git.url, git.ref, git.subdir):
+            raise PermanentError(f"DAGs from git: {exc.message}") from None
+        journal.record(f"DAGs from {git.url} {git.ref}: kept commit {state.commit[:12]}; the sync failed: {exc.message}")
+    # readable by the environment's user alone (group), written by the control plane alone
+    if run_as is not None:
+        os.chown(root, os.geteuid(), run_as.gid)
+    root.chmod(0o750 if run_as is not None else 0o755)
+    return spec.model_copy(update={"dags": str(root / "current")})
 
 
 def db_password(ctx: Context, env_id: str) -> str:

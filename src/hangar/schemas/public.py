@@ -29,6 +29,17 @@ class ComponentPublic(BaseModel):
     reason: str | None = None
 
 
+class GitStatusPublic(BaseModel):
+    """What an environment whose DAGs come from git serves."""
+
+    commit: str | None = None
+    committed_at: str | None = None
+    fetched_at: str | None = None
+    last_error: str | None = None
+    last_error_code: str | None = None
+    last_error_at: str | None = None
+
+
 class EnvironmentPublic(BaseModel):
     name: str
     status: str
@@ -44,6 +55,7 @@ class EnvironmentPublic(BaseModel):
     components: list[ComponentPublic] = Field(default_factory=list)
     executor: str = "local"
     workers: "WorkersPublic | None" = None
+    git: GitStatusPublic | None = None
 
 
 class WorkersPublic(BaseModel):

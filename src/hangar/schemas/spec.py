@@ -14,6 +14,7 @@ from typing import Annotated, Any, NewType
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hangar.schemas.classes import PRESETS, EnvironmentClass
+from hangar.schemas.git import GitDags
 from hangar.schemas.requirements import check_requirements
 from hangar.schemas.versions import DEFAULT_AIRFLOW_VERSION, check_version
 from hangar.errors import ValidationFailed
@@ -258,6 +259,7 @@ class EnvironmentCreate(_Options):
     tags: dict[str, str] = Field(default_factory=dict)
     dags: str | None = None
     source: SourceBucket | None = None
+    git: GitDags | None = None
     metadata_db_url: str | None = None
 
     @field_validator("dags")
@@ -269,8 +271,8 @@ class EnvironmentCreate(_Options):
 
     @model_validator(mode="after")
     def _one_source(self) -> "EnvironmentCreate":
-        if (self.dags is None) == (self.source is None):
-            raise ValueError("give either dags (a local folder) or source (a Hangar bucket), not both or neither")
+        if sum(x is not None for x in (self.dags, self.source, self.git)) != 1:
+            raise ValueError("give one of dags (a local folder), source (a Hangar bucket) or git (a repository)")
         return self
 
     def to_spec(self) -> "Spec":
@@ -283,6 +285,7 @@ class EnvironmentUpdate(_Options):
 
     dags: str | None = None
     source: SourceBucket | None = None
+    git: GitDags | None = None
     # a move to an older Airflow is refused unless asked for, and Airflow's `db downgrade` supports it
     allow_downgrade: bool = False
 
@@ -299,8 +302,8 @@ class EnvironmentUpdate(_Options):
         for name in self.model_fields_set - nullable - {"allow_downgrade"}:
             if getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null; leave it out to keep the current value")
-        if self.dags is not None and self.source is not None:
-            raise ValueError("give either dags or source, not both")
+        if sum(x is not None for x in (self.dags, self.source, self.git)) > 1:
+            raise ValueError("give one of dags, source or git, not several")
         return self
 
 
@@ -310,8 +313,9 @@ class Spec(BaseModel):
     Sizing left unset takes the class's defaults when the revision is made, so a
     stored revision always says exactly what it runs with."""
 
-    dags: str | None = None  # a local folder, or None when `source` names a bucket
+    dags: str | None = None  # a local folder, or None when `source` names a bucket or `git` a repository
     source: SourceBucket | None = None
+    git: GitDags | None = None
     airflow_version: str
     requirements: str | None = None
     airflow_configuration_options: dict[str, str] = Field(default_factory=dict)
@@ -367,12 +371,12 @@ class Spec(BaseModel):
 
     def merged(self, update: EnvironmentUpdate) -> "Spec":
         changes: dict[str, Any] = {k: getattr(update, k) for k in update.model_fields_set - {"allow_downgrade"}}
-        if "dags" in changes:  # a local folder replaces a bucket source, and the other way round
-            changes["source"] = None
-        elif "source" in changes:
-            changes["dags"] = None
+        for given in ("dags", "source", "git"):  # one DAG source replaces another
+            if changes.get(given) is not None:
+                changes.update({other: None for other in ("dags", "source", "git") if other != given})
         if "environment_class" in changes:  # sizing follows the new class unless given
             for field in ("max_workers", "schedulers", "min_webservers", "max_webservers", "worker_concurrency"):
                 changes.setdefault(field, None)
         base = self.model_dump(mode="json")
-        return Spec.model_validate({**base, **{k: v for k, v in changes.items()}})
+        return Spec.model_validate({**base, **{k: (v.model_dump(mode="json") if isinstance(v, BaseModel) else v)
+                                               for k, v in changes.items()}})

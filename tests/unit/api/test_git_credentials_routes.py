@@ -2,7 +2,6 @@
 never answered, kinds checked, and a credential an environment names kept until it is unused."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
