@@ -19,6 +19,8 @@ from hangar.schemas.versions import DEFAULT_AIRFLOW_VERSION
 
 LOG_MODULES = ("dag_processing", "scheduler", "webserver", "worker", "task")
 SOURCE_FIELDS = ("bucket", "dag_s3_path", "requirements_s3_path", "plugins_s3_path", "startup_script_s3_path")
+GIT_FIELDS = {"git_url": "url", "git_ref": "ref", "git_subdir": "subdir", "git_credential": "credential",
+              "git_interval": "sync_interval"}
 MAPPINGS = ("airflow_configuration_options", "environment_variables", "tags")
 NUMBERS = ("min_workers", "max_workers", "schedulers", "worker_concurrency", "snapshot_retention")
 TEXTS = ("airflow_version", "requirements", "plugins", "startup_script", "weekly_maintenance_window_start", "kms_key",
@@ -79,8 +81,12 @@ def parse(form: Mapping[str, str], *, creating: bool) -> Parsed:
     for module in LOG_MODULES:
         if data["logging"][module]["log_level"] not in LEVELS:
             errors[f"log_{module}"] = f"log level must be one of {', '.join(LEVELS)}"
+    data["git"] = None
     if get("dags_kind") == "bucket":
         data["dags"], data["source"] = None, {k: get(k) for k in SOURCE_FIELDS if get(k)}
+    elif get("dags_kind") == "git":
+        data["dags"], data["source"] = None, None
+        data["git"] = {field: get(key) for key, field in GIT_FIELDS.items() if get(key)}
     else:
         data["dags"], data["source"] = get("dags") or None, None
     return Parsed(data=data, errors=errors)
@@ -93,6 +99,8 @@ def field_of(loc: tuple) -> str:
         return FORM_LEVEL
     if parts[0] == "source":
         return parts[1] if len(parts) > 1 and parts[1] in SOURCE_FIELDS else "bucket"
+    if parts[0] == "git":
+        return next((key for key, field in GIT_FIELDS.items() if len(parts) > 1 and parts[1] == field), "git_url")
     if parts[0] == "logging":
         return f"log_{parts[1]}" if len(parts) > 1 else FORM_LEVEL
     return parts[0]
@@ -130,7 +138,7 @@ def update_request(form: Mapping[str, str], current: Spec) -> tuple[EnvironmentU
     for key, value in parsed.data.items():
         if key == "dags" and value is None and parsed.data.get("source") is None:
             continue
-        if key == "source" and value is None:
+        if key in ("source", "git") and value is None:
             continue
         if value is None and key not in NULLABLE:
             continue
@@ -139,6 +147,9 @@ def update_request(form: Mapping[str, str], current: Spec) -> tuple[EnvironmentU
             old = {m: {"log_level": (old or {}).get(m, {}).get("log_level", "INFO")} for m in LOG_MODULES}
         if key == "source" and old:
             old = {k: v for k, v in old.items() if v}
+        if key == "git" and old and value:
+            value = {**{k: v for k, v in old.items()}, **value, **({"sync_interval": int(value["sync_interval"])}
+                                                                 if str(value.get("sync_interval", "")).isdigit() else {})}
         if value != old and not (key == "dags" and value and old and _same_folder(value, old)):
             changed[key] = value
     if "logging" in changed:
@@ -172,8 +183,10 @@ def values_of(spec: Spec | None) -> dict[str, str]:
         values[key] = "\n".join(f"{k}={v}" for k, v in (dumped.get(key) or {}).items())
     for module in LOG_MODULES:
         values[f"log_{module}"] = ((dumped.get("logging") or {}).get(module) or {}).get("log_level", "INFO")
-    source = dumped.get("source")
-    values["dags_kind"] = "bucket" if source else "folder"
+    source, git = dumped.get("source"), dumped.get("git")
+    values["dags_kind"] = "bucket" if source else "git" if git else "folder"
+    for key, field in GIT_FIELDS.items():
+        values[key] = "" if not git or git.get(field) is None else str(git[field])
     values["dags"] = dumped.get("dags") or ""
     for key in SOURCE_FIELDS:
         values[key] = (source or {}).get(key) or ""
@@ -181,7 +194,7 @@ def values_of(spec: Spec | None) -> dict[str, str]:
 
 
 # a domain error's message names its field this way; the first word that matches places it
-_FIELD_WORDS = (("already exists", "name"), ("plugins", "plugins"), ("requirements", "requirements"),
+_FIELD_WORDS = (("already exists", "name"), ("credential", "git_credential"), ("git", "git_url"), ("plugins", "plugins"), ("requirements", "requirements"),
                 ("startup", "startup_script"), ("s3://", "bucket"), ("bucket", "bucket"), ("dags", "dags"),
                 ("celery", "executor"), ("broker", "executor"), ("executor", "executor"), ("worker", "max_workers"),
                 ("airflow", "airflow_version"), ("kms", "kms_key"), ("key", "kms_key"), ("tag", "tags"),

@@ -198,3 +198,22 @@ def test_a_failed_update_shows_its_cause_and_that_the_previous_revision_still_se
     assert 'id="last-error"' in status.text and "Revision 2 failed" in status.text
     assert "nosuchpackage" in status.text and "Revision 1 still serves." in status.text
     assert "FAILED" in viewer.get("/console").text
+
+
+def test_create_from_a_git_repository_with_its_errors_by_field(signed_in, ctx):
+    admin = signed_in(Role.Admin)
+    form = {"csrf": csrf(admin, "/console/new"), "name": "fromgit", "airflow_version": "3.3.2", "dags_kind": "git",
+            "git_url": "file:///etc", "environment_class": "small", "executor": "local"}
+    refused = admin.post("/console/new", data=form)
+    assert refused.status_code == 400 and 'id="e-git_url"' in refused.text
+    refused = admin.post("/console/new", data={**form, "git_url": "https://git.example/dags.git",
+                                               "git_credential": "missing"})
+    assert refused.status_code == 400 and 'id="e-git_credential"' in refused.text and "does not exist" in refused.text
+    assert queries.list_environments(ctx) == []
+    done = admin.post("/console/new", data={**form, "git_url": "https://git.example/dags.git", "git_ref": "prod",
+                                            "git_subdir": "dags"}, follow_redirects=False)
+    assert done.status_code == 303, done.text
+    git = queries.get_environment(ctx, name="fromgit").spec.git
+    assert (git.url, git.ref, git.subdir) == ("https://git.example/dags.git", "prod", "dags")
+    page = admin.get("/console/environments/fromgit/update")
+    assert 'value="git" checked' in page.text and 'value="prod"' in page.text
