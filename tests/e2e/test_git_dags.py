@@ -80,10 +80,11 @@ def environments(plane: ControlPlane, server, repos):
         env = plane.wait(name)
         assert env["status"] == "AVAILABLE", (env.get("last_update"), plane.events(name)[-3:])
     yield VERSIONS
+    ids = {name: plane.env_id(name) for name in VERSIONS}
     for name in VERSIONS:
-        plane.discard(name)
-    plane.wait_discarded()
-    plane.api("DELETE", "/api/v1/git-credentials/e2e-token")
+        plane.delete(name)
+    assert not [i for i in ids.values() if (plane.home / "git" / i).exists()], "a deleted environment's git folder"
+    assert plane.api("DELETE", "/api/v1/git-credentials/e2e-token").status_code == 204
 
 
 def webhook(plane: ControlPlane, name: str, *, secret: str, body: bytes = b'{"ref": "refs/heads/main"}') -> int:
@@ -112,7 +113,7 @@ def test_a_push_and_a_webhook_bring_a_new_dag_and_a_bad_commit_keeps_the_good_on
     assert airflow.run_dag(f"{name}_second") == "success"
 
     # a commit whose DAG fails to import: Airflow's import error, and the good DAGs keep running
-    clone.commit({"dags/broken.py": "from airflow import DAG\nthis is not python\n"}, "a broken DAG")
+    clone.commit({"dags/broken.py": "from airflow import DAG\ndef broken(:\n"}, "a broken DAG")
     clone.push()
     assert webhook(plane, name, secret=secret) == 202
     errors = wait_for(lambda: [e for e in airflow.request("GET", "/importErrors").json()["import_errors"]

@@ -27,6 +27,7 @@ def run(steps: Steps, revision: int) -> None:
         ctx.postgres.drop_role(database)
     steps.record("removing files")
     shutil.rmtree(steps.layout.root, ignore_errors=True)
+    shutil.rmtree(ctx.settings.git_dir / steps.env_id, ignore_errors=True)  # DAGs from git, if any
     confinement.remove(steps.env_id)
     identity.remove_user(steps.env_id)
     steps.finish(revision, Status.DELETED, "deleted")
