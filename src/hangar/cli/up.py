@@ -69,6 +69,7 @@ def up(
     url = env["webserver_url"]
     out.print(f"[green]✓[/] {env_name} is AVAILABLE (Airflow {env['airflow_version']})")
     out.print(f"  Airflow UI:  {url}")
+    out.print(f"  Console:     {client.url}/console (access key ID admin, the secret in {settings.api_key_file})")
     out.print(f"  Log in:      {url}/hangar/login?token={token['token']}", soft_wrap=True)
     out.print(f"  REST API:    curl -H \"Authorization: Bearer $(hangar env token {env_name})\" {url}/api/v{2 if env['airflow_version'].startswith('3') else 1}/dags")
     out.print("  The login link is valid for 2 hours; `hangar up` or `hangar env login` prints a fresh one.")
