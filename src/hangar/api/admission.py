@@ -53,7 +53,7 @@ class Admission:
         upload = scope["method"] == "PUT" and _UPLOAD_ROUTE.match(scope["path"]) is not None
         limit = settings.max_upload_bytes if upload else settings.max_request_bytes
         try:
-            if scope["path"] == gate.PREFIX or scope["path"].startswith(gate.PREFIX + "/"):
+            if gate.covers(scope["path"]):
                 refused = await gate.admit(scope, headers)
                 if refused is not None:
                     await refused(scope, receive, send)

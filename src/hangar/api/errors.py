@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError as PydanticValidationError
 
 from hangar import errors
-from hangar.api.console import render
+from hangar.api.console import gate, render
 from hangar.buckets import errors as bucket_errors
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def error_response(path: str, exc: errors.HangarError) -> JSONResponse:
 
 
 def is_console(request: Request) -> bool:
-    return request.url.path == "/console" or request.url.path.startswith("/console/")
+    return gate.covers(request.url.path)
 
 
 def install(app: FastAPI) -> None:

@@ -64,12 +64,13 @@ def list_environments(ctx: Context) -> list[EnvironmentPublic]:
         return [environment_public(ctx, session, env) for env in repository.list_live(session)]
 
 
-def list_events(ctx: Context, *, name: str) -> list[EventPublic]:
+def list_events(ctx: Context, *, name: str, newest: int | None = None) -> list[EventPublic]:
+    """Oldest first; only the `newest` ones when given."""
     with ctx.store.session() as session:
         env = repository.get_live(session, name)
         return [
             EventPublic(at=e.at, status=e.status, previous=e.previous, reason=e.reason)
-            for e in repository.list_events(session, env.id)
+            for e in repository.list_events(session, env.id, newest=newest)
         ]
 
 

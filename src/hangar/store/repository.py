@@ -80,8 +80,10 @@ def add_event(session: Session, env: EnvironmentRow, *, previous: str | None, st
     session.add(EventRow(environment_id=env.id, previous=previous, status=status, reason=reason, at=utcnow()))
 
 
-def list_events(session: Session, env_id: str) -> list[EventRow]:
-    return list(session.scalars(select(EventRow).where(EventRow.environment_id == env_id).order_by(EventRow.id)))
+def list_events(session: Session, env_id: str, *, newest: int | None = None) -> list[EventRow]:
+    """The environment's events, oldest first; only the `newest` ones when given."""
+    query = select(EventRow).where(EventRow.environment_id == env_id).order_by(EventRow.id.desc()).limit(newest)
+    return list(reversed(session.scalars(query).all()))
 
 
 def used_ports(session: Session) -> set[int]:

@@ -21,6 +21,11 @@ COOKIE = "hangar_session"
 OPEN = ("/console/static/", "/console/sign-in")
 
 
+def covers(path: str) -> bool:
+    """Whether `path` is the console's."""
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
 def session_cookie(headers: dict[str, str]) -> str | None:
     jar = SimpleCookie()
     try:

@@ -8,6 +8,7 @@ from hangar.domain import console_sessions
 from hangar.errors import AccessDenied
 
 SAFE = {"GET", "HEAD", "OPTIONS"}
+STOP_POLLING = 286  # htmx stops an `every` trigger on this status
 
 
 class CsrfRefused(AccessDenied):

@@ -17,7 +17,7 @@ from markupsafe import Markup
 from starlette.responses import Response
 
 from hangar.api.console import charts
-from hangar.api.console.pages.common import console_router
+from hangar.api.console.pages.common import STOP_POLLING, console_router
 from hangar.api.console.render import page
 from hangar.api.deps import ContextDep, Reader
 from hangar.domain import logs, queries
@@ -31,7 +31,6 @@ router = console_router()
 
 TAIL_DEFAULT, TAIL_MAX = 200, 10_000
 POLL_SECONDS = 2
-STOP_POLLING = 286  # htmx's status for "stop polling"
 
 
 @dataclass
@@ -101,7 +100,7 @@ def logs_page(
         lines, cursor = found.lines, found.cursor
     here = [*filters.query(), ("tail", tail)]
     return page(request, "logs.html", status_code=400 if problems else 200, title=f"Logs · {name}",
-                section="environments", tab="logs", name=name, filters=filters, tail=tail, tail_max=TAIL_MAX,
+                section="environments", name=name, filters=filters, tail=tail, tail_max=TAIL_MAX,
                 live=live, following=live and not problems, problems=problems, lines=lines, levels=LEVELS,
                 choices=_choices(present, filters.component), follow_url=_follow_url(name, filters, cursor),
                 poll_seconds=POLL_SECONDS, live_on=f"?{urlencode([*here, ('live', '1')])}",
@@ -176,7 +175,7 @@ def _chart(spec: ChartSpec, series: list[MetricSeriesPublic], *, start, end, emp
 def metrics_page(request: Request, name: str, c: ContextDep, caller: Reader,
                  span: str = Query("1h", alias="range")) -> Response:
     env = queries.get_environment(c, name=name)
-    context = {"title": f"Metrics · {name}", "section": "environments", "tab": "metrics", "name": name,
+    context = {"title": f"Metrics · {name}", "section": "environments", "name": name,
                "ranges": [(key, words) for key, (_, words) in RANGES.items()], "span": span,
                "sample_seconds": c.settings.metrics_sample_seconds, "retention_days": c.settings.metrics_retention_days}
     if span not in RANGES:

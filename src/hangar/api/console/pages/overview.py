@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from typing import Annotated
 
 from hangar.api.auth import require
-from hangar.api.console.pages.common import console_router
+from hangar.api.console.pages.common import STOP_POLLING, console_router
 from hangar.api.console.pages.environments import health
 from hangar.api.console.render import error_page, page
 from hangar.api.deps import ContextDep, LoginCaller, Reader
@@ -18,8 +18,7 @@ from hangar.domain import disclosure, environments, queries
 from hangar.errors import EnvironmentNotFound, ValidationFailed
 
 router = console_router()
-STOP_POLLING = 286  # htmx stops an `every` trigger on this status
-SETTLED = {"AVAILABLE", "CREATE_FAILED", "UPDATE_FAILED", "UNAVAILABLE", "DELETED"}
+EVENTS_SHOWN = 100
 
 
 def _gone(request: Request, exc: EnvironmentNotFound) -> Response:
@@ -30,15 +29,15 @@ def _gone(request: Request, exc: EnvironmentNotFound) -> Response:
 def _status_context(c, caller, name: str) -> dict:
     env = disclosure.environment_for(queries.get_environment(c, name=name), caller.role)
     progress = queries.operation_progress(c, name=name)
-    return {"env": env, "health": health(env), "progress": progress, "settled": env.status in SETTLED}
+    return {"env": env, "health": health(env), "progress": progress}
 
 
 @router.get("/environments/{name}", name="console.environment")
 def overview(request: Request, name: str, c: ContextDep, caller: Reader) -> Response:
     context = _status_context(c, caller, name)
-    events = disclosure.events_for(queries.list_events(c, name=name), caller.role)
-    return page(request, "overview.html", title=name, section="environments", tab="overview", name=name,
-                events=list(reversed(events))[:100], **context)
+    events = disclosure.events_for(queries.list_events(c, name=name, newest=EVENTS_SHOWN), caller.role)
+    return page(request, "overview.html", title=name, section="environments", name=name,
+                events=list(reversed(events)), **context)
 
 
 @router.get("/environments/{name}/status", name="console.environment_status")
@@ -53,10 +52,10 @@ def status_fragment(request: Request, name: str, c: ContextDep, caller: Reader) 
 @router.get("/environments/{name}/events", name="console.environment_events")
 def events_fragment(request: Request, name: str, c: ContextDep, caller: Reader) -> Response:
     try:
-        events = disclosure.events_for(queries.list_events(c, name=name), caller.role)
+        events = disclosure.events_for(queries.list_events(c, name=name, newest=EVENTS_SHOWN), caller.role)
     except EnvironmentNotFound as exc:
         return _gone(request, exc)
-    return page(request, "_events.html", events=list(reversed(events))[:100])
+    return page(request, "_events.html", events=list(reversed(events)))
 
 
 @router.post("/environments/{name}/open", name="console.environments.open")
@@ -80,7 +79,7 @@ def delete(request: Request, name: str, c: ContextDep, confirm: Annotated[str, F
 @router.get("/environments/{name}/history", name="console.history")
 def history(request: Request, name: str, c: ContextDep, caller: Reader) -> Response:
     revisions = disclosure.history_for(queries.list_history(c, name=name), caller.role)
-    return page(request, "history.html", title=f"{name} history", section="environments", tab="history", name=name,
+    return page(request, "history.html", title=f"{name} history", section="environments", name=name,
                 revisions=list(reversed(revisions)))
 
 

@@ -33,7 +33,7 @@ async def runs(request: Request, name: str, c: ContextDep, caller: LoginCaller) 
                                                                              "limit": RUNS_SHOWN})
     except RestApiClientError as exc:
         return _airflow_refused(request, exc)
-    return page(request, "runs.html", title=f"{name} runs", section="environments", tab="runs", name=name,
+    return page(request, "runs.html", title=f"{name} runs", section="environments", name=name,
                 runs=payload.get("dag_runs", []) if isinstance(payload, dict) else [], quote=quote)
 
 
@@ -45,7 +45,7 @@ async def run_tasks(request: Request, name: str, c: ContextDep, caller: LoginCal
         _, payload = await run_in_threadpool(call_airflow, c, name=name, principal=caller, method="GET", path=path)
     except RestApiClientError as exc:
         return _airflow_refused(request, exc)
-    return page(request, "run_tasks.html", title=f"{dag_id} {run_id}", section="environments", tab="runs", name=name,
+    return page(request, "run_tasks.html", title=f"{dag_id} {run_id}", section="environments", name=name,
                 dag_id=dag_id, run_id=run_id, quote=quote,
                 tasks=payload.get("task_instances", []) if isinstance(payload, dict) else [])
 
@@ -61,5 +61,5 @@ async def task_log(request: Request, name: str, c: ContextDep, caller: LoginCall
                                               map_index=map_index)
     except RestApiClientError as exc:
         return _airflow_refused(request, exc)
-    return page(request, "task_log.html", title=f"{task_id} log", section="environments", tab="runs", name=name,
+    return page(request, "task_log.html", title=f"{task_id} log", section="environments", name=name,
                 dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=tried, text=text, quote=quote)
