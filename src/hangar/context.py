@@ -32,4 +32,5 @@ class Context:
     # environments whose git DAGs are to be synced now (hangar env sync, a push webhook), and
     # the event that wakes the git sync loop for them
     git_wanted: set[str] = field(default_factory=set)
+    git_accept_rewritten: set[str] = field(default_factory=set)  # ... taking a force-pushed ref's new commit
     git_wake: threading.Event = field(default_factory=threading.Event)

@@ -290,18 +290,15 @@ class AlertAlreadyExists(HangarError):
 
 
 class GitSyncFailed(HangarError):
-    """A sync from git did not switch the DAG folder; the last good commit keeps serving.
-    `temporary`: the same sync may succeed later without anyone changing anything."""
+    """A sync from git did not switch the DAG folder; the last good commit keeps serving."""
 
     code = "GIT_SYNC_FAILED"
-    temporary = False
 
 
 class GitUnreachable(GitSyncFailed):
     """The git host cannot be reached: DNS, a refused or timed-out connection, TLS."""
 
     code = "GIT_UNREACHABLE"
-    temporary = True
 
 
 class GitTimedOut(GitUnreachable):
@@ -336,8 +333,8 @@ class GitHistoryRewritten(GitSyncFailed):
     def __init__(self, *, ref: str, good: str, new: str) -> None:
         super().__init__(
             f"the history of {ref!r} was rewritten: its commit {new[:12]} does not descend from "
-            f"{good[:12]}, the last commit synced; {good[:12]} keeps serving until the sync is told to "
-            "accept the rewritten history")
+            f"{good[:12]}, the last commit synced; {good[:12]} keeps serving until a sync is told to "
+            "accept the rewritten history (hangar env sync NAME --accept-rewritten-history)")
         self.ref, self.good, self.new = ref, good, new
 
 

@@ -66,9 +66,11 @@ def delete(name: str) -> None:
 
 
 @git_env_app.command("sync")
-def env_sync(name: str) -> None:
+def env_sync(name: str, accept_rewritten_history: bool = typer.Option(
+        False, "--accept-rewritten-history", help="take the ref's new commit even if it was force-pushed")) -> None:
     """Sync an environment's DAGs from git now (hangar env get shows the commit served)."""
-    call("POST", f"/api/v1/environments/{name}/sync")
+    call("POST", f"/api/v1/environments/{name}/sync",
+         params={"accept_rewritten_history": "true"} if accept_rewritten_history else None)
     print(f"sync of {name} requested")
 
 

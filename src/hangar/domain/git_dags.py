@@ -86,14 +86,17 @@ def verify_github_signature(ctx: Context, *, name: str, signature: str, body: by
         raise Unauthorized("the X-Hub-Signature-256 does not match this environment's webhook secret and the body")
 
 
-def request_sync(ctx: Context, *, name: str) -> str:
-    """Ask the git sync loop to sync the environment now; its id."""
+def request_sync(ctx: Context, *, name: str, accept_rewritten_history: bool = False) -> str:
+    """Ask the git sync loop to sync the environment now (taking a force-pushed ref's new commit
+    when `accept_rewritten_history`); its id."""
     with ctx.store.session() as session:
         env = repository.get_live(session, name)
         spec = repository.get_spec(session, env.id, env.running_revision or env.revision)
         if spec.git is None:
             raise ValidationFailed(f"{name} takes its DAGs from {'a bucket' if spec.source else 'a folder'}, not git")
         env_id = env.id
+    if accept_rewritten_history:
+        ctx.git_accept_rewritten.add(env_id)
     ctx.git_wanted.add(env_id)
     ctx.git_wake.set()
     return env_id

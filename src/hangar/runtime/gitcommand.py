@@ -135,27 +135,30 @@ class Git:
                 text = text.replace(secret, "***")
         return _URL_PASSWORD.sub(r"\1***@", text)
 
-    def run(self, *args: str, git_dir: Path | None = None, env: dict[str, str] | None = None,
-            deadline: float | None = None, ref: str = "", input: str | None = None) -> str:
-        """git's stdout; raises a GitSyncFailed subclass named for the cause when git fails."""
+    def _exec(self, args: tuple[str, ...], *, git_dir: Path | None, env: dict[str, str] | None,
+              deadline: float | None, input: str | None) -> subprocess.CompletedProcess:
+        """git with this context's environment, given up on (GitTimedOut) at the deadline."""
         command = ["git"] + (["--git-dir", str(git_dir)] if git_dir is not None else []) + list(args)
         left = self.timeout if deadline is None else max(0.1, deadline - time.monotonic())
         try:
-            done = subprocess.run(command, env=self._env | (env or {}), capture_output=True, text=True,
+            return subprocess.run(command, env=self._env | (env or {}), capture_output=True, text=True,
                                   timeout=left, **({"input": input} if input is not None
                                                    else {"stdin": subprocess.DEVNULL}))
         except subprocess.TimeoutExpired:
             raise GitTimedOut(f"git {args[0]} of {self.scrub(self.url)} did not finish within "
                               f"{self.timeout:g} s") from None
+
+    def run(self, *args: str, git_dir: Path | None = None, env: dict[str, str] | None = None,
+            deadline: float | None = None, ref: str = "", input: str | None = None) -> str:
+        """git's stdout; raises a GitSyncFailed subclass named for the cause when git fails."""
+        done = self._exec(args, git_dir=git_dir, env=env, deadline=deadline, input=input)
         if done.returncode != 0:
             raise classify(stderr=self.scrub(done.stderr), url=self.scrub(self.url), ref=ref, action=args[0])
         return done.stdout
 
     def succeeds(self, *args: str, git_dir: Path, deadline: float | None = None) -> bool:
         """Whether a local git query answers yes (exit 0) rather than no (exit 1)."""
-        left = self.timeout if deadline is None else max(0.1, deadline - time.monotonic())
-        done = subprocess.run(["git", "--git-dir", str(git_dir), *args], env=self._env, capture_output=True,
-                              text=True, timeout=left, stdin=subprocess.DEVNULL)
+        done = self._exec(args, git_dir=git_dir, env=None, deadline=deadline, input=None)
         if done.returncode > 1:
             raise GitSyncFailed(f"git {args[0]} failed: {_tail(self.scrub(done.stderr))}")
         return done.returncode == 0

@@ -34,7 +34,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import secrets
 import shutil
 import time
@@ -47,12 +46,12 @@ from pathlib import Path
 from hangar.errors import GitHistoryRewritten, GitSubdirMissing, GitSyncFailed
 from hangar.files import fsync_dir, write_atomically
 from hangar.runtime.gitcheckout import materialise
+from hangar.schemas.git import FULL_SHA
 from hangar.runtime.gitcommand import Credential, Git, GitSource, HttpsToken, SshKey
 
 __all__ = ["Credential", "GitSource", "HttpsToken", "SshKey", "SyncResult", "SyncState", "read_state",
            "sync"]
 
-_FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _DEEPEN_STEPS = ("--deepen=64", "--deepen=1024", "--unshallow")
 
 
@@ -121,7 +120,7 @@ def _sync(*, git: Git, root: Path, source: GitSource, state: SyncState, keep: in
         git.run("init", "--bare", "-q", str(repo))
         git.run("config", "gc.autoDetach", "false", git_dir=repo)
     good = state.commit if (state.url == source.url and state.ref == source.ref
-                            and not _FULL_SHA.match(source.ref)) else None
+                            and not FULL_SHA.match(source.ref)) else None
     # Holding the last good commit, an unlimited fetch stops where the new history meets it.
     cached = good is not None and _has_commit(git=git, repo=repo, sha=good, deadline=deadline)
     new = _fetch(git=git, repo=repo, source=source, deadline=deadline, depth=() if cached else ("--depth=1",))

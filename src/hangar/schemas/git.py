@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!//)[^\s]+$")
 _URL = re.compile(r"^(?:https?|ssh)://(?:[^/@:\s]+@)?[A-Za-z0-9.-]+(?::\d{1,5})?/[^\s]+$")
-_FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 # git check-ref-format's rules, enough to keep a ref from being read as an option or a range
 _BAD_REF = re.compile(r"(^[-/.])|(\.\.)|(//)|(@\{)|([\x00-\x20~^:?*\[\\\x7f])|([./]$)|(\.lock$)")
 _CREDENTIAL = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,79}$")
@@ -49,7 +49,7 @@ class GitDags(BaseModel):
     @field_validator("ref")
     @classmethod
     def _ref(cls, ref: str) -> str:
-        if _FULL_SHA.match(ref):
+        if FULL_SHA.match(ref):
             return ref
         if _BAD_REF.search(ref):
             raise ValueError(f"ref {ref!r} is not a valid branch, tag or full commit sha")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,9 +34,9 @@ ADMIN_KEY = "hgr_test-admin-key"
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = datetime.now(UTC)
 
-    def __call__(self) -> float:
+    def __call__(self) -> datetime:
         return self.now
 
 
@@ -73,12 +74,12 @@ def test_an_environment_follows_its_branch_on_the_interval_and_when_asked(ctx, s
     clone, first = repo
     env_id = running_env(ctx, server)
     clock = Clock()
-    syncer = GitSyncer(ctx, clock=clock)
+    syncer = GitSyncer(ctx, now=clock)
     syncer.run_once()
     assert served(ctx, env_id).startswith(first)
     second = clone.commit({"dag_b.py": "# b\n"}, "second")
     clone.push()
-    clock.now += 5
+    clock.now += timedelta(seconds=5)
     syncer.run_once()  # not due yet
     assert served(ctx, env_id).startswith(first)
     git_dags.request_sync(ctx, name="gitenv")  # what `hangar env sync` and the webhook do
@@ -95,11 +96,11 @@ def test_a_failing_sync_keeps_the_last_good_commit_and_is_recorded_once(ctx, ser
     clone.push()
     env_id = running_env(ctx, server)
     clock = Clock()
-    syncer = GitSyncer(ctx, clock=clock)
+    syncer = GitSyncer(ctx, now=clock)
     syncer.run_once()
     clone.force_push(to="HEAD~1", files={"dag_a.py": "# rewritten\n"})
     for _ in range(2):
-        clock.now += 31
+        clock.now += timedelta(seconds=31)
         syncer.run_once()
     assert served(ctx, env_id).startswith(good)
     status = queries.get_environment(ctx, name="gitenv").git
@@ -109,10 +110,28 @@ def test_a_failing_sync_keeps_the_last_good_commit_and_is_recorded_once(ctx, ser
     assert TOKEN not in str(status)
 
 
+def test_a_force_pushed_commit_is_taken_only_when_a_sync_is_told_to(ctx, server, repo):
+    clone, _ = repo
+    clone.commit({"dag_b.py": "# b\n"}, "second")
+    clone.push()
+    env_id = running_env(ctx, server)
+    syncer = GitSyncer(ctx, now=Clock())
+    syncer.run_once()
+    rewritten = clone.force_push(to="HEAD~1", files={"dag_c.py": "# c\n"})
+    git_dags.request_sync(ctx, name="gitenv")
+    syncer.run_once()
+    assert not served(ctx, env_id).startswith(rewritten)
+    assert "--accept-rewritten-history" in queries.get_environment(ctx, name="gitenv").git.last_error
+    git_dags.request_sync(ctx, name="gitenv", accept_rewritten_history=True)
+    syncer.run_once()
+    assert served(ctx, env_id).startswith(rewritten) and not ctx.git_accept_rewritten
+    assert any("git sync recovered" in e.reason for e in queries.list_events(ctx, name="gitenv"))
+
+
 def test_a_wrong_token_is_named_and_never_shown(ctx, server, repo):
     git_credentials.create_credential(ctx, request=GitCredentialCreate(name="wrong", token="not-the-token"))
     env_id = running_env(ctx, server, credential="wrong")
-    GitSyncer(ctx, clock=Clock()).run_once()
+    GitSyncer(ctx, now=Clock()).run_once()
     status = queries.get_environment(ctx, name="gitenv").git
     assert status.commit is None and status.last_error_code == "GIT_AUTH_FAILED", status
     assert "not-the-token" not in status.last_error

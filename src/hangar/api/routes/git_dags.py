@@ -15,8 +15,8 @@ hooks = APIRouter(prefix="/api/v1", tags=["git"])
 
 @router.post("/environments/{name}/sync", status_code=202, name="environments.sync",
              dependencies=[Depends(require("update"))])
-def sync(name: str, c: ContextDep) -> dict:
-    git_dags.request_sync(c, name=name)
+def sync(name: str, c: ContextDep, accept_rewritten_history: bool = False) -> dict:
+    git_dags.request_sync(c, name=name, accept_rewritten_history=accept_rewritten_history)
     return {"sync": "requested"}
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 
 from hangar.backend import confinement, identity
+from hangar.domain import git_dags
 from hangar.domain.status import Status
 from hangar.reconciler.operation import AfterFailure, Failure, Operation
 from hangar.reconciler.steps import Steps
@@ -27,7 +28,7 @@ def run(steps: Steps, revision: int) -> None:
         ctx.postgres.drop_role(database)
     steps.record("removing files")
     shutil.rmtree(steps.layout.root, ignore_errors=True)
-    shutil.rmtree(ctx.settings.git_dir / steps.env_id, ignore_errors=True)  # DAGs from git, if any
+    shutil.rmtree(git_dags.git_root(ctx, steps.env_id), ignore_errors=True)  # DAGs from git, if any
     confinement.remove(steps.env_id)
     identity.remove_user(steps.env_id)
     steps.finish(revision, Status.DELETED, "deleted")
