@@ -7,9 +7,10 @@ link rather than writing through it. Readers see the old file or the new one, ne
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -49,6 +50,42 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def file_lock(path: Path, *, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+    """An exclusive flock on `path`; `waiting` is called once if another process holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def replace_symlink(link: Path, target: str | Path, *, durable: bool = False) -> None:
+    """Make `link` point at `target` in one rename: readers see the old target or the new one,
+    never none. `durable`: the rename survives a crash of the machine."""
+    try:
+        if os.readlink(link) == str(target):
+            return
+    except OSError:
+        pass
+    tmp = link.with_name(f".{link.name}.{secrets.token_hex(6)}.tmp")
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_dir(link.parent)
 
 
 def last_lines(path: Path, count: int) -> list[str]:

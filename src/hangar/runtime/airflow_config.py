@@ -17,7 +17,7 @@ from secrets import token_urlsafe
 from dataclasses import dataclass
 from pathlib import Path
 
-from hangar.files import write_atomically
+from hangar.files import replace_symlink, write_atomically
 from hangar.crypto import write_private
 from hangar.schemas.classes import PRESETS, parallelism, scheduler_parallelism
 from hangar.schemas.spec import AccessMode, Executor, Spec
@@ -74,13 +74,8 @@ class EnvironmentLayout:
 
     @staticmethod
     def point(link: Path, folder: str | Path) -> None:
-        """Make `link` point at `folder` in one rename."""
-        if link.is_symlink() and os.readlink(link) == str(folder):
-            return
-        tmp = link.with_name(f".{link.name}.tmp")
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(folder, target_is_directory=True)
-        tmp.replace(link)  # rename(2) is atomic: Airflow sees the old or the new folder, never none
+        """Make `link` point at `folder` in one rename: Airflow sees the old or the new folder, never none."""
+        replace_symlink(link, folder)
 
     @property
     def plugins(self) -> Path:

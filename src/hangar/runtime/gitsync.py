@@ -31,20 +31,16 @@ so deferring them only adds a round trip.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import secrets
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from hangar.errors import GitHistoryRewritten, GitSubdirMissing, GitSyncFailed
-from hangar.files import fsync_dir, write_atomically
+from hangar.files import file_lock, replace_symlink, write_atomically
 from hangar.runtime.gitcheckout import materialise
 from hangar.schemas.git import FULL_SHA
 from hangar.runtime.gitcommand import Credential, Git, GitSource, HttpsToken, SshKey
@@ -94,7 +90,7 @@ def sync(*, root: Path, source: GitSource, keep: int = 3, timeout: float,
     """Fetch `source` and serve its commit at root/current; raises a GitSyncFailed subclass,
     with root/current untouched, when it cannot."""
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root):
+    with file_lock(root / ".lock"):
         state = read_state(root)
         fetched_at = datetime.now(UTC)
         git = Git(credential=source.credential, timeout=timeout, url=source.url)
@@ -209,16 +205,7 @@ def _current_target(root: Path) -> str | None:
 
 def _switch(*, root: Path, target: str) -> None:
     """Point root/current at `target` in one rename: readers see the old folder or the new one."""
-    if _current_target(root) == target:
-        return
-    link = root / f".current-{secrets.token_hex(4)}"
-    os.symlink(target, link)
-    try:
-        os.replace(link, root / "current")
-    except BaseException:
-        link.unlink(missing_ok=True)
-        raise
-    fsync_dir(root)
+    replace_symlink(root / "current", target, durable=True)
 
 
 def _prune(*, root: Path, state: SyncState, keep: int) -> None:
@@ -236,13 +223,3 @@ def _write_state(root: Path, state: SyncState) -> None:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-@contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)

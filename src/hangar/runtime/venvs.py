@@ -27,7 +27,6 @@ gives the keys runtimes always had, so existing runtimes stay valid.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
@@ -36,14 +35,13 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
 
 from uv import find_uv_bin
 
 from hangar.backend.identity import RunAs, builder, give_tree
+from hangar.files import file_lock
 from hangar.schemas.versions import parse_version
 from hangar.errors import AirflowVersionNotFound, RuntimeBuildFailed
 
@@ -92,23 +90,6 @@ def runtime_key(*, python: str, airflow_version: str, requirements: str | None, 
     if epoch:
         parts.append(f"epoch={epoch}")
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
-
-
-@contextmanager
-def _file_lock(path: Path, *, waiting: Callable[[], None] | None = None) -> Iterator[None]:
-    """An exclusive flock on `path`; `waiting` is called once if another process holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if waiting is not None:
-                waiting()
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _host() -> str:
@@ -210,7 +191,7 @@ def ensure_runtime(
     if (final / READY_MARKER).exists():
         progress(f"runtime {key} is cached")
         return runtime
-    with _file_lock(root / f".{key}.lock", waiting=lambda: progress(f"waiting for another build of runtime {key}")):
+    with file_lock(root / f".{key}.lock", waiting=lambda: progress(f"waiting for another build of runtime {key}")):
         if (final / READY_MARKER).exists():
             progress(f"runtime {key} is cached")
             return runtime
